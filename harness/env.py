@@ -1,0 +1,72 @@
+"""The environment fingerprint recorded with every run: code, libraries, device, hardware."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import torch
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def gpu_model() -> str:
+    return torch.cuda.get_device_name(0) if cuda_available() else "none"
+
+
+def device_model(device: str) -> str:
+    return gpu_model() if device == "cuda" else cpu_model()
+
+
+@cache
+def fingerprint() -> dict[str, str]:
+    """Everything that decides whether two runs are comparable, as MLflow tag values."""
+    import mlflow
+    import numpy as np
+
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return {
+        "git.commit": commit,
+        "git.dirty": str(dirty).lower(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch.cuda": torch.version.cuda or "none",
+        "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
+        "numpy": np.__version__,
+        "mlflow": mlflow.__version__,
+        "platform": platform.platform(),
+        "cpu.model": cpu_model(),
+        "cpu.count": str(os.cpu_count()),
+        "torch.threads": str(torch.get_num_threads()),
+        "gpu.model": gpu_model(),
+        "gpu.count": str(torch.cuda.device_count() if cuda_available() else 0),
+        "executable": sys.executable,
+    }

@@ -1,0 +1,89 @@
+"""Run validated specs: seed, run each (device, seed), judge the references, record it all in MLflow."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import env, tracking
+from harness.seeding import seed_everything
+from harness.spec import Spec
+from harness.tasks import TASKS
+from harness.tracking import ROLE, SPEC_NAME, Recorder
+from harness.verdict import MISSED, REPRODUCED, SKIPPED, Verdict, judge, skipped
+
+NO_GPU = "no GPU found (torch.cuda.is_available() is False)"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _log_scalars(measured: dict[str, dict[int, dict[str, Any]]]) -> None:
+    """Scalar measurements become MLflow metrics too, so the UI can chart and compare them."""
+    import mlflow
+
+    metrics = {}
+    for device, by_seed in measured.items():
+        for seed, values in by_seed.items():
+            for name, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+                    metrics[tracking._safe(f"measured.{name}/{device}/s{seed}")] = float(v)
+    if metrics:
+        mlflow.log_metrics(metrics)
+
+
+def run_spec(spec: Spec, path: Path, nested: bool = False,
+             on_seed: Callable[[str, int], None] | None = None) -> list[Verdict]:
+    """One spec -> one MLflow run holding its curves, measurements, verdicts and environment."""
+    import mlflow
+
+    task = TASKS[spec.kind]
+    ran = [d for d in spec.devices if d != "cuda" or env.cuda_available()]
+    tags = {ROLE: "spec", SPEC_NAME: spec.name, "harness.kind": spec.kind, "harness.title": spec.title,
+            "harness.refs": ",".join(spec.ref_ids), "harness.devices_ran": ",".join(ran),
+            "spec.hash": spec.hash, "seeds": ",".join(map(str, spec.seeds)),
+            "device": ",".join(ran), "mlflow.source.git.commit": env.fingerprint()["git.commit"],
+            **env.fingerprint()}
+    tags["device.models"] = "; ".join(f"{d}: {env.device_model(d)}" for d in ran)
+    with tracking.recorded_run(spec.name, tags=tags, nested=nested) as run:
+        tracking.log_spec(spec, path)
+        verdicts: list[Verdict] = []
+        measured: dict[str, dict[int, dict[str, Any]]] = {}
+        for device in spec.devices:
+            if device not in ran:
+                verdicts += [skipped(ref, device, NO_GPU) for ref in spec.references]
+                continue
+            measured[device] = {}
+            for seed in spec.seeds:
+                if on_seed:
+                    on_seed(device, seed)
+                seed_everything(seed, spec.deterministic)
+                values = task.run(spec.settings, Recorder(run.info.run_id, device, seed))
+                missing = sorted({r.metric for r in spec.references} - set(values))
+                if missing:
+                    raise RuntimeError(f"{spec.kind} produced no value for {', '.join(missing)}")
+                measured[device][seed] = _jsonable(values)
+            verdicts += [judge(ref, device, {s: measured[device][s][ref.metric] for s in spec.seeds})
+                         for ref in spec.references]
+        mlflow.log_dict(measured, "measured.json")
+        _log_scalars(measured)
+        mlflow.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
+        counts = {s: sum(v.status == s for v in verdicts) for s in (REPRODUCED, MISSED, SKIPPED)}
+        counts["gating_missed"] = sum(v.gating_miss for v in verdicts)
+        mlflow.log_metrics({"verdicts.reproduced": counts[REPRODUCED], "verdicts.missed": counts[MISSED],
+                            "verdicts.skipped": counts[SKIPPED],
+                            "verdicts.gating_missed": counts["gating_missed"]})
+        mlflow.set_tags({"verdict": MISSED if counts["gating_missed"] else REPRODUCED,
+                         "verdict.counts": json.dumps(counts)})
+    return verdicts

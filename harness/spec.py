@@ -1,0 +1,233 @@
+"""Experiment specs: YAML files loaded safely into strict pydantic models.
+
+A spec names its kind of experiment (a module in ``harness.tasks``), its seeds,
+devices, settings (validated by that kind's own ``Settings`` model) and the
+tutorial references to compare with. Any problem becomes a ``SpecError`` whose
+one-line message names the file and the field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PAGES = ("000", "001", "002", "003", "004")
+Device = Literal["cpu", "cuda"]
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message is one line: ``file: field: problem``."""
+
+
+class Strict(BaseModel):
+    """Base for every spec model: unknown keys and type coercions are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Source(Strict):
+    """Where a reference value was printed: the seed page and its REFERENCES.md id."""
+
+    page: Literal[PAGES]  # type: ignore[valid-type]
+    ref: str = Field(pattern=r"^[A-E][0-9]{1,2}$")
+
+
+class Reference(Strict):
+    """A tutorial value to compare one measured metric with, and how.
+
+    Exactly one comparison: ``equals`` (exact), ``near`` (within atol/rtol),
+    ``at_most``, ``at_least`` or ``band`` ([lo, hi] widened by ``tol``).
+    Over several seeds, ``over`` says whether every seed must hold (``all``)
+    or their mean (``mean``). ``gate: false`` marks a reference that is judged and
+    recorded but does not decide the exit status: a single printed draw of a random
+    initialisation, shown beside the claims it illustrates.
+    """
+
+    metric: str = Field(min_length=1)
+    source: Source
+    note: str = ""
+    equals: Any = None
+    near: Any = None
+    at_most: float | None = None
+    at_least: float | None = None
+    band: list[float] | None = Field(default=None, min_length=2, max_length=2)
+    atol: float = Field(default=0.0, ge=0)
+    rtol: float = Field(default=0.0, ge=0)
+    tol: float = Field(default=0.0, ge=0)
+    over: Literal["all", "mean"] = "all"
+    gate: bool = True
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> Reference:
+        given = [k for k in ("equals", "near", "at_most", "at_least", "band") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of equals, near, at_most, at_least, band"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        for key in ("equals", "near"):
+            value = getattr(self, key)
+            if value is not None and not _is_numeric_array(value):
+                raise ValueError(f"{key} must be a number or a nested list of numbers")
+        if self.band is not None and not self.band[0] <= self.band[1]:
+            raise ValueError("band must be [low, high] with low <= high")
+        for key in ("at_most", "at_least"):
+            value = getattr(self, key)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{key} must be finite")
+        return self
+
+    @property
+    def comparison(self) -> str:
+        return next(k for k in ("equals", "near", "at_most", "at_least", "band") if getattr(self, k) is not None)
+
+
+def _is_numeric_array(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    if isinstance(value, list) and value:
+        return all(_is_numeric_array(v) for v in value)
+    return False
+
+
+class Spec(Strict):
+    """One tutorial result: what to run, on which seeds and devices, and what to compare with."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str = Field(min_length=1)
+    kind: str
+    description: str = ""
+    seeds: list[int] = Field(min_length=1)
+    devices: list[Device] = Field(default=["cpu"], min_length=1)
+    deterministic: bool = True
+    settings: Any = None
+    references: list[Reference] = Field(min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: list[int]) -> list[int]:
+        if any(s < 0 or s >= 2**32 for s in seeds):
+            raise ValueError("seeds must lie in [0, 2**32)")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must not repeat")
+        return seeds
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, devices: list[str]) -> list[str]:
+        if len(set(devices)) != len(devices):
+            raise ValueError("devices must not repeat")
+        return devices
+
+    def resolved(self) -> dict[str, Any]:
+        """The spec as plain JSON-able data, settings defaults filled in."""
+        return self.model_dump(mode="json")
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the resolved spec: the identity of what was run."""
+        blob = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def ref_ids(self) -> list[str]:
+        return sorted({r.source.ref for r in self.references}, key=lambda r: (r[0], int(r[1:])))
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _first_error(path: Path, err: ValidationError, prefix: tuple[Any, ...] = ()) -> SpecError:
+    first = err.errors()[0]
+    loc = prefix + tuple(p for p in first["loc"] if p not in ("function-after[_one_comparison()]",))
+    msg = first["msg"].removeprefix("Value error, ")
+    more = len(err.errors()) - 1
+    extra = f" (+{more} more)" if more else ""
+    return SpecError(f"{path}: {_loc(loc)}: {msg}{extra}")
+
+
+def parse_spec(data: Any, path: Path) -> Spec:
+    """Validate already-loaded YAML data; settings by the kind's own model."""
+    from harness.tasks import TASKS  # tasks import spec; import here to avoid a cycle
+
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: (top level): a spec must be a mapping, got {type(data).__name__}")
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as err:
+        raise _first_error(path, err) from None
+    task = TASKS.get(spec.kind)
+    if task is None:
+        raise SpecError(f"{path}: kind: unknown kind {spec.kind!r} (known: {', '.join(sorted(TASKS))})")
+    try:
+        settings = task.Settings.model_validate(spec.settings if spec.settings is not None else {})
+    except ValidationError as err:
+        raise _first_error(path, err, ("settings",)) from None
+    for i, ref in enumerate(spec.references):
+        if ref.metric not in task.METRICS:
+            raise SpecError(
+                f"{path}: references[{i}].metric: unknown metric {ref.metric!r} for kind {spec.kind!r}"
+                f" (known: {', '.join(sorted(task.METRICS))})"
+            )
+    return spec.model_copy(update={"settings": settings})
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read one spec file with PyYAML's safe loader and validate it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"{path}: (file): cannot read: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(f"{path}: {where}: invalid YAML: {problem}") from None
+    return parse_spec(data, path)
+
+
+def spec_paths(args: list[str]) -> list[Path]:
+    """Expand files and directories into the spec files they name, in a stable order."""
+    out: list[Path] = []
+    for arg in args:
+        p = Path(arg)
+        if p.is_dir():
+            out.extend(sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml")))
+        else:
+            out.append(p)
+    return out
+
+
+def load_specs(args: list[str]) -> list[Spec]:
+    """Load every spec before anything runs, so one bad file stops the batch early."""
+    specs = [load_spec(p) for p in spec_paths(args)]
+    names = [s.name for s in specs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SpecError(f"{spec_paths(args)[names.index(dup[0])]}: name: {dup[0]!r} is used by more than one spec")
+    return specs

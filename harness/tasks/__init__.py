@@ -1,0 +1,10 @@
+"""One module per kind of experiment; each exports KIND, Settings, METRICS and run().
+
+``run(settings, rec)`` runs one (seed, device) and returns the measured values by metric
+name; ``section(view)``, where a module has one, renders its part of the report from
+recorded runs.
+"""
+
+from harness.tasks import edge_kernel, worked_examples
+
+TASKS = {m.KIND: m for m in (worked_examples, edge_kernel)}

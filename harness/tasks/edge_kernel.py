@@ -1,0 +1,132 @@
+"""B1-B3: learn the 1x2 edge kernel from the edge image by plain gradient descent.
+
+``layer: handwritten`` is Dive-into-DL-PyTorch 5.1.4 (Conv2D with a bias, loop corr2d);
+``layer: nn_conv2d`` is d2l v2 6.2.4 (nn.Conv2d(1, 1, (1, 2), bias=False) on 4-D tensors).
+The loss is the summed squared error, as both pages compute it; every step is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from harness.models import Conv2D
+from harness.ops import corr2d
+from harness.spec import Strict
+from harness.tasks.worked_examples import edge_image
+from harness.tracking import Recorder
+
+KIND = "edge_kernel"
+
+
+class Settings(Strict):
+    layer: Literal["handwritten", "nn_conv2d"]
+    init: Literal["randn", "rand", "default"] = "randn"
+    target_kernel: list[list[float]] = Field(default=[[1.0, -1.0]])
+    lr: float = Field(gt=0, le=10)
+    steps: int = Field(ge=1, le=100_000)
+    checkpoints: list[int] = Field(default_factory=list, description="steps whose loss the page printed")
+
+    @field_validator("target_kernel")
+    @classmethod
+    def _kernel(cls, k: list[list[float]]) -> list[list[float]]:
+        if len(k) != 1 or len(k[0]) != 2:
+            raise ValueError("target_kernel must be a 1x2 kernel, like [[1, -1]]")
+        return k
+
+    @model_validator(mode="after")
+    def _init_fits_layer(self) -> Settings:
+        allowed = ("randn", "rand") if self.layer == "handwritten" else ("default",)
+        if self.init not in allowed:
+            raise ValueError(f"init {self.init!r} does not fit layer {self.layer!r} (use {' or '.join(allowed)})")
+        if any(not 1 <= c <= self.steps for c in self.checkpoints):
+            raise ValueError(f"checkpoints must lie in [1, steps={self.steps}]")
+        return self
+
+
+METRICS = {"initial_loss", "final_loss", "loss_drop_orders", "loss_at_checkpoints", "kernel", "bias",
+           "kernel_max_abs_error"}
+
+
+def train_handwritten(X, Y, settings: Settings) -> tuple[list[float], nn.Module]:
+    """The 5.1.4 loop, as printed: forward, summed squared error, manual SGD step, zero grads."""
+    conv2d = Conv2D(kernel_size=(1, 2), init=settings.init)
+    losses = []
+    for _ in range(settings.steps):
+        Y_hat = conv2d(X)
+        l = ((Y_hat - Y) ** 2).sum()
+        l.backward()
+        conv2d.weight.data -= settings.lr * conv2d.weight.grad
+        conv2d.bias.data -= settings.lr * conv2d.bias.grad
+        conv2d.weight.grad.fill_(0)
+        conv2d.bias.grad.fill_(0)
+        losses.append(l.item())
+    return losses, conv2d
+
+
+def train_nn_conv2d(X, Y, settings: Settings) -> tuple[list[float], nn.Module]:
+    """The d2l v2 6.2.4 loop: nn.Conv2d without bias on (1, 1, H, W) tensors."""
+    conv2d = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False)
+    X, Y = X.reshape((1, 1, 6, 8)), Y.reshape((1, 1, 6, 7))
+    losses = []
+    for _ in range(settings.steps):
+        Y_hat = conv2d(X)
+        l = (Y_hat - Y) ** 2
+        conv2d.zero_grad()
+        l.sum().backward()
+        conv2d.weight.data[:] -= settings.lr * conv2d.weight.grad
+        losses.append(l.sum().item())
+    return losses, conv2d
+
+
+def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    X = edge_image()
+    K = torch.tensor(settings.target_kernel)
+    Y = corr2d(X, K)
+    if settings.layer == "handwritten":
+        losses, conv = train_handwritten(X, Y, settings)
+    else:
+        losses, conv = train_nn_conv2d(X, Y, settings)
+    rec.log_series("loss", losses)
+    kernel = conv.weight.data.reshape(1, 2)
+    bias = float(conv.bias.data) if getattr(conv, "bias", None) is not None else 0.0
+    first, last = losses[0], losses[-1]
+    drop = math.log10(first / last) if last > 0 else math.inf
+    return {
+        "initial_loss": first,
+        "final_loss": last,
+        "loss_at_checkpoints": [losses[c - 1] for c in settings.checkpoints],
+        "loss_drop_orders": min(drop, 99.0),
+        "kernel": kernel.tolist(),
+        "bias": bias,
+        "kernel_max_abs_error": float((kernel - K).abs().max()),
+    }
+
+
+def section(view) -> str:
+    """Report: the loss curve of every seed (log scale) and the learned kernel and bias."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from harness.report import md_table, save_figure
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    rows = []
+    for device in view.devices:
+        for seed, m in view.measured[device].items():
+            curve = view.series("loss", device, seed)
+            ax.plot(curve["step"], curve["value"], marker=".", label=f"seed {seed} ({device})")
+            rows.append({"device": device, "seed": seed, "initial loss": f"{m['initial_loss']:.4g}",
+                         "final loss": f"{m['final_loss']:.4g}", "kernel": str(m["kernel"]),
+                         "bias": f"{m['bias']:.3g}", "max |kernel - K|": f"{m['kernel_max_abs_error']:.3g}"})
+    settings = view.spec["settings"]
+    ax.set(yscale="log", xlabel="step", ylabel="summed squared error",
+           title=f"{view.name}: lr {settings['lr']}, target {settings['target_kernel']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    image = save_figure(fig, view, "loss", f"loss curves of {view.name}")
+    return "\n".join(["### Loss curves and learned parameters", "", image, "", md_table(pd.DataFrame(rows))])

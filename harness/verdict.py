@@ -1,0 +1,148 @@
+"""Reference + measurements over seeds -> a verdict: reproduced, not reproduced, or skipped."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.spec import Reference
+
+REPRODUCED, MISSED, SKIPPED = "reproduced", "not reproduced", "skipped"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One reference checked on one device, over every seed that ran."""
+
+    ref: str
+    metric: str
+    device: str
+    expected: str
+    measured: str
+    tolerance: str
+    status: str
+    detail: str
+    source: str
+    note: str = ""
+    gate: bool = True
+
+    @property
+    def gating_miss(self) -> bool:
+        return self.gate and self.status == MISSED
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _flatten(value: Any) -> tuple[str, np.ndarray]:
+    """A (possibly ragged) nested list as (its nesting shape, its leaves as floats)."""
+    if isinstance(value, (list, tuple)):
+        parts = [_flatten(v) for v in value]
+        shape = "[" + ",".join(p[0] for p in parts) + "]"
+        leaves = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
+        return shape, leaves
+    return "x", np.asarray([value], dtype=float)
+
+
+def _fmt(value: Any) -> str:
+    shape, leaves = _flatten(value)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except ValueError:
+        return f"ragged list of {len(value)}" if leaves.size > 8 else str(value)
+    if arr.ndim == 0:
+        return f"{float(arr):.6g}"
+    if arr.size <= 8:
+        return np.array2string(arr, precision=4, separator=", ", suppress_small=True).replace("\n", "")
+    return f"array{tuple(arr.shape)}"
+
+
+def expected_text(ref: Reference) -> str:
+    c = ref.comparison
+    if c in ("equals", "near"):
+        return _fmt(getattr(ref, c))
+    if c == "band":
+        return f"[{ref.band[0]:.4g}, {ref.band[1]:.4g}]"
+    return ("<= " if c == "at_most" else ">= ") + f"{getattr(ref, c):.4g}"
+
+
+def tolerance_text(ref: Reference) -> str:
+    c = ref.comparison
+    if c == "equals":
+        return "exact" if ref.atol == 0 else f"atol {ref.atol:g}"
+    if c == "near":
+        return " + ".join(t for t in (f"atol {ref.atol:g}" if ref.atol else "",
+                                       f"rtol {ref.rtol:g}" if ref.rtol else "") if t) or "exact"
+    if c == "band":
+        return f"tol {ref.tol:g}" + (" on the mean" if ref.over == "mean" else " on every seed")
+    return "bound" + (" on the mean" if ref.over == "mean" else " on every seed")
+
+
+def check_one(ref: Reference, value: Any) -> tuple[bool, float]:
+    """Does one measured value satisfy the reference? Also returns by how much it is off (0 when inside)."""
+    c = ref.comparison
+    if c in ("equals", "near"):
+        want_shape, want = _flatten(getattr(ref, c))
+        got_shape, got = _flatten(value)
+        if got_shape != want_shape:
+            return False, float("inf")
+        diff = np.abs(got - want)
+        ok = bool(np.all(diff <= ref.atol + ref.rtol * np.abs(want)))
+        return ok, float(diff.max(initial=0.0))
+    x = float(value)
+    if not np.isfinite(x):
+        return False, float("inf")
+    if c == "at_most":
+        return x <= ref.at_most, max(0.0, x - ref.at_most)
+    if c == "at_least":
+        return x >= ref.at_least, max(0.0, ref.at_least - x)
+    lo, hi = ref.band[0] - ref.tol, ref.band[1] + ref.tol
+    return lo <= x <= hi, max(0.0, lo - x, x - hi)
+
+
+def _spread(values: list[Any]) -> str:
+    if len(values) < 2:
+        return ""
+    arr = np.asarray(values, dtype=float)
+    return f"mean {arr.mean():.4g}, sd {arr.std(ddof=1):.2g}, range [{arr.min():.4g}, {arr.max():.4g}]"
+
+
+def judge(ref: Reference, device: str, per_seed: dict[int, Any]) -> Verdict:
+    """Judge a reference against the values measured on each seed of one device."""
+    base = dict(ref=ref.source.ref, metric=ref.metric, device=device, expected=expected_text(ref),
+                tolerance=tolerance_text(ref), source=f"page {ref.source.page}, {ref.source.ref}",
+                note=ref.note, gate=ref.gate)
+    values = [per_seed[s] for s in sorted(per_seed)]
+    if not values:
+        return Verdict(measured="-", status=SKIPPED, detail="no measurement", **base)
+    n = len(values)
+    checks = [check_one(ref, v) for v in values]
+    passed = sum(ok for ok, _ in checks)
+    worst = max(off for _, off in checks)
+    scalar = not any(isinstance(v, (list, tuple)) for v in values)
+    if ref.over == "mean" and scalar:
+        mean = float(np.mean(values))
+        ok, off = check_one(ref, mean)
+        measured = _fmt(mean)
+        detail = f"mean {'inside' if ok else f'off by {off:.3g}'}; {passed}/{n} seeds inside"
+    else:
+        ok, off = passed == n, worst
+        measured = _fmt(values[0]) if n == 1 else (_fmt(np.median(values)) + " (median)" if scalar
+                                                   else _fmt(values[0]) + " (seed %d)" % sorted(per_seed)[0])
+        if n == 1:
+            detail = ("exact" if ref.comparison == "equals" and off == 0 else "inside") if ok else f"off by {off:.3g}"
+        else:
+            detail = f"{passed}/{n} seeds inside" + ("" if ok else f"; worst off by {off:.3g}")
+    spread = _spread(values) if scalar else ""
+    if spread:
+        detail += f"; {spread}"
+    return Verdict(measured=measured, status=REPRODUCED if ok else MISSED, detail=detail, **base)
+
+
+def skipped(ref: Reference, device: str, reason: str) -> Verdict:
+    """A reference that could not be checked here, with the reason (for example: no GPU)."""
+    return Verdict(ref=ref.source.ref, metric=ref.metric, device=device, expected=expected_text(ref),
+                   measured="-", tolerance=tolerance_text(ref), status=SKIPPED, detail=reason,
+                   source=f"page {ref.source.page}, {ref.source.ref}", note=ref.note, gate=ref.gate)

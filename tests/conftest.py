@@ -1,0 +1,28 @@
+"""Shared fixtures; long runs need --run-slow, benchmarks run only under --benchmark-only."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (full trainings)")
+
+
+def pytest_collection_modifyitems(config, items):
+    bench_only = config.getoption("benchmark_only", default=False)
+    run_slow = config.getoption("--run-slow")
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: pass --run-slow"))
+        if "benchmark" in getattr(item, "fixturenames", ()) and not bench_only:
+            item.add_marker(pytest.mark.skip(reason="benchmark: run with pytest --benchmark-only"))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A private MLflow store (SQLite in tmp_path) and working directory for one test."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
