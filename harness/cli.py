@@ -60,15 +60,14 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[i
     def one(path: Path, spec: Spec, nested: bool) -> None:
         nonlocal missed, failed
         start = time.perf_counter()
-        with console.status(f"running {spec.name}") as status:
-            def on_seed(device, seed):
-                status.update(f"running {spec.name} on {device}, seed {seed}")
-            try:
-                verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed)
-            except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
-                failed += 1
-                err_console.print(f"[bold red]error[/] {path}: {type(exc).__name__}: {exc}")
-                return
+        def on_seed(device, seed):
+            console.print(f"[dim]running {spec.name} on {device}, seed {seed}[/]")
+        try:
+            verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed)
+        except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
+            failed += 1
+            err_console.print(f"[bold red]error[/] {path}: {type(exc).__name__}: {exc}")
+            return
         print_verdicts(spec, verdicts, time.perf_counter() - start)
         missed += sum(v.gating_miss for v in verdicts)
 

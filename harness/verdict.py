@@ -129,8 +129,12 @@ def judge(ref: Reference, device: str, per_seed: dict[int, Any]) -> Verdict:
         detail = f"mean {'inside' if ok else f'off by {off:.3g}'}; {passed}/{n} seeds inside"
     else:
         ok, off = passed == n, worst
-        measured = _fmt(values[0]) if n == 1 else (_fmt(np.median(values)) + " (median)" if scalar
-                                                   else _fmt(values[0]) + " (seed %d)" % sorted(per_seed)[0])
+        if n == 1:
+            measured = _fmt(values[0])
+        elif scalar:
+            measured = _fmt(np.median(values)) + " (median)"
+        else:
+            measured = _fmt(values[0]) + f" (seed {sorted(per_seed)[0]})"
         if n == 1:
             detail = ("exact" if ref.comparison == "equals" and off == 0 else "inside") if ok else f"off by {off:.3g}"
         else:
