@@ -163,6 +163,9 @@ def _first_error(path: Path, err: ValidationError, prefix: tuple[Any, ...] = ())
     first = err.errors()[0]
     loc = prefix + tuple(p for p in first["loc"] if p not in ("function-after[_one_comparison()]",))
     msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    if first["type"] != "missing" and isinstance(got, (str, int, float, bool)) and msg.startswith("Input should"):
+        msg += f" (got {str(got)[:40]!r})" if isinstance(got, str) else f" (got {got!r})"
     more = len(err.errors()) - 1
     extra = f" (+{more} more)" if more else ""
     return SpecError(f"{path}: {_loc(loc)}: {msg}{extra}")

@@ -1,0 +1,56 @@
+"""The report is rebuilt from the MLflow store alone, and replaced whole or not at all."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from harness import report
+from harness.cli import main
+from harness.tasks import edge_kernel
+
+from .test_runner import SPEC
+
+
+@pytest.fixture
+def recorded(tmp_path, store):
+    path = tmp_path / "edge-small.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    assert main(["run", str(path)]) == 0
+    return tmp_path
+
+
+def test_report_from_store(recorded):
+    out = recorded / "reports"
+    assert main(["report", "--out", str(out)]) == 0
+    text = (out / "REPORT.md").read_text()
+    assert "## Summary" in text and "[edge-small](#edge-small)" in text
+    assert "| B1    | loss_drop_orders" in text and "✅ reproduced" in text
+    assert "![loss curves of edge-small](figures/edge-small-loss.png)" in text
+    assert (out / "figures" / "edge-small-loss.png").stat().st_size > 1000
+    assert torch.__version__ in text
+    if not torch.cuda.is_available():
+        assert "**No GPU.**" in text and "no GPU found" in text
+    assert not list(out.glob(".build-*")), "scratch directory left behind"
+
+
+def test_report_needs_runs(tmp_path, store, capsys):
+    assert main(["report", "--out", str(tmp_path / "reports")]) == 1
+    assert "no finished runs" in capsys.readouterr().err
+    assert not (tmp_path / "reports" / "REPORT.md").exists()
+
+
+def test_failed_build_keeps_the_old_report(recorded, monkeypatch):
+    out = recorded / "reports"
+    out.mkdir()
+    (out / "REPORT.md").write_text("old report\n")
+
+    def broken(view):
+        raise ValueError("plot failed")
+
+    monkeypatch.setattr(edge_kernel, "section", broken)
+    with pytest.raises(ValueError):
+        report.write_report(out)
+    assert (out / "REPORT.md").read_text() == "old report\n"
+    assert not list(out.glob(".build-*"))

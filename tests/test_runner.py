@@ -1,0 +1,121 @@
+"""Runner + MLflow: what a run records, how it ends, and that it is deterministic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+
+from harness import tracking
+from harness.cli import main
+from harness.tasks import edge_kernel
+
+SPEC = {
+    "name": "edge-small",
+    "title": "small edge kernel run",
+    "kind": "edge_kernel",
+    "seeds": [0, 1],
+    "devices": ["cpu", "cuda"],
+    "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 20, "checkpoints": [5, 20]},
+    "references": [
+        {"metric": "loss_drop_orders", "source": {"page": "001", "ref": "B1"}, "at_least": 2},
+        {"metric": "kernel", "source": {"page": "001", "ref": "B1"}, "near": [[1, -1]], "atol": 0.2},
+    ],
+}
+
+
+@pytest.fixture
+def spec_file(tmp_path) -> Path:
+    path = tmp_path / "edge-small.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    return path
+
+
+def runs(status: str | None = None):
+    tracking.connect()
+    df = mlflow.search_runs(search_all_experiments=True)
+    return df if status is None else df[df["status"] == status]
+
+
+def test_run_records_everything(spec_file, store):
+    assert main(["run", str(spec_file)]) == 0
+    df = runs()
+    assert list(df["status"]) == ["FINISHED"]
+    run = MlflowClient().get_run(df["run_id"][0])
+    tags, params = run.data.tags, run.data.params
+    for key in ("spec.hash", "seeds", "git.commit", "torch", "torch.cuda", "cudnn", "device", "cpu.model",
+                "gpu.model", "harness.refs"):
+        assert tags.get(key), key
+    assert tags["seeds"] == "0,1" and tags["device"] == "cpu" and tags["torch"] == torch.__version__
+    assert params["settings.lr"] == "0.01" and params["kind"] == "edge_kernel"
+    hist = tracking.metric_history(run.info.run_id, "loss/cpu/s0")
+    assert list(hist["step"]) == list(range(1, 21)) and hist["value"].iloc[-1] < hist["value"].iloc[0]
+    arts = tracking.artifact_paths(run.info.run_id)
+    assert {"spec.json", "measured.json", "verdicts.json", "spec/edge-small.yaml"} <= set(arts)
+    verdicts = tracking.load_json(run.info.run_id, "verdicts.json")
+    by_device = {(v["metric"], v["device"]): v for v in verdicts}
+    assert by_device[("kernel", "cpu")]["status"] == "reproduced"
+    if not torch.cuda.is_available():
+        assert by_device[("kernel", "cuda")]["status"] == "skipped"
+        assert "no GPU" in by_device[("kernel", "cuda")]["detail"]
+
+
+def test_same_spec_same_seed_identical_curves(spec_file, store):
+    assert main(["run", str(spec_file)]) == 0
+    assert main(["run", str(spec_file)]) == 0
+    first, second = runs()["run_id"]
+    for seed in (0, 1):
+        a = tracking.metric_history(first, f"loss/cpu/s{seed}")["value"].tolist()
+        b = tracking.metric_history(second, f"loss/cpu/s{seed}")["value"].tolist()
+        assert a == b and len(a) == 20
+    s0 = tracking.metric_history(first, "loss/cpu/s0")["value"].tolist()
+    s1 = tracking.metric_history(first, "loss/cpu/s1")["value"].tolist()
+    assert s0 != s1
+
+
+def test_failing_task_ends_failed(spec_file, store, monkeypatch):
+    def boom(settings, rec):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(edge_kernel, "run", boom)
+    assert main(["run", str(spec_file)]) == 1
+    assert list(runs()["status"]) == ["FAILED"]
+
+
+def test_interrupt_ends_killed(spec_file, store, monkeypatch):
+    def interrupted(settings, rec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(edge_kernel, "run", interrupted)
+    assert main(["run", str(spec_file)]) == 130
+    assert list(runs()["status"]) == ["KILLED"]
+
+
+def test_missed_reference_exit_status(spec_file, store, tmp_path):
+    data = yaml.safe_load(spec_file.read_text())
+    data["references"][0]["at_least"] = 50
+    spec_file.write_text(yaml.safe_dump(data))
+    assert main(["run", str(spec_file)]) == 1
+    assert main(["run", "--allow-miss", str(spec_file)]) == 0
+    assert set(runs("FINISHED")["tags.verdict"]) == {"not reproduced"}
+
+
+def test_seeds_override(spec_file, store):
+    assert main(["run", "--seeds", "3", str(spec_file)]) == 0
+    assert runs()["tags.seeds"].tolist() == ["3"]
+    assert main(["run", "--seeds", "x", str(spec_file)]) == 2
+
+
+def test_suite_is_a_parent_run_with_nested_spec_runs(spec_file, store, tmp_path):
+    assert main(["reproduce", str(tmp_path), "--out", str(tmp_path / "reports")]) == 0
+    df = runs()
+    parent = df[df["tags.harness.role"] == "suite"]
+    child = df[df["tags.harness.role"] == "spec"]
+    assert len(parent) == 1 and len(child) == 1
+    assert child["tags.mlflow.parentRunId"].iloc[0] == parent["run_id"].iloc[0]
+    assert set(df["status"]) == {"FINISHED"}
+    assert (tmp_path / "reports" / "REPORT.md").exists()

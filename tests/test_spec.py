@@ -1,0 +1,129 @@
+"""Spec loading: every shipped spec is valid; malformed specs fail early with one line and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.spec import SpecError, load_spec, load_specs
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+GOOD = {
+    "name": "edge",
+    "title": "edge kernel",
+    "kind": "edge_kernel",
+    "seeds": [0],
+    "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 3},
+    "references": [{"metric": "final_loss", "source": {"page": "001", "ref": "B1"}, "at_most": 1.0e9}],
+}
+
+
+def with_change(path: str, value) -> dict:
+    """GOOD with one field (dotted path, list indices as ints) replaced, or deleted when value is DELETE."""
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+    node = data
+    for p in parents:
+        node = node[p]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+DELETE = object()
+
+# (case id, spec data or raw text, the field path the error must name)
+BAD = [
+    ("unknown-top-key", with_change("colour", "red"), "colour"),
+    ("unknown-settings-key", with_change("settings.momentum", 0.9), "settings.momentum"),
+    ("unknown-kind", with_change("kind", "resnet"), "kind"),
+    ("missing-name", with_change("name", DELETE), "name"),
+    ("bad-name", with_change("name", "Edge Kernel"), "name"),
+    ("seeds-string", with_change("seeds", "0,1"), "seeds"),
+    ("seed-negative", with_change("seeds", [-1]), "seeds"),
+    ("seeds-repeat", with_change("seeds", [1, 1]), "seeds"),
+    ("seeds-empty", with_change("seeds", []), "seeds"),
+    ("unknown-device", with_change("devices", ["tpu"]), "devices[0]"),
+    ("lr-negative", with_change("settings.lr", -0.01), "settings.lr"),
+    ("lr-string", with_change("settings.lr", "0.01"), "settings.lr"),
+    ("steps-zero", with_change("settings.steps", 0), "settings.steps"),
+    ("steps-float", with_change("settings.steps", 2.5), "settings.steps"),
+    ("unknown-layer", with_change("settings.layer", "conv3d"), "settings.layer"),
+    ("init-misfit", with_change("settings.init", "default"), "settings"),
+    ("bad-kernel-shape", with_change("settings.target_kernel", [[1, -1, 0]]), "settings.target_kernel"),
+    ("unknown-metric", with_change("references.0.metric", "accuracy"), "references[0].metric"),
+    ("two-comparisons", with_change("references.0.at_least", 0.0), "references[0]"),
+    ("no-comparison", with_change("references.0.at_most", DELETE), "references[0]"),
+    ("page-unquoted", with_change("references.0.source.page", 1), "references[0].source.page"),
+    ("bad-ref-id", with_change("references.0.source.ref", "Z9"), "references[0].source.ref"),
+    ("band-reversed", {**with_change("references.0.at_most", DELETE),
+                       "references": [{"metric": "final_loss", "source": {"page": "001", "ref": "B1"},
+                                       "band": [1.0, 0.5]}]}, "references[0]"),
+    ("equals-not-numbers", {**GOOD, "references": [{"metric": "kernel", "source": {"page": "001", "ref": "B1"},
+                                                    "near": [["a", "b"]]}]}, "references[0]"),
+    ("no-references", with_change("references", []), "references"),
+    ("not-a-mapping", "- just\n- a list\n", "(top level)"),
+    ("invalid-yaml", "name: [unclosed\n", "line"),
+]
+
+
+def write(tmp_path: Path, case: str, data) -> Path:
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_shipped_specs_are_valid():
+    specs = load_specs([str(EXPERIMENTS)])
+    assert len(specs) >= 6
+    assert {"worked_examples", "edge_kernel"} <= {s.kind for s in specs}
+
+
+def test_good_spec_loads_with_defaults(tmp_path):
+    spec = load_spec(write(tmp_path, "good", GOOD))
+    assert spec.devices == ["cpu"] and spec.settings.target_kernel == [[1.0, -1.0]]
+    assert len(spec.hash) == 16 and spec.hash == load_spec(write(tmp_path, "again", GOOD)).hash
+
+
+def test_hash_changes_with_settings(tmp_path):
+    a = load_spec(write(tmp_path, "a", GOOD))
+    b = load_spec(write(tmp_path, "b", with_change("settings.lr", 0.02)))
+    assert a.hash != b.hash
+
+
+@pytest.mark.parametrize("case,data,field", BAD, ids=[c[0] for c in BAD])
+def test_bad_spec_is_one_line_naming_file_and_field(tmp_path, case, data, field):
+    path = write(tmp_path, case, data)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {field}")
+
+
+@pytest.mark.parametrize("case,data,field", BAD[:14], ids=[c[0] for c in BAD[:14]])
+def test_cli_exits_2_and_records_nothing(tmp_path, store, capsys, case, data, field):
+    good = write(tmp_path, "zz-good", GOOD)  # a valid spec beside it must not run either
+    bad = write(tmp_path, case, data)
+    assert main(["run", str(good), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err and field in err
+    assert not (tmp_path / "mlflow.db").exists(), "a bad spec must stop before any MLflow run starts"
+
+
+def test_missing_file_is_a_spec_error(tmp_path, store, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: (file): cannot read" in capsys.readouterr().err
+
+
+def test_duplicate_names_rejected(tmp_path):
+    write(tmp_path, "a", GOOD)
+    write(tmp_path, "b", GOOD)
+    with pytest.raises(SpecError, match="name: 'edge' is used by more than one spec"):
+        load_specs([str(tmp_path)])

@@ -1,0 +1,61 @@
+"""Verdicts: each comparison, aggregation over seeds, and the honest 'by how much'."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.spec import Reference
+from harness.verdict import MISSED, REPRODUCED, SKIPPED, check_one, judge, skipped
+
+SRC = {"page": "001", "ref": "B1"}
+
+
+def ref(**kw) -> Reference:
+    return Reference.model_validate({"metric": "m", "source": SRC, **kw})
+
+
+@pytest.mark.parametrize("kw,value,ok", [
+    ({"equals": [[1, 2], [3, 4]]}, [[1, 2], [3, 4]], True),
+    ({"equals": [[1, 2], [3, 4]]}, [[1, 2], [3, 4.0001]], False),
+    ({"equals": [[1, 2]]}, [[1, 2, 3]], False),
+    ({"equals": [[1, 2], [3]]}, [[1, 2], [3]], True),  # ragged lists (shape tables) compare leaf by leaf
+    ({"equals": [[1, 2], [3]]}, [[1], [2, 3]], False),
+    ({"near": [1, -1], "atol": 0.05}, [1.04, -0.96], True),
+    ({"near": [1, -1], "atol": 0.05}, [1.06, -1.0], False),
+    ({"near": 100, "rtol": 0.02}, 101.9, True),
+    ({"at_most": 0.01}, 0.01, True),
+    ({"at_most": 0.01}, float("nan"), False),
+    ({"at_least": 2}, 1.99, False),
+    ({"band": [0.7, 0.8], "tol": 0.02}, 0.815, True),
+    ({"band": [0.7, 0.8], "tol": 0.02}, 0.675, False),
+])
+def test_check_one(kw, value, ok):
+    assert check_one(ref(**kw), value)[0] is ok
+
+
+def test_by_how_much():
+    assert check_one(ref(at_most=1.0), 1.5) == (False, 0.5)
+    assert check_one(ref(band=[0.7, 0.8], tol=0.0), 0.6)[1] == pytest.approx(0.1)
+
+
+def test_all_seeds_must_hold_and_spread_is_reported():
+    v = judge(ref(at_least=2), "cpu", {0: 2.5, 1: 3.0, 2: 1.5})
+    assert v.status == MISSED
+    assert v.detail.startswith("2/3 seeds inside; worst off by 0.5") and "range [1.5, 3]" in v.detail
+
+
+def test_mean_over_seeds():
+    r = ref(band=[0.70, 0.76], tol=0.01, over="mean")
+    v = judge(r, "cpu", {0: 0.78, 1: 0.74, 2: 0.72})
+    assert v.status == REPRODUCED and "mean inside; 2/3 seeds inside" in v.detail
+    assert judge(r, "cpu", {0: 0.9, 1: 0.9, 2: 0.72}).status == MISSED
+
+
+def test_skipped_carries_reason_and_gate():
+    v = skipped(ref(at_most=1, gate=False), "cuda", "no GPU found")
+    assert v.status == SKIPPED and v.detail == "no GPU found" and not v.gate and not v.gating_miss
+
+
+def test_informational_miss_does_not_gate():
+    v = judge(ref(at_most=1, gate=False), "cpu", {0: 2.0})
+    assert v.status == MISSED and not v.gating_miss
