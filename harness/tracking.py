@@ -1,7 +1,7 @@
 """MLflow, both ways: write runs (suite parent, one nested run per spec) and read them back for reports.
 
 The default store is a SQLite file in the working directory (``mlflow.db``, artifacts
-beside it in ``mlruns/``), which ``mlflow ui --backend-store-uri sqlite:///mlflow.db``
+beside it in ``mlartifacts/``), which a plain ``mlflow ui`` run there
 reads; ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` points elsewhere. A run always
 ends FINISHED, FAILED or KILLED, never left RUNNING.
 """
@@ -48,7 +48,7 @@ def connect(explicit: str | None = None, create: bool = True) -> str | None:
     else:
         location = None
         if uri.startswith("sqlite:///"):
-            location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
+            location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
         exp_id = mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
