@@ -145,13 +145,6 @@ def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:
     return runs
 
 
-def latest_per_spec(runs: pd.DataFrame) -> pd.DataFrame:
-    """The newest finished run of each spec (and each device set), as the report shows."""
-    if runs.empty:
-        return runs
-    return runs.drop_duplicates(subset=[f"tags.{SPEC_NAME}", "tags.harness.devices_ran"], keep="first")
-
-
 def load_json(run_id: str, path: str) -> Any:
     import mlflow
 
