@@ -124,6 +124,11 @@ def section(view) -> str:
                          "final loss": f"{m['final_loss']:.4g}", "kernel": str(m["kernel"]),
                          "bias": f"{m['bias']:.3g}", "max |kernel - K|": f"{m['kernel_max_abs_error']:.3g}"})
     settings = view.spec["settings"]
+    for ref in view.spec["references"]:
+        if ref["metric"] == "loss_at_checkpoints" and ref.get("near"):
+            ax.plot(settings["checkpoints"], ref["near"], "kx", markersize=9, mew=2,
+                    label=f"printed on page {ref['source']['page']}")
+            break
     ax.set(yscale="log", xlabel="step", ylabel="summed squared error",
            title=f"{view.name}: lr {settings['lr']}, target {settings['target_kernel']}")
     ax.grid(True, which="both", alpha=0.3)
