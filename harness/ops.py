@@ -60,3 +60,60 @@ def pool2d(X, pool_size, mode="max"):
 def conv2d_library(X, K):
     """The library convolution (oneDNN on CPU, cuDNN on CUDA) on (C_i,H,W) x (C_o,C_i,kh,kw)."""
     return F.conv2d(X.unsqueeze(0), K).squeeze(0)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def conv_output_hw(h: int, w: int, kh: int, kw: int, padding=0, stride=1) -> tuple[int, int]:
+    """Output height and width of a convolution: floor((n + 2p - k) / s) + 1 per side."""
+    (ph, pw), (sh, sw) = _pair(padding), _pair(stride)
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
+def conv2d_loop(X, K, padding=0):
+    """The tutorial's loop on a batch: per image, ``corr2d_multi_in_out`` on the zero-padded image.
+
+    X is (N, C_i, H, W), K is (C_o, C_i, kh, kw), stride 1, as F.conv2d; the result is moved back
+    to X's device (``corr2d`` builds its output on the CPU, one Python-level element at a time).
+    """
+    ph, pw = _pair(padding)
+    if ph or pw:
+        X = F.pad(X, (pw, pw, ph, ph))
+    return torch.stack([corr2d_multi_in_out(x, K) for x in X], 0).to(X.device)
+
+
+def corr2d_unfold(X, K):
+    """``corr2d`` (2-D X and K) without a Python loop: every window at once, as a strided view."""
+    h, w = K.shape
+    windows = X.unfold(0, h, 1).unfold(1, w, 1)  # (H_o, W_o, h, w), a view, no copy
+    return (windows * K).sum(dim=(-2, -1))
+
+
+def conv2d_unfold(X, K, padding=0, stride=1):
+    """im2col + one matrix product: F.unfold copies every window into a column, K becomes a matrix.
+
+    Same semantics as ``F.conv2d(X, K, padding=padding, stride=stride)`` for (N, C_i, H, W) x
+    (C_o, C_i, kh, kw), no bias, no groups or dilation.
+    """
+    n, _, h, w = X.shape
+    c_o, _, kh, kw = K.shape
+    h_o, w_o = conv_output_hw(h, w, kh, kw, padding, stride)
+    cols = F.unfold(X, (kh, kw), padding=padding, stride=stride)  # (N, C_i*kh*kw, H_o*W_o)
+    return (K.reshape(c_o, -1) @ cols).reshape(n, c_o, h_o, w_o)
+
+
+def conv2d_strided(X, K, padding=0, stride=1):
+    """Windows as a strided view (``Tensor.unfold``, no im2col copy up front), contracted by einsum."""
+    (ph, pw), (sh, sw) = _pair(padding), _pair(stride)
+    _, _, kh, kw = K.shape
+    if ph or pw:
+        X = F.pad(X, (pw, pw, ph, ph))
+    windows = X.unfold(2, kh, sh).unfold(3, kw, sw)  # (N, C_i, H_o, W_o, kh, kw)
+    return torch.einsum("nchwij,ocij->nohw", windows, K)
+
+
+def conv2d_library_batched(X, K, padding=0, stride=1):
+    """F.conv2d on the batch: oneDNN (mkldnn) on CPU where PyTorch picks it, cuDNN on CUDA."""
+    return F.conv2d(X, K, padding=padding, stride=stride)

@@ -5,6 +5,6 @@ name; ``section(view)``, where a module has one, renders its part of the report 
 recorded runs.
 """
 
-from harness.tasks import edge_kernel, worked_examples
+from harness.tasks import batch_speed, conv_throughput, edge_kernel, lenet, worked_examples
 
-TASKS = {m.KIND: m for m in (worked_examples, edge_kernel)}
+TASKS = {m.KIND: m for m in (worked_examples, edge_kernel, conv_throughput, batch_speed, lenet)}

@@ -1,0 +1,236 @@
+"""D1: how the batch size decides the speed of an epoch: LeNet on Fashion-MNIST, seconds per update.
+
+For each batch size, one fresh LeNet (d2l v2's, Xavier-initialised as ``train_ch6`` does) takes SGD
+updates (forward, CrossEntropyLoss, backward, step) on consecutive batches of the real training
+images, already in memory on the device (no DataLoader). After warm-up updates, torch.utils.benchmark
+times blocks of updates until ``min_run_time`` has passed (CUDA synchronised): the median seconds per
+update and its spread. An epoch is **extrapolated**: seconds per update x ceil(epoch / batch), for the
+page's epoch of 50,000 examples and for the full 60,000 training set. For the batch sizes named in
+``full_epoch_batches`` (when the estimate is below ``full_epoch_max_s``), one whole epoch is also run
+and timed, to check the extrapolation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from harness.models import build, init_xavier
+from harness.spec import Strict
+from harness.timing import busy_note, cpu_threads, measure, time_once
+from harness.tracking import Recorder
+
+KIND = "batch_speed"
+
+
+class Settings(Strict):
+    model: Literal["lenet_pad2_avg", "lenet_pad2_max", "lenet_nopad_max"] = "lenet_pad2_avg"
+    batch_sizes: list[int] = Field(default=[1, 2, 4, 10, 16, 32, 64, 128, 256, 512, 1024], min_length=2)
+    lr: float = Field(default=0.9, gt=0, le=10)
+    epoch_examples: int = Field(default=50_000, ge=1, le=60_000, description="the page's epoch: 50,000 examples")
+    full_examples: int = Field(default=60_000, ge=1, le=60_000, description="the whole Fashion-MNIST training set")
+    warmup_updates: int = Field(default=3, ge=1, le=1000)
+    min_run_time: float = Field(default=1.0, gt=0, le=60, description="seconds of timed updates per batch size")
+    full_epoch_batches: list[int] = Field(default_factory=list,
+                                          description="batch sizes whose whole epoch is also run and timed")
+    full_epoch_max_s: float = Field(default=60.0, ge=0, le=600,
+                                    description="skip that real epoch where the estimate is above this")
+    threads: int | None = Field(default=None, ge=1, le=1024,
+                                description="CPU threads for torch (default: torch's own choice, all cores)")
+    data_dir: str | None = None
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _batches(cls, sizes: list[int]) -> list[int]:
+        if any(b < 1 or b > 60_000 for b in sizes):
+            raise ValueError("batch sizes must lie in [1, 60000]")
+        if sizes != sorted(set(sizes)):
+            raise ValueError("batch sizes must be increasing without repeats")
+        if 1 not in sizes or 10 not in sizes:
+            raise ValueError("batch sizes must include 1 and 10, the page's two settings")
+        return sizes
+
+    @model_validator(mode="after")
+    def _full_epochs(self) -> Settings:
+        extra = sorted(set(self.full_epoch_batches) - set(self.batch_sizes))
+        if extra:
+            raise ValueError(f"full_epoch_batches {extra} are not in batch_sizes")
+        return self
+
+
+METRICS = {"epoch_ratio_1_over_10", "update_time_growth", "update_growth_per_batch_growth", "epoch_s_b1",
+           "epoch_s_b10", "examples_per_s_max", "best_batch"}
+
+TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "updates_timed", "timed_s", "examples_per_s",
+                 "updates_per_epoch", "epoch_s", "epoch_s_full", "epoch_measured_s", "extrapolated", "threads",
+                 "others_cpu", "method"]
+
+
+def train_data(settings: Settings, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST's training images and labels, on ``device``."""
+    from harness.data import load_fashion_mnist
+
+    data = load_fashion_mnist(settings.data_dir, device=device)
+    return data.train_x, data.train_y
+
+
+def time_batch(batch: int, x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str,
+               seed: int) -> dict[str, Any]:
+    """Median seconds per update at one batch size, and the epoch it implies."""
+    net = init_xavier(build(settings.model)).to(device)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=settings.lr)
+    loss = nn.CrossEntropyLoss()
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    per_epoch = math.ceil(settings.epoch_examples / batch)
+    # a cycle of batches in a random order, at most ~16k examples, gathered once (no loader cost timed)
+    n_batches = max(1, min(per_epoch, math.ceil(16_384 / batch), x.shape[0] // batch))
+    order = torch.randperm(x.shape[0], generator=g)[:n_batches * batch].to(x.device)
+    xs = x[order].reshape(n_batches, batch, *x.shape[1:])
+    ys = y[order].reshape(n_batches, batch)
+    state = {"i": 0}
+
+    def update() -> None:
+        i = state["i"]
+        state["i"] = (i + 1) % n_batches
+        opt.zero_grad()
+        l = loss(net(xs[i]), ys[i])
+        l.backward()
+        opt.step()
+
+    for _ in range(settings.warmup_updates):
+        update()
+    t = measure(update, min_run_time=settings.min_run_time, device=device, warmup=0, label=f"batch {batch}")
+    epoch_s = t.median * per_epoch
+    row = {"batch": batch, "update_s": t.median, "iqr_s": t.iqr, "rel_spread": t.rel_spread, "runs": t.runs,
+           "updates_timed": t.calls, "timed_s": t.total_s, "examples_per_s": batch / t.median,
+           "updates_per_epoch": per_epoch, "epoch_s": epoch_s,
+           "epoch_s_full": t.median * math.ceil(settings.full_examples / batch),
+           "epoch_measured_s": math.nan, "extrapolated": True, "threads": torch.get_num_threads(),
+           "others_cpu": t.others_cpu,
+           "method": f"median s/update x {per_epoch} updates ({t.calls} updates timed in {t.runs} blocks)"}
+    if batch in settings.full_epoch_batches:
+        if epoch_s > settings.full_epoch_max_s:
+            row["method"] += f"; whole epoch not run: estimate {epoch_s:.3g} s > full_epoch_max_s"
+        elif settings.epoch_examples > x.shape[0]:
+            row["method"] += "; whole epoch not run: fewer training examples than an epoch"
+        else:
+            perm = torch.randperm(x.shape[0], generator=g)[:settings.epoch_examples].to(x.device)
+
+            def epoch() -> None:
+                for j in range(per_epoch):
+                    idx = perm[j * batch:(j + 1) * batch]
+                    opt.zero_grad()
+                    loss(net(x[idx]), y[idx]).backward()
+                    opt.step()
+
+            row["epoch_measured_s"] = time_once(epoch, device)
+            row["method"] += (f"; one whole epoch also run: {row['epoch_measured_s']:.3g} s measured "
+                              "(its batches gathered by index as it went)")
+    return row
+
+
+def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    x, y = train_data(settings, rec.device)
+    with cpu_threads(settings.threads):
+        rows = [time_batch(b, x, y, settings, rec.device, rec.seed * 100_003 + b) for b in settings.batch_sizes]
+    df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    rec.log_table("batch_speed", df)
+    rec.log_series("examples_per_s", df["examples_per_s"].tolist(), steps=df["batch"].tolist())
+    rec.log_series("update_s", df["update_s"].tolist(), steps=df["batch"].tolist())
+    rec.log_series("epoch_s", df["epoch_s"].tolist(), steps=df["batch"].tolist())
+    by = df.set_index("batch")
+    b_min, b_max = int(df["batch"].min()), int(df["batch"].max())
+    growth = float(by.at[b_max, "update_s"] / by.at[b_min, "update_s"])
+    best = int(df.loc[df["examples_per_s"].idxmax(), "batch"])
+    return {
+        "epoch_ratio_1_over_10": float(by.at[1, "epoch_s"] / by.at[10, "epoch_s"]),
+        "update_time_growth": growth,
+        "update_growth_per_batch_growth": growth / (b_max / b_min),
+        "epoch_s_b1": float(by.at[1, "epoch_s"]),
+        "epoch_s_b10": float(by.at[10, "epoch_s"]),
+        "examples_per_s_max": float(df["examples_per_s"].max()),
+        "best_batch": best,
+        "batch_max": b_max,
+        **{f"update_s.b{int(r.batch)}": float(r.update_s) for r in df.itertuples()},
+        **{f"examples_per_s.b{int(r.batch)}": float(r.examples_per_s) for r in df.itertuples()},
+    }
+
+
+# ---- report ------------------------------------------------------------------------
+
+
+def _pct(v: Any) -> str:
+    return f"{v:.0%}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
+
+
+def _fmt(df: pd.DataFrame, epoch_examples: int, full_examples: int) -> pd.DataFrame:
+    def s(v: Any) -> str:
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            return "-"
+        return f"{v * 1e3:.3g} ms" if v < 1 else f"{v:.3g} s"
+
+    return pd.DataFrame({
+        "batch": df["batch"].astype(int),
+        "s / update": [s(v) for v in df["update_s"]],
+        "IQR/median": [f"{v:.1%}" for v in df["rel_spread"]],
+        "others": [_pct(v) for v in df["others_cpu"]] if "others_cpu" in df else "-",
+        "updates timed": df["updates_timed"].astype(int),
+        "examples/s": [f"{v:,.0f}" for v in df["examples_per_s"]],
+        f"updates / epoch ({epoch_examples:,})": df["updates_per_epoch"].astype(int),
+        f"s / epoch ({epoch_examples:,}, extrapolated)": [s(v) for v in df["epoch_s"]],
+        f"s / epoch ({full_examples:,}, extrapolated)": [s(v) for v in df["epoch_s_full"]],
+        "s / epoch (one real epoch)": [s(v) for v in df["epoch_measured_s"]],
+        "extrapolated / real": [f"{e / m:.3f}" if isinstance(m, (int, float)) and math.isfinite(m) and m > 0
+                                else "-" for e, m in zip(df["epoch_s"], df["epoch_measured_s"])],
+    })
+
+
+def section(view) -> str:
+    """Report: examples/s and seconds per update against the batch size, one line per device; the tables."""
+    import matplotlib.pyplot as plt
+
+    from harness.report import md_table, save_figure
+
+    settings = view.spec["settings"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    parts: list[str] = []
+    for device in view.devices:
+        for seed, m in view.measured[device].items():
+            df = view.table("batch_speed", device, seed)
+            label = f"{device}" + (f" seed {seed}" if len(view.measured[device]) > 1 else "")
+            ax1.plot(df["batch"], df["examples_per_s"], marker="o", label=label)
+            ax2.plot(df["batch"], df["update_s"], marker="o", label=label)
+            b1 = float(df.loc[df["batch"] == 1, "update_s"].iloc[0])
+            busy = busy_note(df["others_cpu"].tolist() if "others_cpu" in df else [])
+            parts += [f"### {device} (seed {seed}): seconds per update and per epoch", "",
+                      *([busy, ""] if busy else []),
+                      f"Epoch at batch 1 / epoch at batch 10: **{m['epoch_ratio_1_over_10']:.3g}x** "
+                      f"(page: 166 s / 17 s = 9.8x). Time per update from batch {int(df['batch'].min())} to "
+                      f"{int(df['batch'].max())}: **x{m['update_time_growth']:.3g}** for x"
+                      f"{int(df['batch'].max() / df['batch'].min())} the examples. Most examples/s at batch "
+                      f"{m['best_batch']} ({m['examples_per_s_max']:,.0f}/s).", "",
+                      md_table(_fmt(df, settings["epoch_examples"], settings["full_examples"])), ""]
+        ax2.plot(df["batch"], b1 * df["batch"] / df["batch"].min(), ls=":", color="grey",
+                 label="proportional to batch" if device == view.devices[0] else None)
+    ax1.set(xscale="log", yscale="log", xlabel="batch size", ylabel="examples / s (training updates)",
+            title="throughput")
+    ax2.set(xscale="log", yscale="log", xlabel="batch size", ylabel="seconds / update", title="time of one update")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    image = save_figure(fig, view, "speed-" + "-".join(view.devices),
+                        "examples/s and seconds per update against batch size")
+    note = (f"Seconds per epoch are **extrapolated**: the median seconds of one update times the number of "
+            f"updates in an epoch, ceil({settings['epoch_examples']:,} / batch) for the page's epoch of "
+            f"{settings['epoch_examples']:,} examples and ceil({settings['full_examples']:,} / batch) for the whole "
+            "training set. Each batch size had its own fresh LeNet (`" + settings["model"] + "`), "
+            f"{settings['warmup_updates']} warm-up updates, then at least {settings['min_run_time']} s of timed "
+            "updates on real Fashion-MNIST batches held in device memory (no DataLoader, no evaluation: the "
+            "page's times include both, so its absolute seconds are not comparable).")
+    return "\n".join([image, "", note, "", *parts])

@@ -1,0 +1,443 @@
+"""D2: convolution implementations side by side, over a grid of shapes, against the device's matmul ceiling.
+
+Implementations (same (N, C_i, H, W) x (C_o, C_i, kh, kw) maths, stride 1, zero padding):
+
+- ``loop``: the tutorial's ``corr2d_multi_in_out`` per image (Python loops over channels, rows, columns);
+- ``unfold``: im2col by ``F.unfold`` and one matrix product;
+- ``strided``: the windows as a strided view (``Tensor.unfold``) contracted by ``einsum``;
+- ``library``: ``F.conv2d`` (the backend PyTorch picked is read from the profiler: oneDNN on CPU, cuDNN on CUDA);
+- ``unfold_compiled``: ``torch.compile`` of ``unfold`` (compile time measured apart, steady state timed after).
+
+Every implementation is checked against a float64 CPU reference on the same random inputs before it
+is timed. The loop is slow: it is timed on a leading part of the output (whole output rows of the first
+output channels of the first images) within a time budget and scaled linearly to the whole output;
+those rows say ``extrapolated`` and how. A large matrix product, timed in the same run on the same
+device, is the ceiling that ``fraction_of_peak`` divides by.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+
+from harness import ops
+from harness.spec import Strict
+from harness.timing import (
+    Timing,
+    busy_note,
+    conv_flops,
+    cpu_threads,
+    extrapolate,
+    matmul_peak,
+    measure,
+    time_once,
+)
+from harness.tracking import Recorder
+
+KIND = "conv_throughput"
+
+Impl = Literal["loop", "unfold", "strided", "library", "unfold_compiled"]
+IMPLS: tuple[str, ...] = ("loop", "unfold", "strided", "library", "unfold_compiled")
+FUNCS = {"loop": ops.conv2d_loop, "unfold": ops.conv2d_unfold, "strided": ops.conv2d_strided,
+         "library": ops.conv2d_library_batched}
+
+
+class Shape(Strict):
+    """One convolution: input (n, c_in, h, w), kernel (c_out, c_in, kh, kw), zero padding on each side."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    n: int = Field(ge=1, le=4096)
+    c_in: int = Field(ge=1, le=4096)
+    h: int = Field(ge=1, le=4096)
+    w: int = Field(ge=1, le=4096)
+    c_out: int = Field(ge=1, le=4096)
+    kh: int = Field(ge=1, le=64)
+    kw: int = Field(ge=1, le=64)
+    padding: int = Field(default=0, ge=0, le=32)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _fits(self) -> Shape:
+        if self.kh > self.h + 2 * self.padding or self.kw > self.w + 2 * self.padding:
+            raise ValueError(f"kernel {self.kh}x{self.kw} is larger than the padded {self.h}x{self.w} input")
+        if self.n * self.c_in * self.h * self.w > 2**28:
+            raise ValueError("input larger than 2**28 elements")
+        return self
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return ops.conv_output_hw(self.h, self.w, self.kh, self.kw, self.padding)
+
+    @property
+    def flops(self) -> int:
+        return conv_flops(self.n, self.c_in, *self.out_hw, self.c_out, self.kh, self.kw)
+
+    @property
+    def input_text(self) -> str:
+        return f"{self.n}x{self.c_in}x{self.h}x{self.w}"
+
+    @property
+    def kernel_text(self) -> str:
+        return f"{self.c_out}x{self.c_in}x{self.kh}x{self.kw}"
+
+
+# The default grid: the tutorial's edge image, one 28x28 image, LeNet's two convolutions at batch 256
+# (d2l v2: padding 2 on the first), then larger images and channel counts.
+DEFAULT_SHAPES: list[dict[str, Any]] = [
+    {"id": "edge_6x8", "n": 1, "c_in": 1, "h": 6, "w": 8, "c_out": 1, "kh": 1, "kw": 2,
+     "note": "the tutorial's edge image and its 1x2 kernel"},
+    {"id": "img_28x28", "n": 1, "c_in": 1, "h": 28, "w": 28, "c_out": 1, "kh": 5, "kw": 5,
+     "note": "one 28x28 image, one 5x5 kernel"},
+    {"id": "lenet_c1", "n": 256, "c_in": 1, "h": 28, "w": 28, "c_out": 6, "kh": 5, "kw": 5, "padding": 2,
+     "note": "LeNet's first convolution at batch 256"},
+    {"id": "lenet_c2", "n": 256, "c_in": 6, "h": 14, "w": 14, "c_out": 16, "kh": 5, "kw": 5,
+     "note": "LeNet's second convolution at batch 256"},
+    {"id": "img_224_c3", "n": 1, "c_in": 3, "h": 224, "w": 224, "c_out": 64, "kh": 3, "kw": 3, "padding": 1,
+     "note": "one 224x224 RGB image, 64 3x3 kernels"},
+    {"id": "feat_56_c64", "n": 8, "c_in": 64, "h": 56, "w": 56, "c_out": 64, "kh": 3, "kw": 3, "padding": 1,
+     "note": "8 feature maps of 64 channels at 56x56, 64 3x3 kernels"},
+]
+
+
+class Settings(Strict):
+    shapes: list[Shape] = Field(default_factory=lambda: [Shape(**s) for s in DEFAULT_SHAPES], min_length=1)
+    implementations: list[Impl] = Field(default=list(IMPLS), min_length=3)
+    claim_shape: str = Field(default="img_28x28", description="the shape the loop-vs-vectorised claim is judged on")
+    lenet_shapes: list[str] = Field(default=["lenet_c1", "lenet_c2"], min_length=1)
+    min_run_time: float = Field(default=0.3, gt=0, le=30, description="seconds of timed blocks per measurement")
+    loop_budget_s: float = Field(default=1.0, gt=0, le=120, description="seconds the loop may take per shape")
+    peak_n: int = Field(default=2048, ge=64, le=16384, description="matmul size of the CPU ceiling")
+    peak_n_cuda: int = Field(default=8192, ge=64, le=32768, description="matmul size of the CUDA ceiling")
+    peak_min_run_time: float = Field(default=1.0, gt=0, le=30)
+    threads: int | None = Field(default=None, ge=1, le=1024,
+                                description="CPU threads for torch (default: torch's own choice, all cores)")
+    check_tol: float = Field(default=1e-4, gt=0, le=0.1, description="max |y - ref| / max |ref|, float32")
+    check_tol_tf32: float = Field(default=5e-3, gt=0, le=0.1, description="the same where cuDNN may use TF32")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        ids = [s.id for s in self.shapes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("shape ids must not repeat")
+        if len(set(self.implementations)) != len(self.implementations):
+            raise ValueError("implementations must not repeat")
+        missing = {"loop", "unfold", "library"} - set(self.implementations)
+        if missing:
+            raise ValueError(f"implementations must include loop, unfold and library (missing {sorted(missing)})")
+        for name in [self.claim_shape, *self.lenet_shapes]:
+            if name not in ids:
+                raise ValueError(f"shape {name!r} is not in shapes ({', '.join(ids)})")
+        return self
+
+
+METRICS = {
+    "unfold_over_loop_claim", "library_over_loop_claim", "strided_over_loop_claim",
+    "library_over_unfold_lenet_min", "library_fraction_of_peak_lenet_min", "library_fraction_of_peak_lenet_max",
+    "unfold_compiled_over_unfold_lenet_min", "matmul_peak_gflops",
+}
+
+TABLE_COLUMNS = ["shape", "input", "kernel", "padding", "flops", "gflop", "impl", "backend", "median_s", "iqr_s",
+                 "rel_spread", "runs", "calls", "gflops", "speedup_over_loop", "fraction_of_peak", "extrapolated",
+                 "method", "max_rel_err", "compile_s", "others_cpu", "status"]
+
+
+BACKENDS = {"Cudnn": "cuDNN", "CudnnTranspose": "cuDNN", "Miopen": "MIOpen", "Mkldnn": "oneDNN (mkldnn)",
+            "MkldnnEmpty": "oneDNN (mkldnn)", "NnpackSpatial": "NNPACK", "Slow2d": "native slow_conv2d",
+            "Overrideable": "out-of-tree backend", "Mps": "MPS"}
+
+
+def library_backend(X: torch.Tensor, K: torch.Tensor, padding: int) -> str:
+    """Which kernel F.conv2d dispatches to for these tensors (PyTorch's own backend choice)."""
+    try:
+        choice = torch._C._select_conv_backend(X, K, None, [1, 1], [padding, padding], [1, 1], False, [0, 0], 1,
+                                               None)
+    except (AttributeError, RuntimeError, TypeError):
+        return "unknown"
+    name = str(choice).rsplit(".", 1)[-1]
+    return BACKENDS.get(name, name)
+
+
+def _rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
+    y64 = y.detach().to("cpu", torch.float64)
+    if y64.shape != ref.shape:
+        return math.inf
+    scale = float(ref.abs().max()) or 1.0
+    return float((y64 - ref).abs().max()) / scale
+
+
+def _time_loop(Xp: torch.Tensor, K: torch.Tensor, ref: torch.Tensor, shape: Shape, device: str,
+               budget: float) -> tuple[Timing, bool, str, float]:
+    """The loop on a leading part of the output, sized to the budget, scaled to the whole output.
+
+    The unit of work is one output row of one output channel of one image (C_i * W_o inner iterations);
+    the part is whole rows, then whole channels, then whole images, so its cost per unit is the loop's.
+    """
+    h_o, _ = shape.out_hw
+    n, c_o = shape.n, shape.c_out
+    probe_x, probe_k = Xp[:1, :, :shape.kh], K[:1]
+    unit = min(time_once(lambda: ops.conv2d_loop(probe_x, probe_k), device) for _ in range(2))
+    units = max(1, int(budget / 4 / max(unit, 1e-9)))
+    rows = min(h_o, units)
+    chans = min(c_o, max(1, units // h_o)) if rows == h_o else 1
+    imgs = min(n, max(1, units // (h_o * c_o))) if chans == c_o else 1
+    X_part, K_part = Xp[:imgs, :, :rows + shape.kh - 1], K[:chans]
+    err = _rel_err(ops.conv2d_loop(X_part, K_part), ref[:imgs, :chans, :rows])
+    part = measure(lambda: ops.conv2d_loop(X_part, K_part), min_run_time=max(budget * 0.75, 1e-3),
+                   device=device, warmup=0, label="loop")
+    timing, how = extrapolate(part, imgs * chans * rows, n * c_o * h_o)
+    extrapolated = timing is not part
+    if extrapolated:
+        how = (f"timed {imgs} image(s) x {chans} output channel(s) x {rows} output row(s) of "
+               f"{n} x {c_o} x {h_o}; " + how)
+    return timing, extrapolated, how, err
+
+
+def _peak(device: str, settings: Settings) -> dict[str, Any]:
+    n = settings.peak_n_cuda if device == "cuda" else settings.peak_n
+    return matmul_peak(device, n=n, min_run_time=settings.peak_min_run_time)
+
+
+def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    with cpu_threads(settings.threads):
+        return _run(settings, rec)
+
+
+def _run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    device = rec.device
+    peak = _peak(device, settings)
+    rec.log_table("matmul_peak", pd.DataFrame([peak]))
+    tol = settings.check_tol
+    if device == "cuda" and torch.backends.cudnn.allow_tf32:
+        tol = settings.check_tol_tf32
+    rows: list[dict[str, Any]] = []
+    for index, shape in enumerate(settings.shapes):
+        g = torch.Generator(device="cpu").manual_seed(rec.seed * 1000 + index)
+        X_cpu = torch.randn(shape.n, shape.c_in, shape.h, shape.w, generator=g)
+        K_cpu = torch.randn(shape.c_out, shape.c_in, shape.kh, shape.kw, generator=g)
+        ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding)
+        X, K = X_cpu.to(device), K_cpu.to(device)
+        base = {"shape": shape.id, "input": shape.input_text, "kernel": shape.kernel_text,
+                "padding": shape.padding, "flops": shape.flops, "gflop": shape.flops / 1e9}
+        for impl in settings.implementations:
+            row = base | {"impl": impl, "backend": "", "extrapolated": False, "method": "measured whole",
+                          "compile_s": math.nan, "status": "ok"}
+            timing: Timing | None = None
+            if impl == "loop":
+                Xp = F.pad(X, (shape.padding,) * 4) if shape.padding else X
+                timing, row["extrapolated"], row["method"], row["max_rel_err"] = _time_loop(
+                    Xp, K, ref, shape, device, settings.loop_budget_s)
+            else:
+                fn = FUNCS.get(impl)
+                if impl == "unfold_compiled":
+                    torch._dynamo.reset()  # this shape's compile time, not a cache hit from an earlier shape
+                    fn = torch.compile(ops.conv2d_unfold, dynamic=False)
+                    try:
+                        row["compile_s"] = time_once(partial(fn, X, K, shape.padding), device)
+                    except Exception as err:  # noqa: BLE001 - a compiler failure is a result to record
+                        row["status"] = f"compile failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                        fn = None
+                if impl == "library":
+                    row["backend"] = library_backend(X, K, shape.padding)
+                if fn is not None:
+                    row["max_rel_err"] = _rel_err(fn(X, K, shape.padding), ref)
+                    if row["max_rel_err"] <= tol:
+                        timing = measure(partial(fn, X, K, shape.padding), min_run_time=settings.min_run_time,
+                                         device=device, warmup=2, label=impl)
+            if row.get("max_rel_err", 0.0) > tol:
+                row["status"] = f"check failed: max rel err {row['max_rel_err']:.3g} > {tol:g}; not timed"
+                timing = None
+            if timing is not None:
+                row |= {"median_s": timing.median, "iqr_s": timing.iqr, "rel_spread": timing.rel_spread,
+                        "others_cpu": timing.others_cpu,
+                        "runs": timing.runs, "calls": timing.calls, "gflops": shape.flops / timing.median / 1e9}
+            rows.append(row)
+    df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    loop_s = df[df["impl"] == "loop"].set_index("shape")["median_s"]
+    df["speedup_over_loop"] = loop_s.reindex(df["shape"]).to_numpy() / df["median_s"]
+    df["fraction_of_peak"] = df["gflops"] / peak["gflops"]
+    rec.log_table("conv_throughput", df)
+    return _metrics(df, settings, peak)
+
+
+def _strict(pick, values: list[float]) -> float:
+    """min or max that is NaN when any value is (a shape that was not measured is not a best case)."""
+    values = [float(v) for v in values]
+    return math.nan if any(math.isnan(v) for v in values) else float(pick(values))
+
+
+def _metrics(df: pd.DataFrame, settings: Settings, peak: dict[str, Any]) -> dict[str, Any]:
+    t = df.pivot(index="shape", columns="impl", values="median_s")
+    frac = df.pivot(index="shape", columns="impl", values="fraction_of_peak")
+    claim, lenet = settings.claim_shape, settings.lenet_shapes
+
+    def ratio(slow: str, fast: str, shape: str) -> float:
+        if slow not in t or fast not in t:
+            return math.nan
+        return float(t.at[shape, slow] / t.at[shape, fast])
+
+    out: dict[str, Any] = {
+        "matmul_peak_gflops": peak["gflops"],
+        "unfold_over_loop_claim": ratio("loop", "unfold", claim),
+        "library_over_loop_claim": ratio("loop", "library", claim),
+        "library_over_unfold_lenet_min": _strict(min, [ratio("unfold", "library", s) for s in lenet]),
+        "library_fraction_of_peak_lenet_min": _strict(min, frac.loc[lenet, "library"].tolist()),
+        "library_fraction_of_peak_lenet_max": _strict(max, frac.loc[lenet, "library"].tolist()),
+    }
+    if "strided" in t:
+        out["strided_over_loop_claim"] = ratio("loop", "strided", claim)
+    if "unfold_compiled" in t:
+        out["unfold_compiled_over_unfold_lenet_min"] = _strict(
+            min, [ratio("unfold", "unfold_compiled", s) for s in lenet])
+    for r in df.itertuples():
+        if isinstance(r.gflops, float) and math.isfinite(r.gflops):
+            out[f"gflops.{r.impl}.{r.shape}"] = r.gflops
+            out[f"speedup_over_loop.{r.impl}.{r.shape}"] = r.speedup_over_loop
+            out[f"fraction_of_peak.{r.impl}.{r.shape}"] = r.fraction_of_peak
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+# ---- report ------------------------------------------------------------------------
+
+
+def _fmt_table(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "shape": df["shape"], "input": df["input"], "kernel": df["kernel"], "pad": df["padding"],
+        "impl": [f"{i} ({b})" if isinstance(b, str) and b else i for i, b in zip(df["impl"], df["backend"])],
+        "time": [_fmt_s(v) for v in df["median_s"]],
+        "IQR/median": [f"{v:.1%}" if _finite(v) else "-" for v in df["rel_spread"]],
+        "others": [f"{v:.0%}" if _finite(v) else "-" for v in df.get("others_cpu", [math.nan] * len(df))],
+        "runs x calls": [f"{int(r)} x {int(c / r)}" if _finite(r) and r else "-" for r, c in zip(df["runs"],
+                                                                                                  df["calls"])],
+        "GFLOP/s": [f"{v:.3g}" if _finite(v) else "-" for v in df["gflops"]],
+        "x loop": [_x(v) for v in df["speedup_over_loop"]],
+        "of peak": [f"{v:.2%}" if _finite(v) else "-" for v in df["fraction_of_peak"]],
+        "extrapolated": ["yes" if e else "no" for e in df["extrapolated"]],
+        "check (rel err)": [f"{v:.1e}" if _finite(v) else "-" for v in df["max_rel_err"]],
+        "compile": [_fmt_s(v) for v in df["compile_s"]],
+        "compile pays after": _breakeven(df),
+        "status": df["status"],
+    })
+    return out
+
+
+def _breakeven(df: pd.DataFrame) -> list[str]:
+    """For the compiled rows: how many calls the compile time takes to win back against eager unfold."""
+    unfold = df[df["impl"] == "unfold"].set_index("shape")["median_s"]
+    out = []
+    for r in df.itertuples():
+        eager = unfold.get(r.shape, math.nan)
+        if r.impl != "unfold_compiled" or not (_finite(r.compile_s) and _finite(r.median_s) and _finite(eager)):
+            out.append("-")
+        elif r.median_s >= eager:
+            out.append("never (not faster)")
+        else:
+            out.append(f"{math.ceil(r.compile_s / (eager - r.median_s)):,} calls")
+    return out
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt_s(v: Any) -> str:
+    if not _finite(v):
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if v >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v / 1e-9:.3g} ns"
+
+
+def _busy(df: pd.DataFrame, peak: pd.Series) -> list[str]:
+    shares = (df["others_cpu"].tolist() if "others_cpu" in df else []) + [peak.get("others_cpu", math.nan)]
+    note = busy_note(shares)
+    return [note, ""] if note else []
+
+
+def _ceiling_text(peak: pd.Series, device: str) -> str:
+    tf32 = f"; TF32 matmul {peak['tf32_matmul']}, TF32 cuDNN {peak['tf32_cudnn']}" if device == "cuda" else ""
+    return (f"Ceiling: a {int(peak['n'])}x{int(peak['n'])} {peak['dtype']} matrix product on this device, in the "
+            f"same run: **{peak['gflops']:.1f} GFLOP/s** (median of {int(peak['runs'])} runs, IQR "
+            f"{peak['iqr_s'] / peak['median_s']:.1%} of the median; {int(peak['threads'])} threads{tf32}). "
+            "`of peak` divides by it. It is a measured ceiling, not the datasheet's: a convolution kernel that uses "
+            "the device better than this one product (oneDNN's JIT kernels against the BLAS sgemm, say) can pass 100%.")
+
+
+def _summary(m: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The headline numbers of one (device, seed), from its recorded metrics."""
+    claim, lenet = settings["claim_shape"], settings["lenet_shapes"]
+    fracs = ", ".join(f"`{s}` {m[f'fraction_of_peak.library.{s}']:.1%}" for s in lenet
+                      if f"fraction_of_peak.library.{s}" in m)
+    return (f"On `{claim}`, unfold is **{_x(m['unfold_over_loop_claim'])}** and the library convolution "
+            f"**{_x(m['library_over_loop_claim'])}** as fast as the loop. On LeNet's layers the library "
+            f"convolution reaches {fracs} of the matmul ceiling; on both it is at least "
+            f"{_x(m['library_over_unfold_lenet_min'])} as fast as unfold.")
+
+
+def _x(v: Any) -> str:
+    if not _finite(v):
+        return "-"
+    return f"{v:,.0f}x" if v >= 10 else f"{v:.2g}x"
+
+
+def section(view) -> str:
+    """Report: the ceiling, the throughput table and a GFLOP/s chart per device, and how the loop was timed."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from harness.report import md_table, save_figure
+
+    parts: list[str] = []
+    devices = list(view.measured)
+    fig, axes = plt.subplots(len(devices), 1, figsize=(8.5, 3.8 * len(devices)), squeeze=False)
+    for ax, device in zip(axes[:, 0], devices):
+        for seed in view.measured[device]:
+            peak = view.table("matmul_peak", device, seed).iloc[0]
+            df = view.table("conv_throughput", device, seed)
+            parts += [f"### {device} (seed {seed}): convolution throughput", "",
+                      *_busy(df, peak),
+                      _ceiling_text(peak, device), "",
+                      _summary(view.measured[device][seed], view.spec["settings"]), "",
+                      md_table(_fmt_table(df)), ""]
+            extra = df[df["extrapolated"].astype(bool)]
+            if not extra.empty:
+                parts += ["The loop (`corr2d_multi_in_out` per image) was **extrapolated** on "
+                          + ", ".join(f"`{s}`" for s in extra["shape"])
+                          + f": it ran within a budget of {view.spec['settings']['loop_budget_s']} s a shape on a "
+                          "leading part of the output (whole rows, then channels, then images), checked against "
+                          "the reference there, and its median time was scaled linearly to the whole output. "
+                          "Its time, speed-up and GFLOP/s on those shapes are estimates, not measurements:", ""]
+                parts += [f"- `{r.shape}`: {r.method}" for r in extra.itertuples()] + [""]
+            if "unfold_compiled" in set(df["impl"]):
+                parts += ["`unfold_compiled` is `torch.compile(conv2d_unfold, dynamic=False)`, compiled per shape "
+                          "after `torch._dynamo.reset()`; `compile` is that first call, excluded from its time, in "
+                          "this process and with whatever TorchInductor's on-disk cache already held (a cold cache "
+                          "takes seconds longer). `compile pays after` is compile time / (eager unfold - compiled).",
+                          ""]
+            failed = df[df["status"] != "ok"]
+            parts += [f"- `{r.shape}` / `{r.impl}`: {r.status}" for r in failed.itertuples()]
+            if not failed.empty:
+                parts.append("")
+            shapes = list(dict.fromkeys(df["shape"]))
+            impls = list(dict.fromkeys(df["impl"]))
+            width = 0.8 / len(impls)
+            x = np.arange(len(shapes))
+            for i, impl in enumerate(impls):
+                sub = df[df["impl"] == impl].set_index("shape").reindex(shapes)
+                hatch = ["//" if bool(e) else "" for e in sub["extrapolated"].fillna(False)]
+                bars = ax.bar(x + (i - (len(impls) - 1) / 2) * width, sub["gflops"].fillna(0), width, label=impl)
+                for bar, h in zip(bars, hatch):
+                    bar.set_hatch(h)
+            ax.axhline(peak["gflops"], color="k", ls="--", lw=1, label=f"matmul ceiling {peak['gflops']:.0f}")
+            ax.set(yscale="log", ylabel="GFLOP/s", title=f"{device}: GFLOP/s by shape (hatched: extrapolated)")
+            ax.set_xticks(x, shapes, rotation=15, fontsize=8)
+            ax.grid(True, axis="y", which="both", alpha=0.3)
+            ax.legend(fontsize=7, ncol=3)
+    parts.insert(0, save_figure(fig, view, "gflops-" + "-".join(devices), "GFLOP/s by implementation and shape") + "\n")
+    return "\n".join(parts)

@@ -1,0 +1,266 @@
+"""C1-C3: LeNet on Fashion-MNIST, with the harness loop and/or the tutorial's own loop.
+
+A spec picks the model (``harness.models.MODELS``), its initialisation, the tutorial's optimiser,
+learning rate, batch size and epochs, and which loops run (``loops: [harness, tutorial]`` runs both
+from the same initial weights, so one run compares their speed and accuracy side by side).
+Unprefixed metrics are those of the first loop listed; ``<loop>.<metric>`` names each loop's own.
+``eval_first_batches`` evaluates the whole test set after each of the first batches of epoch 1, as
+the notebook of C3 did after every batch, and only for those batches.
+
+Recorded per (device, seed): per-epoch series ``<loop>.loss``, ``<loop>.train_acc``,
+``<loop>.test_acc``, ``<loop>.epoch_seconds``, ``<loop>.examples_per_sec`` (step = epoch), the
+first-batch series ``<loop>.first_batches.*`` (step = batch), and the tables ``epochs`` and
+``first_batches``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from harness.spec import Strict
+from harness.tracking import Recorder
+
+KIND = "lenet"
+LOOPS = ("harness", "tutorial")
+PER_EPOCH = ("loss", "train_acc", "test_acc", "epoch_seconds", "examples_per_sec")
+SUMMARY = ("loss", "train_acc", "test_acc", "examples_per_sec", "seconds_per_epoch", "test_acc_per_epoch",
+           "train_acc_per_epoch", "loss_per_epoch")
+EARLY = ("early_test_acc_min", "early_test_acc_max", "early_loss_first", "early_loss_last", "early_loss_drop")
+
+
+class Settings(Strict):
+    model: Literal["lenet_nopad_max", "lenet_pad2_avg", "lenet_pad2_max"]
+    init: Literal["default", "xavier"] = Field("default", description="xavier: train_ch6's xavier_uniform_ init")
+    optimizer: Literal["adam", "sgd"]
+    lr: float = Field(gt=0, le=10)
+    batch_size: int = Field(256, ge=1, le=60_000)
+    epochs: int = Field(ge=1, le=200)
+    loops: list[Literal["harness", "tutorial"]] = Field(default=["harness"], min_length=1, max_length=2)
+    tutorial_epochs: int | None = Field(None, ge=1, le=200, description="epochs of the tutorial loop (default: epochs)")
+    tutorial_style: Literal["ch5", "ch6"] = Field("ch5", description="train_ch5 (5.5) or train_ch6 (6.6)")
+    tutorial_workers: int = Field(4, ge=0, le=32, description="DataLoader workers; d2l uses 4 on Linux")
+    eval_first_batches: int = Field(0, ge=0, le=1000, description="evaluate the test set after each of these")
+    chance_batches: int = Field(15, ge=1, le=1000, description="the first batches whose test acc stays at chance")
+    channels_last: bool = True
+    fused_optimizer: bool = True
+    compile: bool = False
+    data_dir: str | None = None
+    download: bool = False
+    progress: bool = True
+
+    @field_validator("loops")
+    @classmethod
+    def _distinct(cls, loops: list[str]) -> list[str]:
+        if len(set(loops)) != len(loops):
+            raise ValueError("loops must not repeat")
+        return loops
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.eval_first_batches and "harness" not in self.loops:
+            raise ValueError("eval_first_batches needs the harness loop in loops")
+        if self.eval_first_batches and self.chance_batches > self.eval_first_batches:
+            raise ValueError(f"chance_batches ({self.chance_batches}) must not exceed eval_first_batches "
+                             f"({self.eval_first_batches})")
+        if self.eval_first_batches > -(-60_000 // self.batch_size):
+            raise ValueError("eval_first_batches exceeds the batches of one epoch")
+        return self
+
+
+METRICS = set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | set(EARLY) | {"speedup"}
+
+
+def _model(settings: Settings, seed: int) -> torch.nn.Module:
+    """The spec's LeNet, initialised from the run's seed (so every loop starts from the same weights)."""
+    from harness.models import build, init_xavier
+
+    torch.manual_seed(seed)
+    net = build(settings.model)
+    return init_xavier(net) if settings.init == "xavier" else net
+
+
+def _values(result) -> dict[str, Any]:
+    from harness.train import summary
+
+    out = summary(result)
+    out["test_acc_per_epoch"] = [e.test_acc for e in result.epochs]
+    out["train_acc_per_epoch"] = [e.train_acc for e in result.epochs]
+    out["loss_per_epoch"] = [e.loss for e in result.epochs]
+    return {k: out[k] for k in SUMMARY}
+
+
+def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    import pandas as pd
+
+    from harness.data import load_fashion_mnist
+    from harness.train import train_fast, train_tutorial
+
+    data = load_fashion_mnist(settings.data_dir, device=rec.device, download=settings.download)
+    measured: dict[str, Any] = {}
+    epoch_rows = []
+    for loop in settings.loops:
+        def on_epoch(stats, loop=loop):
+            for name, value in (("loss", stats.loss), ("train_acc", stats.train_acc), ("test_acc", stats.test_acc),
+                                ("epoch_seconds", stats.seconds), ("examples_per_sec", stats.examples_per_sec)):
+                rec.log_metric(f"{loop}.{name}", value, step=stats.epoch)
+
+        net = _model(settings, rec.seed)
+        common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size,
+                      on_epoch=on_epoch, progress=settings.progress)
+        if loop == "harness":
+            result = train_fast(net, data, epochs=settings.epochs, seed=rec.seed,
+                                eval_first_batches=settings.eval_first_batches,
+                                channels_last=settings.channels_last, fused=settings.fused_optimizer,
+                                compile=settings.compile, **common)
+        else:
+            result = train_tutorial(net, str(data.root), epochs=settings.tutorial_epochs or settings.epochs,
+                                    device=rec.device, num_workers=settings.tutorial_workers,
+                                    style=settings.tutorial_style, **common)
+        values = _values(result)
+        measured.update({f"{loop}.{k}": v for k, v in values.items()})
+        if loop == settings.loops[0]:
+            measured.update(values)
+        epoch_rows += [{"loop": loop, **e.as_dict()} for e in result.epochs]
+        if result.first_batches:
+            fb = result.first_batches
+            steps = [b.batch for b in fb]
+            for name in ("loss", "train_acc", "test_acc"):
+                rec.log_series(f"{loop}.first_batches.{name}", [getattr(b, name) for b in fb], steps)
+            rec.log_table("first_batches", pd.DataFrame([vars(b) for b in fb]))
+            early = fb[:settings.chance_batches]
+            measured.update({
+                "early_test_acc_min": min(b.test_acc for b in early),
+                "early_test_acc_max": max(b.test_acc for b in early),
+                "early_loss_first": early[0].loss,
+                "early_loss_last": early[-1].loss,
+                "early_loss_drop": early[0].loss - early[-1].loss,
+            })
+    rec.log_table("epochs", pd.DataFrame(epoch_rows))
+    if set(LOOPS) <= set(settings.loops):
+        measured["speedup"] = measured["harness.examples_per_sec"] / measured["tutorial.examples_per_sec"]
+    return measured
+
+
+# ---- report --------------------------------------------------------------------------------------------------------
+
+
+def _printed_curves(view) -> dict[str, list[float]]:
+    """The tutorial's printed per-epoch curves, from the spec's own references (metric -> values)."""
+    out = {}
+    for ref in view.spec["references"]:
+        if ref["metric"].endswith(("test_acc_per_epoch", "train_acc_per_epoch")) and ref.get("near") is not None:
+            out.setdefault(ref["metric"].split(".")[-1], ref["near"])
+    return out
+
+
+def _converged_band(view) -> tuple[float, float] | None:
+    """The widest gating band on final test accuracy: a seed inside it counts as converged."""
+    bands = [(r["band"][0] - r["tol"], r["band"][1] + r["tol"]) for r in view.spec["references"]
+             if r["metric"].endswith("test_acc") and r.get("band") and r.get("gate", True)]
+    return max(bands, key=lambda b: b[1] - b[0]) if bands else None
+
+
+def section(view) -> str:
+    """Accuracy per epoch against the printed curve, a per-seed table, the loops' speed table."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.ticker import MaxNLocator
+
+    from harness.report import md_table, save_figure
+
+    settings = view.spec["settings"]
+    loops = settings["loops"]
+    printed = _printed_curves(view)
+    band = _converged_band(view)
+    parts = []
+
+    fig, axes = plt.subplots(1, len(view.devices) or 1, figsize=(6.4 * max(1, len(view.devices)), 3.8), squeeze=False)
+    rows, speed = [], []
+    for ax, device in zip(axes[0], view.devices):
+        for seed, m in view.measured[device].items():
+            for loop in loops:
+                test = view.series(f"{loop}.test_acc", device, seed)
+                train = view.series(f"{loop}.train_acc", device, seed)
+                style = "-" if loop == "harness" else ":"
+                line, = ax.plot(test["step"], test["value"], style, marker="o", ms=3,
+                                label=f"test, seed {seed}" + ("" if len(loops) == 1 else f", {loop} loop"))
+                ax.plot(train["step"], train["value"], style, color=line.get_color(), alpha=0.45, lw=1)
+                eps = view.series(f"{loop}.examples_per_sec", device, seed)
+                secs = view.series(f"{loop}.epoch_seconds", device, seed)
+                acc = m[f"{loop}.test_acc"]
+                rows.append({"device": device, "seed": seed, "loop": loop, "epochs": len(test),
+                             "loss": f"{m[f'{loop}.loss']:.4f}", "train acc": f"{m[f'{loop}.train_acc']:.3f}",
+                             "test acc": f"{acc:.3f}",
+                             "converged": ("yes" if band[0] <= acc <= band[1] else "no") if band else "-",
+                             "s/epoch": f"{secs['value'].mean():.2f}",
+                             "examples/s": f"{m[f'{loop}.examples_per_sec']:,.0f}"})
+                speed.append({"device": device, "seed": seed, "loop": loop, "epochs": len(eps),
+                              "examples_per_sec": m[f"{loop}.examples_per_sec"], "test_acc": acc,
+                              "seconds": float(secs["value"].sum())})
+        for name, values in printed.items():
+            ax.plot(range(1, len(values) + 1), values, "k--" if name == "test_acc_per_epoch" else "k:",
+                    marker="x", label=f"tutorial printed ({name.split('_per')[0].replace('_', ' ')})")
+        ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title=f"{view.name} on {device}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    parts += ["### Accuracy per epoch", "",
+              save_figure(fig, view, "accuracy", f"accuracy per epoch of {view.name}"), "",
+              "Solid/dotted lines with markers: test accuracy; faint lines: train accuracy"
+              + ("; black crosses: the tutorial's printed curve." if printed else "."), ""]
+    if band:
+        parts += [f"A seed counts as converged when its final test accuracy lies in [{band[0]:.3f}, {band[1]:.3f}] "
+                  "(the widest gating band of the spec). "
+                  f"Converged: {sum(r['converged'] == 'yes' for r in rows)}/{len(rows)} runs.", ""]
+    parts += ["### Every seed", "", md_table(pd.DataFrame(rows)), ""]
+
+    early = [(d, s) for d in view.devices for s in view.measured[d] if "early_test_acc_max" in view.measured[d][s]]
+    if early:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        ax2 = ax.twinx()
+        for device, seed in early:
+            acc = view.series("harness.first_batches.test_acc", device, seed)
+            loss = view.series("harness.first_batches.loss", device, seed)
+            line, = ax.plot(acc["step"], acc["value"], marker="o", ms=3, label=f"test acc, seed {seed} ({device})")
+            ax2.plot(loss["step"], loss["value"], "--", color=line.get_color(), alpha=0.6)
+        ax.axvline(settings["chance_batches"], color="grey", lw=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="batch of epoch 1", ylabel="test accuracy (solid)", ylim=(0, 1),
+               title="test accuracy after each of the first batches")
+        ax2.set_ylabel("running mean training loss (dashed)")
+        ax.legend(fontsize=7, loc="upper left")
+        parts += ["### The first batches", "",
+                  save_figure(fig, view, "first-batches", f"test accuracy after each first batch of {view.name}"), "",
+                  f"The whole test set was evaluated after each of the first {settings['eval_first_batches']} "
+                  f"batches only (the claim covers the first {settings['chance_batches']}); evaluation time is "
+                  "excluded from examples/s.", ""]
+
+    if len(loops) > 1:
+        df = pd.DataFrame(speed)
+        table = []
+        for device, g in df.groupby("device", sort=False):
+            per = {loop: g[g["loop"] == loop] for loop in loops}
+            row = {"device": device, "seeds": len(per[loops[0]])}
+            for loop in loops:
+                row[f"{loop} examples/s"] = f"{per[loop]['examples_per_sec'].mean():,.0f}"
+                row[f"{loop} test acc (epochs)"] = (f"{per[loop]['test_acc'].mean():.3f} "
+                                                    f"({int(per[loop]['epochs'].iloc[0])})")
+            if set(LOOPS) <= set(loops):
+                ratio = [view.measured[device][str(s)]["speedup"] for s in per["harness"]["seed"]]
+                row["ratio harness/tutorial"] = f"{sum(ratio) / len(ratio):.2f}x"
+            table.append(row)
+        parts += ["### Speed: this harness's loop vs the tutorial's loop", "",
+                  md_table(pd.DataFrame(table)), "",
+                  "examples/s = training examples / seconds of the training passes (data loading included, test "
+                  "evaluation excluded), measured in the same run on the same machine from the same initial "
+                  f"weights. Tutorial loop: torchvision FashionMNIST + ToTensor + DataLoader(batch "
+                  f"{settings['batch_size']}, shuffle, {settings['tutorial_workers']} workers) and "
+                  f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; harness loop: in-memory "
+                  f"tensors, randperm batches, inference-mode evaluation"
+                  + (", channels_last" if settings["channels_last"] else "")
+                  + (", fused optimiser step" if settings.get("fused_optimizer") else "")
+                  + (", torch.compile" if settings["compile"] else "") + ".", ""]
+    return "\n".join(parts)

@@ -1,0 +1,204 @@
+"""Timing the way benchmark tools do: warm-up, CUDA synchronisation, enough repeats, median and spread.
+
+``measure`` wraps ``torch.utils.benchmark.Timer.blocked_autorange``: it warms the statement up,
+picks a block size so timer overhead is negligible, runs blocks until ``min_run_time`` has passed,
+and synchronises CUDA around every block when a GPU is present. It uses all of torch's threads
+(``Timer`` would default to one). ``matmul_peak`` measures a large matrix product on the same device
+as the ceiling a convolution's GFLOP/s is compared with; ``conv_flops`` counts a convolution's work;
+``extrapolate`` scales a timed part of a slow loop to the whole, and says how.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call of one statement: median over the timed blocks, and their spread."""
+
+    median: float
+    iqr: float
+    mean: float
+    min: float
+    max: float
+    runs: int  # timed blocks
+    number_per_run: int  # calls per block
+    total_s: float  # time spent in the timed blocks
+    others_cpu: float = math.nan  # share of the machine's CPU other processes took meanwhile (OtherCpu)
+
+    @property
+    def calls(self) -> int:
+        return self.runs * self.number_per_run
+
+    @property
+    def rel_spread(self) -> float:
+        """IQR over median: 0.05 means the middle half of the blocks lie within 5% of the median's size."""
+        return self.iqr / self.median if self.median > 0 else math.nan
+
+    def scaled(self, factor: float) -> Timing:
+        """The same timing for ``factor`` times the work (linear extrapolation)."""
+        return Timing(self.median * factor, self.iqr * factor, self.mean * factor, self.min * factor,
+                      self.max * factor, self.runs, self.number_per_run, self.total_s, self.others_cpu)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"calls": self.calls, "rel_spread": self.rel_spread}
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[int]:
+    """Run with ``n`` torch CPU threads (None: leave torch's setting), restored afterwards."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _cpu_ticks() -> tuple[int, int, int] | None:
+    """(busy ticks of the whole machine, all ticks of the machine, ticks this process used), Linux only."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        own = int(fields[11]) + int(fields[12])  # utime + stime, all threads
+    except (OSError, ValueError, IndexError):
+        return None
+    total = sum(vals)
+    return total - vals[3] - vals[4], total, own
+
+
+class OtherCpu:
+    """The share of the machine's CPU time that other processes (and the hypervisor's steal) took meanwhile.
+
+    ``with OtherCpu() as oc: ...`` then ``oc.share``: 0 on a quiet machine, 0.5 when others used half of
+    all cores; NaN where /proc is not there. A timing with a high share measured a shared machine.
+    """
+
+    def __enter__(self) -> OtherCpu:
+        self._start = _cpu_ticks()
+        self.share = math.nan
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = _cpu_ticks()
+        if self._start is None or end is None:
+            return
+        busy, total, own = (b - a for a, b in zip(self._start, end))
+        if total > 0:
+            self.share = min(1.0, max(0.0, (busy - own) / total))
+
+
+BUSY_SHARE = 0.1
+
+
+def busy_note(shares: list[float]) -> str:
+    """A warning for the report when other processes took a noticeable share of the CPU during the timings."""
+    finite = [x for x in shares if isinstance(x, (int, float)) and math.isfinite(x)]
+    if not finite or max(finite) <= BUSY_SHARE:
+        return ""
+    return (f"**Warning: the machine was shared.** Other processes took up to {max(finite):.0%} of all CPU time "
+            f"while these timings ran (column `others`; above {BUSY_SHARE:.0%} is flagged). On a machine with few "
+            "cores, torch's threads then wait for each other and times can grow many-fold: these numbers are "
+            "not what the device can do. Re-run on a quiet machine.")
+
+
+def synchronize(device: str | torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu", warmup: int = 1,
+            num_threads: int | None = None, label: str = "", min_runs: int = 5) -> Timing:
+    """Time ``fn()`` with torch.utils.benchmark: ``warmup`` calls first, then blocked_autorange.
+
+    The median and IQR are of per-call times of the blocks (a block is ``number_per_run`` calls),
+    so a single slow outlier block moves neither. Where ``min_run_time`` held fewer than ``min_runs``
+    blocks, more blocks of the same size are timed, so the spread always rests on several blocks.
+    CUDA is synchronised before every clock read.
+    """
+    from torch.utils import benchmark  # imported here: its import warns about CUDA_HOME on CPU-only machines
+
+    if min_run_time <= 0:
+        raise ValueError("min_run_time must be positive")
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, label=label or "measure",
+                            num_threads=num_threads or torch.get_num_threads())
+    with OtherCpu() as others:
+        m = timer.blocked_autorange(min_run_time=min_run_time)
+        times = list(m.times)
+        while len(times) < min_runs:
+            times += timer.timeit(m.number_per_run).times
+    arr = np.sort(np.asarray(times, dtype=float))
+    q25, median, q75 = np.percentile(arr, [25, 50, 75])
+    return Timing(median=float(median), iqr=float(q75 - q25), mean=float(arr.mean()), min=float(arr[0]),
+                  max=float(arr[-1]), runs=len(arr), number_per_run=int(m.number_per_run),
+                  total_s=float(arr.sum() * m.number_per_run), others_cpu=others.share)
+
+
+def time_once(fn: Callable[[], Any], device: str = "cpu") -> float:
+    """Wall seconds of one synchronised call (for compile time and probes, not for steady state)."""
+    import time
+
+    synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - t0
+
+
+def conv_flops(n: int, c_in: int, h_out: int, w_out: int, c_out: int, kh: int, kw: int) -> int:
+    """Floating-point operations of a convolution, a multiply-add counted as 2: 2*N*C_o*H_o*W_o*C_i*kh*kw."""
+    if min(n, c_in, h_out, w_out, c_out, kh, kw) < 0:
+        raise ValueError("sizes must be non-negative")
+    return 2 * n * c_out * h_out * w_out * c_in * kh * kw
+
+
+def matmul_flops(n: int, m: int | None = None, k: int | None = None) -> int:
+    """2*n*m*k for an (n, k) x (k, m) product (square by default)."""
+    m = n if m is None else m
+    k = n if k is None else k
+    return 2 * n * m * k
+
+
+def matmul_peak(device: str = "cpu", n: int = 2048, dtype: torch.dtype = torch.float32,
+                min_run_time: float = 1.0, seed: int = 0) -> dict[str, Any]:
+    """GFLOP/s of an n x n x n matrix product on ``device``: the measured ceiling for that device.
+
+    The TF32 switches are recorded: with them on, a CUDA float32 product (or convolution) may run
+    on tensor cores at reduced precision and beat a strict float32 ceiling.
+    """
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    a = torch.randn(n, n, generator=g, dtype=dtype).to(device)
+    b = torch.randn(n, n, generator=g, dtype=dtype).to(device)
+    t = measure(lambda: torch.mm(a, b), min_run_time=min_run_time, device=device, warmup=2, label="matmul peak")
+    flops = matmul_flops(n)
+    return {"device": device, "n": n, "dtype": str(dtype).removeprefix("torch."), "gflop": flops / 1e9,
+            "median_s": t.median, "iqr_s": t.iqr, "runs": t.runs, "calls": t.calls,
+            "gflops": flops / t.median / 1e9, "gflops_at_min": flops / t.min / 1e9,
+            "threads": torch.get_num_threads(), "others_cpu": t.others_cpu,
+            "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32)}
+
+
+def extrapolate(part: Timing, part_work: float, full_work: float) -> tuple[Timing, str]:
+    """Scale a timing of ``part_work`` units to ``full_work`` units, linearly; the method in words."""
+    if part_work <= 0 or full_work < part_work:
+        raise ValueError("need 0 < part_work <= full_work")
+    factor = full_work / part_work
+    if factor == 1:
+        return part, "measured whole"
+    return part.scaled(factor), (f"extrapolated linearly: timed {part_work:,.0f} of {full_work:,.0f} "
+                                 f"work units ({100 / factor:.3g}%), x{factor:,.4g}")

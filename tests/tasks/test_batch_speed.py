@@ -1,0 +1,115 @@
+"""D1 task: settings are validated; a tiny run times updates, extrapolates epochs, records and reports.
+
+The run uses small synthetic images in place of Fashion-MNIST (timing an update does not depend on the
+pixels); the real loader has its own tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from pydantic import ValidationError
+
+from harness import tracking
+from harness.cli import main
+from harness.tasks import batch_speed
+from harness.tasks.batch_speed import Settings
+
+SETTINGS = {"batch_sizes": [1, 2, 10, 16], "min_run_time": 0.02, "warmup_updates": 1, "epoch_examples": 64,
+            "full_examples": 96, "full_epoch_batches": [2, 16]}
+SPEC = {
+    "name": "batch-tiny", "title": "tiny batch-speed run", "kind": "batch_speed", "seeds": [0],
+    "devices": ["cpu", "cuda"], "deterministic": False, "settings": SETTINGS,
+    "references": [
+        # bounds any machine meets: the test checks the plumbing, never a speed
+        {"metric": "epoch_ratio_1_over_10", "source": {"page": "002", "ref": "D1"}, "at_least": 0},
+        {"metric": "update_time_growth", "source": {"page": "002", "ref": "D1"}, "at_least": 0},
+        {"metric": "epoch_s_b1", "source": {"page": "002", "ref": "D1"}, "band": [0, 1e9], "gate": False},
+    ],
+}
+
+
+@pytest.fixture
+def synthetic(monkeypatch):
+    def data(settings, device):
+        g = torch.Generator().manual_seed(0)
+        return torch.rand(128, 1, 28, 28, generator=g).to(device), torch.randint(0, 10, (128,), generator=g).to(device)
+
+    monkeypatch.setattr(batch_speed, "train_data", data)
+
+
+def test_defaults_span_1_to_1024():
+    s = Settings()
+    assert s.batch_sizes[0] == 1 and 10 in s.batch_sizes and s.batch_sizes[-1] == 1024
+    assert s.epoch_examples == 50_000 and s.full_examples == 60_000 and s.model == "lenet_pad2_avg"
+
+
+@pytest.mark.parametrize("change,msg", [
+    ({"batch_sizes": [2, 10, 16]}, "include 1 and 10"),
+    ({"batch_sizes": [1, 2, 16]}, "include 1 and 10"),
+    ({"batch_sizes": [1, 10, 10]}, "increasing without repeats"),
+    ({"batch_sizes": [10, 1]}, "increasing without repeats"),
+    ({"batch_sizes": [0, 1, 10]}, "lie in"),
+    ({"batch_sizes": [1, 10, 70_000]}, "lie in"),
+    ({"batch_sizes": [1]}, "at least 2"),
+    ({"model": "alexnet"}, "Input should be"),
+    ({"lr": 0.0}, "greater than 0"),
+    ({"min_run_time": -1.0}, "greater than 0"),
+    ({"epoch_examples": 70_000}, "less than or equal to 60000"),
+    ({"batch_sizes": [1.0, 10]}, "valid integer"),
+    ({"full_epoch_batches": [3]}, "not in batch_sizes"),
+    ({"bogus": True}, "Extra inputs"),
+])
+def test_bad_settings_rejected(change, msg):
+    with pytest.raises(ValidationError, match=msg):
+        Settings.model_validate(SETTINGS | change)
+
+
+def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic):
+    path = tmp_path / "batch-tiny.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    assert main(["run", str(path)]) == 0
+    run = tracking.spec_runs().iloc[0]
+    df = tracking.load_table(run.run_id, "cpu/seed0/batch_speed.json")
+    assert list(df["batch"]) == [1, 2, 10, 16]
+    assert (df["update_s"] > 0).all() and (df["updates_timed"] >= 1).all() and df["extrapolated"].all()
+    assert list(df["updates_per_epoch"]) == [64, 32, 7, 4]
+    for r in df.itertuples():
+        assert r.epoch_s == pytest.approx(r.update_s * math.ceil(64 / r.batch), rel=1e-6)
+        assert r.epoch_s_full == pytest.approx(r.update_s * math.ceil(96 / r.batch), rel=1e-6)
+        assert r.examples_per_s == pytest.approx(r.batch / r.update_s, rel=1e-6)
+        if r.batch in (2, 16):
+            assert r.epoch_measured_s > 0 and "one whole epoch also run" in r.method
+        else:
+            assert math.isnan(r.epoch_measured_s)
+    measured = tracking.load_json(run.run_id, "measured.json")["cpu"]["0"]
+    assert batch_speed.METRICS <= set(measured)
+    by = df.set_index("batch")
+    assert measured["epoch_ratio_1_over_10"] == pytest.approx(by.at[1, "epoch_s"] / by.at[10, "epoch_s"], rel=1e-4)
+    assert measured["update_time_growth"] == pytest.approx(by.at[16, "update_s"] / by.at[1, "update_s"], rel=1e-4)
+    assert measured["update_growth_per_batch_growth"] == pytest.approx(measured["update_time_growth"] / 16)
+    assert measured["best_batch"] in (1, 2, 10, 16)
+    curve = tracking.metric_history(run.run_id, "examples_per_s/cpu/s0")
+    assert list(curve["step"]) == [1, 2, 10, 16]
+
+    out = tmp_path / "reports"
+    assert main(["report", "--out", str(out)]) == 0
+    text = (out / "REPORT.md").read_text()
+    assert "### cpu (seed 0): seconds per update and per epoch" in text and "**extrapolated**" in text
+    assert "s / epoch (64, extrapolated)" in text
+    assert "![examples/s and seconds per update against batch size](figures/batch-tiny-speed-cpu.png)" in text
+    assert (out / "figures" / "batch-tiny-speed-cpu.png").stat().st_size > 1000
+    if not torch.cuda.is_available():
+        assert "no GPU found" in text
+
+
+def test_time_batch_leaves_long_epochs_extrapolated_only(synthetic):
+    settings = Settings.model_validate(SETTINGS | {"full_epoch_max_s": 0.0})
+    assert settings.full_epoch_batches == [2, 16]
+    x, y = batch_speed.train_data(settings, "cpu")
+    row = batch_speed.time_batch(2, x, y, settings, "cpu", seed=0)
+    assert math.isnan(row["epoch_measured_s"]) and row["extrapolated"]
+    assert "median s/update x 32 updates" in row["method"] and "whole epoch not run" in row["method"]

@@ -1,0 +1,156 @@
+"""D2 task: settings are validated; a tiny run checks, times, extrapolates the loop, records and reports."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from pydantic import ValidationError
+
+from harness import tracking
+from harness.cli import main
+from harness.tasks import conv_throughput
+from harness.tasks.conv_throughput import Settings, Shape, library_backend
+
+SHAPES = [
+    {"id": "edge", "n": 1, "c_in": 1, "h": 6, "w": 8, "c_out": 1, "kh": 1, "kw": 2},
+    {"id": "small", "n": 1, "c_in": 1, "h": 10, "w": 10, "c_out": 1, "kh": 3, "kw": 3},
+    {"id": "layer", "n": 6, "c_in": 2, "h": 12, "w": 12, "c_out": 3, "kh": 3, "kw": 3, "padding": 1},
+]
+SETTINGS = {"shapes": SHAPES, "implementations": ["loop", "unfold", "strided", "library", "unfold_compiled"],
+            "claim_shape": "small", "lenet_shapes": ["layer"], "min_run_time": 0.01, "loop_budget_s": 0.02,
+            "peak_n": 64, "peak_min_run_time": 0.01}
+SPEC = {
+    "name": "conv-tiny", "title": "tiny throughput run", "kind": "conv_throughput", "seeds": [0],
+    "devices": ["cpu", "cuda"], "deterministic": False, "settings": SETTINGS,
+    "references": [
+        # bounds that any machine meets: the test checks the plumbing, never a speed
+        {"metric": "unfold_over_loop_claim", "source": {"page": "003", "ref": "D2"}, "at_least": 0},
+        {"metric": "library_fraction_of_peak_lenet_min", "source": {"page": "003", "ref": "D2"}, "at_least": 0,
+         "gate": False},
+    ],
+}
+
+
+def test_default_settings_hold_the_tutorial_grid():
+    s = Settings()
+    ids = [sh.id for sh in s.shapes]
+    assert ids[:4] == ["edge_6x8", "img_28x28", "lenet_c1", "lenet_c2"] and s.claim_shape == "img_28x28"
+    lenet1 = s.shapes[2]
+    assert lenet1.out_hw == (28, 28) and lenet1.flops == 2 * 256 * 6 * 28 * 28 * 25
+
+
+@pytest.mark.parametrize("change,msg", [
+    ({"implementations": ["unfold", "library", "strided"]}, "must include loop"),
+    ({"implementations": ["loop", "unfold", "library", "fft"]}, "Input should be"),
+    ({"implementations": ["loop", "unfold", "library", "library"]}, "must not repeat"),
+    ({"claim_shape": "nope"}, "not in shapes"),
+    ({"lenet_shapes": ["edge", "missing"]}, "not in shapes"),
+    ({"shapes": SHAPES + [SHAPES[0]]}, "ids must not repeat"),
+    ({"shapes": [dict(SHAPES[0], kh=7)] + SHAPES[1:]}, "larger than the padded"),
+    ({"shapes": [dict(SHAPES[0], n=0)] + SHAPES[1:]}, "greater than or equal to 1"),
+    ({"shapes": [dict(SHAPES[0], extra=1)] + SHAPES[1:]}, "Extra inputs"),
+    ({"min_run_time": 0}, "greater than 0"),
+    ({"loop_budget_s": -1.0}, "greater than 0"),
+    ({"threads": 0}, "greater than or equal to 1"),
+    ({"bogus": 1}, "Extra inputs"),
+])
+def test_bad_settings_rejected(change, msg):
+    with pytest.raises(ValidationError, match=msg):
+        Settings.model_validate(SETTINGS | change)
+
+
+def test_shape_rejects_huge_input():
+    with pytest.raises(ValidationError, match="2\\*\\*28"):
+        Shape(id="big", n=4096, c_in=4096, h=64, w=64, c_out=1, kh=1, kw=1)
+
+
+def test_library_backend_names_a_kernel():
+    X, K = torch.randn(2, 3, 16, 16), torch.randn(4, 3, 3, 3)
+    assert library_backend(X, K, 1) not in ("", "unknown")
+
+
+@pytest.fixture
+def no_compile(monkeypatch):
+    """torch.compile replaced by a failing stub: a compiler failure is recorded, and the test stays fast."""
+    def broken(*args, **kwargs):
+        def fn(*a, **k):
+            raise RuntimeError("no compiler here\nsecond line")
+        return fn
+    monkeypatch.setattr(torch, "compile", broken)
+
+
+def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile):
+    path = tmp_path / "conv-tiny.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    assert main(["run", str(path)]) == 0
+    run = tracking.spec_runs().iloc[0]
+    df = tracking.load_table(run.run_id, "cpu/seed0/conv_throughput.json")
+    peak = tracking.load_table(run.run_id, "cpu/seed0/matmul_peak.json").iloc[0]
+    assert peak["n"] == 64 and peak["gflops"] > 0
+    assert len(df) == 3 * 5 and set(df["impl"]) == set(SETTINGS["implementations"])
+    timed = df[df["status"] == "ok"]
+    assert len(timed) == 3 * 4  # the compiled version failed to compile, and says so
+    failed = df[df["impl"] == "unfold_compiled"]
+    assert all(s.startswith("compile failed: RuntimeError: no compiler here") for s in failed["status"])
+    assert failed["median_s"].isna().all()
+    assert (timed["median_s"] > 0).all() and (timed["max_rel_err"] < 1e-4).all()
+    assert ((timed["gflops"] * 1e9 * timed["median_s"] / timed["flops"] - 1).abs() < 1e-3).all()
+    loops = timed[timed["impl"] == "loop"].set_index("shape")
+    assert (loops["speedup_over_loop"] == 1).all()
+    assert not loops.at["edge", "extrapolated"] and loops.at["edge", "method"] == "measured whole"
+    assert loops.at["layer", "extrapolated"] and "extrapolated linearly" in loops.at["layer", "method"]
+    lib = timed[timed["impl"] == "library"]
+    assert (lib["backend"] != "").all()
+    # tables go through JSON with 10 decimals: compare them relatively, to 1e-3
+    assert ((timed["fraction_of_peak"] * peak["gflops"] / timed["gflops"] - 1).abs() < 1e-3).all()
+    measured = tracking.load_json(run.run_id, "measured.json")["cpu"]["0"]
+    assert conv_throughput.METRICS - {"unfold_compiled_over_unfold_lenet_min"} <= set(measured)
+    assert math.isnan(measured["unfold_compiled_over_unfold_lenet_min"])
+    by = timed.set_index(["shape", "impl"])["median_s"]
+    assert measured["unfold_over_loop_claim"] == pytest.approx(by["small", "loop"] / by["small", "unfold"], rel=1e-3)
+    lenet_ratio = by["layer", "unfold"] / by["layer", "library"]
+    assert measured["library_over_unfold_lenet_min"] == pytest.approx(lenet_ratio, rel=1e-3)
+
+    out = tmp_path / "reports"
+    assert main(["report", "--out", str(out)]) == 0
+    text = (out / "REPORT.md").read_text()
+    assert "### cpu (seed 0): convolution throughput" in text and "matrix product" in text
+    assert "**extrapolated** on `layer`" in text and "compile failed" in text
+    assert "![GFLOP/s by implementation and shape](figures/conv-tiny-gflops-cpu.png)" in text
+    assert (out / "figures" / "conv-tiny-gflops-cpu.png").stat().st_size > 1000
+    if not torch.cuda.is_available():
+        assert "no GPU found" in text
+
+
+def test_a_wrong_implementation_is_not_timed(monkeypatch, store):
+    from harness.tracking import Recorder, connect, recorded_run
+
+    def wrong(X, K, padding):
+        return conv_throughput.ops.conv2d_unfold(X, K, padding) + 1
+
+    monkeypatch.setitem(conv_throughput.FUNCS, "strided", wrong)
+    settings = Settings.model_validate(SETTINGS | {"implementations": ["loop", "unfold", "strided", "library"]})
+    connect()
+    with recorded_run("wrong", tags={}) as run:
+        conv_throughput.run(settings, Recorder(run.info.run_id, "cpu", 0))
+    df = tracking.load_table(run.info.run_id, "cpu/seed0/conv_throughput.json")
+    bad = df[df["impl"] == "strided"]
+    assert bad["status"].str.startswith("check failed").all() and bad["median_s"].isna().all()
+
+
+def test_compile_breakeven():
+    import pandas as pd
+
+    df = pd.DataFrame({"shape": ["a", "a", "b", "b", "c"],
+                       "impl": ["unfold", "unfold_compiled", "unfold", "unfold_compiled", "unfold_compiled"],
+                       "median_s": [2e-3, 1e-3, 1e-3, 2e-3, 1e-3], "compile_s": [None, 1.0, None, 1.0, None]})
+    assert conv_throughput._breakeven(df) == ["-", "1,000 calls", "-", "never (not faster)", "-"]
+
+
+def test_strict_min_propagates_nan():
+    assert conv_throughput._strict(min, [2.0, 1.0]) == 1.0
+    assert math.isnan(conv_throughput._strict(min, [2.0, math.nan, 1.0]))
+    assert math.isnan(conv_throughput._strict(max, [math.nan, 1.0]))

@@ -1,0 +1,104 @@
+"""C1-C3 task: settings, the shipped specs, and a whole spec run (both loops) through MLflow into the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from pydantic import ValidationError
+
+from harness import data as D
+from harness.cli import main
+from harness.report import write_report
+from harness.spec import SpecError, load_spec, parse_spec
+from harness.tasks import TASKS, lenet
+from tests.test_data import make_dataset
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+BASE = {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 5}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on one thread: as fast, and not slowed to a crawl when another process holds a core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_registered():
+    assert TASKS["lenet"] is lenet and {"test_acc", "speedup", "early_test_acc_max"} <= lenet.METRICS
+
+
+def test_settings_are_strict():
+    s = lenet.Settings.model_validate(BASE)
+    assert s.batch_size == 256 and s.loops == ["harness"] and s.tutorial_workers == 4 and s.channels_last
+    for bad in ({"model": "alexnet"}, {"optimizer": "rmsprop"}, {"lr": 0}, {"epochs": 0}, {"batch_size": 0},
+                {"loops": []}, {"loops": ["harness", "harness"]}, {"unknown": 1}, {"epochs": "5"},
+                {"eval_first_batches": 300}, {"eval_first_batches": 10, "chance_batches": 15},
+                {"loops": ["tutorial"], "eval_first_batches": 5, "chance_batches": 5}):
+        with pytest.raises(ValidationError):
+            lenet.Settings.model_validate(BASE | bad)
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("lenet-*.yaml")), ids=lambda p: p.stem)
+def test_shipped_specs_load(path):
+    spec = load_spec(path)
+    assert spec.kind == "lenet" and "cuda" in spec.devices
+    if path.stem in ("lenet-c1", "lenet-c2", "lenet-c3"):
+        assert len(spec.seeds) >= 3
+        assert any(r.gate and r.over == "mean" and r.band for r in spec.references)
+    for ref in spec.references:
+        assert ref.note
+
+
+def test_tutorial_optimisation_in_the_specs():
+    c1, c2, c3 = (load_spec(EXPERIMENTS / f"lenet-{c}.yaml").settings for c in ("c1", "c2", "c3"))
+    assert (c1.model, c1.optimizer, c1.lr, c1.batch_size, c1.epochs, c1.init) == \
+        ("lenet_nopad_max", "adam", 0.001, 256, 5, "default")
+    assert (c2.model, c2.optimizer, c2.lr, c2.batch_size, c2.epochs, c2.init) == \
+        ("lenet_pad2_avg", "sgd", 0.9, 256, 10, "xavier")
+    assert (c3.model, c3.optimizer, c3.lr, c3.batch_size, c3.epochs) == ("lenet_pad2_max", "adam", 0.001, 256, 5)
+    assert c3.eval_first_batches >= c3.chance_batches >= 15
+    loops = load_spec(EXPERIMENTS / "lenet-loops.yaml").settings
+    assert loops.loops == ["harness", "tutorial"] and loops.tutorial_workers == 4
+
+
+def test_unknown_metric_is_a_spec_error(tmp_path):
+    data = {"name": "x", "title": "x", "kind": "lenet", "seeds": [0], "settings": BASE,
+            "references": [{"metric": "accuracy", "source": {"page": "001", "ref": "C1"}, "at_least": 0.5}]}
+    with pytest.raises(SpecError, match="unknown metric 'accuracy'"):
+        parse_spec(data, tmp_path / "x.yaml")
+
+
+def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "idx", monkeypatch, n_train=256, n_test=100)
+    D.clear_cache()
+    spec = {
+        "name": "lenet-tiny", "title": "tiny LeNet", "kind": "lenet", "seeds": [0, 1], "devices": ["cpu", "cuda"],
+        "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 2,
+                     "loops": ["harness", "tutorial"], "tutorial_workers": 0, "eval_first_batches": 3,
+                     "chance_batches": 2, "data_dir": str(tmp_path / "idx"), "progress": False},
+        "references": [
+            {"metric": "test_acc", "source": {"page": "001", "ref": "C1"}, "band": [0.0, 1.0], "over": "mean"},
+            {"metric": "test_acc_per_epoch", "source": {"page": "001", "ref": "C1"}, "near": [0.5, 0.6],
+             "atol": 1, "gate": False},
+            {"metric": "early_test_acc_max", "source": {"page": "000", "ref": "C3"}, "at_most": 1.0},
+            {"metric": "speedup", "source": {"page": "001", "ref": "C1"}, "at_least": 0.0, "gate": False},
+        ],
+    }
+    path = tmp_path / "lenet-tiny.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["run", str(path)]) == 0
+    report = write_report(tmp_path / "reports")
+    text = report.read_text()
+    for needle in ("### Accuracy per epoch", "### Every seed", "### The first batches",
+                   "### Speed: this harness's loop vs the tutorial's loop", "ratio harness/tutorial",
+                   "the tutorial's printed curve", "figures/lenet-tiny-accuracy.png"):
+        assert needle in text, needle
+    assert (tmp_path / "reports" / "figures" / "lenet-tiny-accuracy.png").is_file()
+    assert (tmp_path / "reports" / "figures" / "lenet-tiny-first-batches.png").is_file()

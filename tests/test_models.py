@@ -1,0 +1,61 @@
+"""The LeNet variants a spec can name (C1-C3): shapes, the layers that tell them apart, Xavier init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from harness.models import MODELS, build, init_xavier, layer_shapes
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_lenet_maps_a_batch_of_images_to_ten_logits(name):
+    torch.manual_seed(0)
+    net = build(name)
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert net.to(memory_format=torch.channels_last)(
+        torch.rand(3, 1, 28, 28).contiguous(memory_format=torch.channels_last)).shape == (3, 10)
+
+
+def test_c1_no_padding_max_pool_fc_256_120_84_10():
+    net = build("lenet_nopad_max")
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert [c.padding for c in convs] == [(0, 0), (0, 0)]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in net.modules()) == 2
+    assert [(m.in_features, m.out_features) for m in linears] == [(256, 120), (120, 84), (84, 10)]
+    assert layer_shapes(net, torch.zeros(1, 1, 28, 28))[5] == ("MaxPool2d", [1, 16, 4, 4])
+
+
+def test_c2_padding_2_average_pool_and_c3_padding_2_max_pool():
+    c2, c3 = build("lenet_pad2_avg"), build("lenet_pad2_max")
+    for net, pool in ((c2, nn.AvgPool2d), (c3, nn.MaxPool2d)):
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+        assert convs[0].padding == (2, 2) and convs[1].padding == (0, 0)
+        assert sum(isinstance(m, pool) for m in net.modules()) == 2
+        assert next(m for m in net.modules() if isinstance(m, nn.Linear)).in_features == 400
+        assert layer_shapes(net, torch.zeros(1, 1, 28, 28))[-1] == ("Linear", [1, 10])
+    assert sum(p.numel() for p in c2.parameters()) == sum(p.numel() for p in c3.parameters()) == 61706
+
+
+def test_xavier_init_draws_uniform_weights_in_the_glorot_bound_and_keeps_biases():
+    torch.manual_seed(0)
+    net = build("lenet_pad2_avg")
+    biases = [m.bias.detach().clone() for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    init_xavier(net)
+    layers = [m for m in net.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    for m, b in zip(layers, biases):
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(m.weight)
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        top = float(m.weight.detach().abs().max())
+        assert 0.8 * bound < top <= bound
+        assert torch.equal(m.bias, b)
+
+
+def test_same_seed_same_weights():
+    torch.manual_seed(3)
+    a = build("lenet_nopad_max").state_dict()
+    torch.manual_seed(3)
+    b = build("lenet_nopad_max").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

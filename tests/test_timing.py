@@ -1,0 +1,103 @@
+"""Timing helpers: medians and spreads from torch.utils.benchmark, FLOP counts, linear extrapolation.
+
+No test compares a time with a threshold: times depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from harness.timing import Timing, conv_flops, cpu_threads, extrapolate, matmul_flops, matmul_peak, measure, time_once
+
+
+def test_measure_returns_positive_median_and_spread():
+    x = torch.randn(64, 64)
+    t = measure(lambda: x @ x, min_run_time=0.02)
+    assert t.median > 0 and t.iqr >= 0 and t.min <= t.median <= t.max
+    assert t.runs >= 1 and t.number_per_run >= 1 and t.calls == t.runs * t.number_per_run
+    assert t.total_s > 0 and t.rel_spread >= 0
+    assert set(t.as_dict()) >= {"median", "iqr", "runs", "calls", "rel_spread"}
+
+
+def test_measure_times_at_least_min_runs_blocks():
+    import time
+
+    t = measure(lambda: time.sleep(0.004), min_run_time=0.001, min_runs=4)
+    assert t.runs >= 4 and t.median >= 0.004
+
+
+def test_measure_calls_warmup_then_timed_blocks():
+    calls = []
+    t = measure(lambda: calls.append(1), min_run_time=0.01, warmup=3)
+    assert len(calls) >= 3 + t.calls
+
+
+def test_measure_rejects_non_positive_run_time():
+    with pytest.raises(ValueError):
+        measure(lambda: None, min_run_time=0)
+
+
+def test_time_once_is_one_call():
+    calls = []
+    assert time_once(lambda: calls.append(1)) >= 0 and calls == [1]
+
+
+def test_conv_flops_counts_multiply_adds_twice():
+    assert conv_flops(1, 1, 1, 1, 1, 1, 1) == 2
+    # LeNet's second convolution at batch 256: 256 images, 16x10x10 outputs, 6x5x5 products each
+    assert conv_flops(256, 6, 10, 10, 16, 5, 5) == 2 * 256 * 16 * 10 * 10 * 6 * 5 * 5
+    with pytest.raises(ValueError):
+        conv_flops(-1, 1, 1, 1, 1, 1, 1)
+
+
+def test_matmul_flops():
+    assert matmul_flops(4) == 128 and matmul_flops(2, 3, 5) == 60
+
+
+def test_matmul_peak_is_flops_over_median():
+    p = matmul_peak("cpu", n=128, min_run_time=0.02)
+    assert p["gflops"] == pytest.approx(matmul_flops(128) / p["median_s"] / 1e9)
+    assert p["gflops_at_min"] >= p["gflops"] > 0 and p["device"] == "cpu" and p["dtype"] == "float32"
+
+
+def test_extrapolate_scales_linearly_and_says_how():
+    part = Timing(median=0.5, iqr=0.1, mean=0.5, min=0.4, max=0.6, runs=3, number_per_run=1, total_s=1.5)
+    full, how = extrapolate(part, 10, 40)
+    assert full.median == 2.0 and full.iqr == pytest.approx(0.4) and full.min == pytest.approx(1.6)
+    assert full.runs == 3 and "extrapolated linearly" in how and "25%" in how and "x4" in how
+    same, how = extrapolate(part, 7, 7)
+    assert same is part and how == "measured whole"
+    with pytest.raises(ValueError):
+        extrapolate(part, 0, 10)
+    with pytest.raises(ValueError):
+        extrapolate(part, 10, 5)
+
+
+def test_rel_spread_of_zero_median_is_nan():
+    t = Timing(0.0, 0.0, 0.0, 0.0, 0.0, 1, 1, 0.0)
+    assert math.isnan(t.rel_spread)
+
+
+def test_cpu_threads_restores():
+    before = torch.get_num_threads()
+    with cpu_threads(1) as n:
+        assert n == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with cpu_threads(None) as n:
+        assert n == before
+
+
+def test_other_cpu_share_and_busy_note():
+    from harness.timing import OtherCpu, busy_note
+
+    with OtherCpu() as oc:
+        sum(i * i for i in range(200_000))
+    assert math.isnan(oc.share) or 0.0 <= oc.share <= 1.0
+    x = torch.randn(32, 32)
+    share = measure(lambda: x @ x, min_run_time=0.01).others_cpu
+    assert math.isnan(share) or 0.0 <= share <= 1.0
+    assert busy_note([0.0, 0.05]) == "" and busy_note([]) == "" and busy_note([math.nan]) == ""
+    assert "shared" in busy_note([0.0, 0.5]) and "50%" in busy_note([math.nan, 0.5])
