@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ class RunView:
 
     row: pd.Series
     figures: Path
-    extras: dict[str, Any] = field(default_factory=dict)
+    suffix: str = ""  # told apart in figure names when a spec shows two runs (a CPU and a CUDA one)
 
     @property
     def run_id(self) -> str:
@@ -83,7 +83,7 @@ class RunView:
 
     def figure_path(self, stem: str) -> tuple[Path, str]:
         """Where to save a PNG, and the relative link REPORT.md uses for it."""
-        name = f"{self.name}-{stem}.png"
+        name = f"{self.name}{self.suffix}-{stem}.png"
         return self.figures / name, f"figures/{name}"
 
 
@@ -163,7 +163,7 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
         if "cuda" not in newest.devices:
             cuda = group[group["tags.harness.devices_ran"].fillna("").str.contains("cuda")]
             if not cuda.empty:
-                views.append(RunView(cuda.iloc[0], figures))
+                views.append(RunView(cuda.iloc[0], figures, suffix="-cuda-run"))
     return views
 
 
@@ -190,7 +190,7 @@ def render(views: list[RunView], uri: str) -> str:
         "",
     ]
     for view in views:
-        parts += [f'<a id="{view.name}"></a>', "",
+        parts += [f'<a id="{view.name}{view.suffix}"></a>', "",
                   f"## {view.tag('harness.title') or view.name}",
                   "",
                   f"Spec `{view.name}` (kind `{view.kind}`, refs {view.tag('harness.refs')}), "

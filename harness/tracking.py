@@ -111,7 +111,7 @@ class Recorder:
 
     def log_table(self, name: str, df: pd.DataFrame) -> None:
         """A pandas table, kept as an artifact the report reads back."""
-        self.log_json(name, json.loads(df.to_json(orient="split", index=False)))
+        self.log_json(name, json.loads(df.to_json(orient="split", index=False, double_precision=15)))
 
 
 def log_spec(spec: Any, path: Path) -> None:
