@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,10 +33,12 @@ class Timing:
     number_per_run: int  # calls per block
     total_s: float  # time spent in the timed blocks
     others_cpu: float = math.nan  # share of the machine's CPU other processes took meanwhile (OtherCpu)
+    times: tuple[float, ...] = field(default=(), repr=False)  # per-call time of every block
+    calls_total: int | None = None  # where blocks differ in size (pooled rounds)
 
     @property
     def calls(self) -> int:
-        return self.runs * self.number_per_run
+        return self.calls_total if self.calls_total is not None else self.runs * self.number_per_run
 
     @property
     def rel_spread(self) -> float:
@@ -46,10 +48,35 @@ class Timing:
     def scaled(self, factor: float) -> Timing:
         """The same timing for ``factor`` times the work (linear extrapolation)."""
         return Timing(self.median * factor, self.iqr * factor, self.mean * factor, self.min * factor,
-                      self.max * factor, self.runs, self.number_per_run, self.total_s, self.others_cpu)
+                      self.max * factor, self.runs, self.number_per_run, self.total_s, self.others_cpu,
+                      tuple(t * factor for t in self.times), self.calls_total)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"calls": self.calls, "rel_spread": self.rel_spread}
+        d = asdict(self)
+        del d["times"]
+        return d | {"calls": self.calls, "rel_spread": self.rel_spread}
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    arr = np.sort(np.asarray(times, dtype=float))
+    q25, median, q75 = np.percentile(arr, [25, 50, 75])
+    return {"median": float(median), "iqr": float(q75 - q25), "mean": float(arr.mean()), "min": float(arr[0]),
+            "max": float(arr[-1])}
+
+
+def pool(timings: list[Timing]) -> Timing:
+    """Several timings of one statement (rounds taken at different moments) as one: blocks pooled.
+
+    The pooled median resists a slow drift of the machine that spoils one round; ``others_cpu`` is the
+    worst round's.
+    """
+    if not timings:
+        raise ValueError("nothing to pool")
+    times = [t for timing in timings for t in timing.times]
+    others = [t.others_cpu for t in timings if math.isfinite(t.others_cpu)]
+    return Timing(**_stats(times), runs=len(times), number_per_run=timings[0].number_per_run,
+                  total_s=sum(t.total_s for t in timings), others_cpu=max(others) if others else math.nan,
+                  times=tuple(times), calls_total=sum(t.calls for t in timings))
 
 
 @contextmanager
@@ -141,11 +168,8 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
         times = list(m.times)
         while len(times) < min_runs:
             times += timer.timeit(m.number_per_run).times
-    arr = np.sort(np.asarray(times, dtype=float))
-    q25, median, q75 = np.percentile(arr, [25, 50, 75])
-    return Timing(median=float(median), iqr=float(q75 - q25), mean=float(arr.mean()), min=float(arr[0]),
-                  max=float(arr[-1]), runs=len(arr), number_per_run=int(m.number_per_run),
-                  total_s=float(arr.sum() * m.number_per_run), others_cpu=others.share)
+    return Timing(**_stats(times), runs=len(times), number_per_run=int(m.number_per_run),
+                  total_s=float(sum(times) * m.number_per_run), others_cpu=others.share, times=tuple(times))
 
 
 def time_once(fn: Callable[[], Any], device: str = "cpu") -> float:

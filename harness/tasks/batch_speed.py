@@ -13,6 +13,8 @@ and timed, to check the extrapolation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
@@ -22,7 +24,7 @@ from torch import nn
 
 from harness.models import build, init_xavier
 from harness.spec import Strict
-from harness.timing import busy_note, cpu_threads, measure, time_once
+from harness.timing import Timing, busy_note, cpu_threads, measure, pool, time_once
 from harness.tracking import Recorder
 
 KIND = "batch_speed"
@@ -35,7 +37,9 @@ class Settings(Strict):
     epoch_examples: int = Field(default=50_000, ge=1, le=60_000, description="the page's epoch: 50,000 examples")
     full_examples: int = Field(default=60_000, ge=1, le=60_000, description="the whole Fashion-MNIST training set")
     warmup_updates: int = Field(default=3, ge=1, le=1000)
-    min_run_time: float = Field(default=1.0, gt=0, le=60, description="seconds of timed updates per batch size")
+    min_run_time: float = Field(default=1.5, gt=0, le=60,
+                                description="seconds of timed updates per batch size, split over the rounds")
+    rounds: int = Field(default=3, ge=1, le=20, description="interleaved rounds over all batch sizes")
     full_epoch_batches: list[int] = Field(default_factory=list,
                                           description="batch sizes whose whole epoch is also run and timed")
     full_epoch_max_s: float = Field(default=60.0, ge=0, le=600,
@@ -66,9 +70,9 @@ class Settings(Strict):
 METRICS = {"epoch_ratio_1_over_10", "update_time_growth", "update_growth_per_batch_growth", "epoch_s_b1",
            "epoch_s_b10", "examples_per_s_max", "best_batch"}
 
-TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "updates_timed", "timed_s", "examples_per_s",
-                 "updates_per_epoch", "epoch_s", "epoch_s_full", "epoch_measured_s", "extrapolated", "threads",
-                 "others_cpu", "method"]
+TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "rounds", "round_spread", "updates_timed",
+                 "timed_s", "examples_per_s", "updates_per_epoch", "epoch_s", "epoch_s_full", "epoch_measured_s",
+                 "extrapolated", "threads", "others_cpu", "method"]
 
 
 def train_data(settings: Settings, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,17 +83,29 @@ def train_data(settings: Settings, device: str) -> tuple[torch.Tensor, torch.Ten
     return data.train_x, data.train_y
 
 
-def time_batch(batch: int, x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str,
-               seed: int) -> dict[str, Any]:
-    """Median seconds per update at one batch size, and the epoch it implies."""
+@dataclass
+class Bench:
+    """One batch size's model, optimiser and cycle of batches, ready to take timed updates."""
+
+    batch: int
+    per_epoch: int
+    update: Callable[[], None]
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    loss: nn.Module
+    g: torch.Generator
+
+
+def prepare(batch: int, x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str, seed: int) -> Bench:
+    """A fresh LeNet for one batch size, its batches (a cycle of at most ~4k examples, gathered once, so no
+    loader cost is timed), and its ``update``; warmed up by ``warmup_updates`` updates."""
     net = init_xavier(build(settings.model)).to(device)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=settings.lr)
     loss = nn.CrossEntropyLoss()
     g = torch.Generator(device="cpu").manual_seed(seed)
     per_epoch = math.ceil(settings.epoch_examples / batch)
-    # a cycle of batches in a random order, at most ~16k examples, gathered once (no loader cost timed)
-    n_batches = max(1, min(per_epoch, math.ceil(16_384 / batch), x.shape[0] // batch))
+    n_batches = max(1, min(per_epoch, math.ceil(4096 / batch), x.shape[0] // batch))
     order = torch.randperm(x.shape[0], generator=g)[:n_batches * batch].to(x.device)
     xs = x[order].reshape(n_batches, batch, *x.shape[1:])
     ys = y[order].reshape(n_batches, batch)
@@ -105,40 +121,65 @@ def time_batch(batch: int, x: torch.Tensor, y: torch.Tensor, settings: Settings,
 
     for _ in range(settings.warmup_updates):
         update()
-    t = measure(update, min_run_time=settings.min_run_time, device=device, warmup=0, label=f"batch {batch}")
-    epoch_s = t.median * per_epoch
-    row = {"batch": batch, "update_s": t.median, "iqr_s": t.iqr, "rel_spread": t.rel_spread, "runs": t.runs,
-           "updates_timed": t.calls, "timed_s": t.total_s, "examples_per_s": batch / t.median,
-           "updates_per_epoch": per_epoch, "epoch_s": epoch_s,
-           "epoch_s_full": t.median * math.ceil(settings.full_examples / batch),
-           "epoch_measured_s": math.nan, "extrapolated": True, "threads": torch.get_num_threads(),
-           "others_cpu": t.others_cpu,
-           "method": f"median s/update x {per_epoch} updates ({t.calls} updates timed in {t.runs} blocks)"}
-    if batch in settings.full_epoch_batches:
-        if epoch_s > settings.full_epoch_max_s:
-            row["method"] += f"; whole epoch not run: estimate {epoch_s:.3g} s > full_epoch_max_s"
-        elif settings.epoch_examples > x.shape[0]:
-            row["method"] += "; whole epoch not run: fewer training examples than an epoch"
-        else:
-            perm = torch.randperm(x.shape[0], generator=g)[:settings.epoch_examples].to(x.device)
+    return Bench(batch, per_epoch, update, net, opt, loss, g)
 
-            def epoch() -> None:
-                for j in range(per_epoch):
-                    idx = perm[j * batch:(j + 1) * batch]
-                    opt.zero_grad()
-                    loss(net(x[idx]), y[idx]).backward()
-                    opt.step()
 
-            row["epoch_measured_s"] = time_once(epoch, device)
-            row["method"] += (f"; one whole epoch also run: {row['epoch_measured_s']:.3g} s measured "
-                              "(its batches gathered by index as it went)")
-    return row
+def whole_epoch(bench: Bench, x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str) -> float:
+    """Seconds of one real epoch of ``epoch_examples`` examples, batches gathered by index as it goes."""
+    perm = torch.randperm(x.shape[0], generator=bench.g)[:settings.epoch_examples].to(x.device)
+    b = bench.batch
+
+    def epoch() -> None:
+        for j in range(bench.per_epoch):
+            idx = perm[j * b:(j + 1) * b]
+            bench.opt.zero_grad()
+            bench.loss(bench.net(x[idx]), y[idx]).backward()
+            bench.opt.step()
+
+    return time_once(epoch, device)
+
+
+def time_batches(x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str,
+                 seed: int) -> list[dict[str, Any]]:
+    """Every batch size, timed in ``rounds`` interleaved rounds, then pooled; the rows of the table."""
+    benches = [prepare(b, x, y, settings, device, seed * 100_003 + b) for b in settings.batch_sizes]
+    rounds: dict[int, list[Timing]] = {b.batch: [] for b in benches}
+    for _ in range(settings.rounds):
+        for bench in benches:
+            rounds[bench.batch].append(measure(bench.update, min_run_time=settings.min_run_time / settings.rounds,
+                                               device=device, warmup=1, label=f"batch {bench.batch}", min_runs=3))
+    rows = []
+    for bench in benches:
+        t = pool(rounds[bench.batch])
+        medians = [r.median for r in rounds[bench.batch]]
+        b, per_epoch = bench.batch, bench.per_epoch
+        epoch_s = t.median * per_epoch
+        row = {"batch": b, "update_s": t.median, "iqr_s": t.iqr, "rel_spread": t.rel_spread, "runs": t.runs,
+               "rounds": settings.rounds, "round_spread": max(medians) / min(medians) - 1,
+               "updates_timed": t.calls, "timed_s": t.total_s, "examples_per_s": b / t.median,
+               "updates_per_epoch": per_epoch, "epoch_s": epoch_s,
+               "epoch_s_full": t.median * math.ceil(settings.full_examples / b),
+               "epoch_measured_s": math.nan, "extrapolated": True, "threads": torch.get_num_threads(),
+               "others_cpu": t.others_cpu,
+               "method": (f"median s/update x {per_epoch} updates ({t.calls} updates timed in {t.runs} blocks "
+                          f"over {settings.rounds} interleaved rounds)")}
+        if b in settings.full_epoch_batches:
+            if epoch_s > settings.full_epoch_max_s:
+                row["method"] += f"; whole epoch not run: estimate {epoch_s:.3g} s > full_epoch_max_s"
+            elif settings.epoch_examples > x.shape[0]:
+                row["method"] += "; whole epoch not run: fewer training examples than an epoch"
+            else:
+                row["epoch_measured_s"] = whole_epoch(bench, x, y, settings, device)
+                row["method"] += (f"; one whole epoch also run: {row['epoch_measured_s']:.3g} s measured "
+                                  "(its batches gathered by index as it went)")
+        rows.append(row)
+    return rows
 
 
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     x, y = train_data(settings, rec.device)
     with cpu_threads(settings.threads):
-        rows = [time_batch(b, x, y, settings, rec.device, rec.seed * 100_003 + b) for b in settings.batch_sizes]
+        rows = time_batches(x, y, settings, rec.device, rec.seed)
     df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
     rec.log_table("batch_speed", df)
     rec.log_series("examples_per_s", df["examples_per_s"].tolist(), steps=df["batch"].tolist())
@@ -179,6 +220,7 @@ def _fmt(df: pd.DataFrame, epoch_examples: int, full_examples: int) -> pd.DataFr
         "batch": df["batch"].astype(int),
         "s / update": [s(v) for v in df["update_s"]],
         "IQR/median": [f"{v:.1%}" for v in df["rel_spread"]],
+        "rounds apart": [_pct(v) for v in df["round_spread"]] if "round_spread" in df else "-",
         "others": [_pct(v) for v in df["others_cpu"]] if "others_cpu" in df else "-",
         "updates timed": df["updates_timed"].astype(int),
         "examples/s": [f"{v:,.0f}" for v in df["examples_per_s"]],
@@ -231,6 +273,9 @@ def section(view) -> str:
             f"{settings['epoch_examples']:,} examples and ceil({settings['full_examples']:,} / batch) for the whole "
             "training set. Each batch size had its own fresh LeNet (`" + settings["model"] + "`), "
             f"{settings['warmup_updates']} warm-up updates, then at least {settings['min_run_time']} s of timed "
-            "updates on real Fashion-MNIST batches held in device memory (no DataLoader, no evaluation: the "
-            "page's times include both, so its absolute seconds are not comparable).")
+            f"updates in {settings.get('rounds', 1)} rounds interleaved over the batch sizes (blocks pooled; "
+            "`rounds apart` is how far the slowest round's median lay above the fastest's) on real Fashion-MNIST "
+            "batches held in device memory (no DataLoader, no evaluation: the page's times include both, so its "
+            "absolute seconds are not comparable). `others` is the share of all CPU time other processes took "
+            "meanwhile.")
     return "\n".join([image, "", note, "", *parts])

@@ -61,6 +61,7 @@ def test_defaults_span_1_to_1024():
     ({"epoch_examples": 70_000}, "less than or equal to 60000"),
     ({"batch_sizes": [1.0, 10]}, "valid integer"),
     ({"full_epoch_batches": [3]}, "not in batch_sizes"),
+    ({"rounds": 0}, "greater than or equal to 1"),
     ({"bogus": True}, "Extra inputs"),
 ])
 def test_bad_settings_rejected(change, msg):
@@ -106,10 +107,12 @@ def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic):
         assert "no GPU found" in text
 
 
-def test_time_batch_leaves_long_epochs_extrapolated_only(synthetic):
-    settings = Settings.model_validate(SETTINGS | {"full_epoch_max_s": 0.0})
+def test_long_epochs_stay_extrapolated_only(synthetic):
+    settings = Settings.model_validate(SETTINGS | {"full_epoch_max_s": 0.0, "rounds": 2})
     assert settings.full_epoch_batches == [2, 16]
     x, y = batch_speed.train_data(settings, "cpu")
-    row = batch_speed.time_batch(2, x, y, settings, "cpu", seed=0)
-    assert math.isnan(row["epoch_measured_s"]) and row["extrapolated"]
+    rows = batch_speed.time_batches(x, y, settings, "cpu", seed=0)
+    row = rows[1]
+    assert row["batch"] == 2 and math.isnan(row["epoch_measured_s"]) and row["extrapolated"]
     assert "median s/update x 32 updates" in row["method"] and "whole epoch not run" in row["method"]
+    assert row["rounds"] == 2 and row["round_spread"] >= 0 and row["runs"] >= 2 * 3
