@@ -129,6 +129,15 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     return int(correct) / len(y)
 
 
+def _end_epoch(result: TrainResult, stats: EpochStats, bar, on_epoch: EpochHook | None) -> None:
+    """Keep an epoch's numbers, show them on the progress bar, and hand them to the caller's hook."""
+    result.epochs.append(stats)
+    if bar is not None:
+        bar.update(0, info=f"epoch {stats.epoch}: test acc {stats.test_acc:.3f}")
+    if on_epoch is not None:
+        on_epoch(stats)
+
+
 def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float, batch_size: int, epochs: int,
                seed: int, eval_first_batches: int = 0, channels_last: bool = True, compile: bool = False,
                fused: bool = True,
@@ -191,11 +200,7 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float,
             stats = EpochStats(epoch=epoch + 1, loss=float(l_sum) / n, train_acc=int(correct) / n, test_acc=test_acc,
                                seconds=time.perf_counter() - t0, train_seconds=train_seconds,
                                examples_per_sec=n / train_seconds)
-            result.epochs.append(stats)
-            if bar is not None:
-                bar.update(0, info=f"epoch {stats.epoch}: test acc {stats.test_acc:.3f}")
-            if on_epoch is not None:
-                on_epoch(stats)
+            _end_epoch(result, stats, bar, on_epoch)
     finally:
         if bar is not None:
             bar.stop()
@@ -294,11 +299,7 @@ def _tutorial_epochs(net, train_iter, test_iter, opt, loss, result, *, epochs, d
             stats = EpochStats(epoch=epoch + 1, loss=train_l_sum / n, train_acc=train_acc_sum / n, test_acc=test_acc,
                                seconds=time.perf_counter() - t0, train_seconds=train_seconds,
                                examples_per_sec=n / train_seconds)
-            result.epochs.append(stats)
-            if bar is not None:
-                bar.update(0, info=f"epoch {stats.epoch}: test acc {stats.test_acc:.3f}")
-            if on_epoch is not None:
-                on_epoch(stats)
+            _end_epoch(result, stats, bar, on_epoch)
     finally:
         if bar is not None:
             bar.stop()

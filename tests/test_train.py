@@ -11,14 +11,7 @@ from harness.models import build
 from harness.train import evaluate, train_fast, train_tutorial
 from tests.test_data import make_dataset
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on one thread: as fast, and not slowed to a crawl when another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def subset(d: D.FashionMNIST, n_train: int, n_test: int) -> D.FashionMNIST:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from pydantic import ValidationError
 
@@ -20,13 +19,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 BASE = {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 5}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on one thread: as fast, and not slowed to a crawl when another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_registered():
