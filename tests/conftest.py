@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 
 def pytest_addoption(parser):
@@ -36,3 +37,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write spec data as ``tmp_path/<its name>.yaml`` and return the path."""
+
+    def write(data: dict):
+        path = tmp_path / f"{data['name']}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write

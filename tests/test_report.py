@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import yaml
 
 from harness import report
 from harness.cli import main
@@ -14,9 +13,8 @@ from .test_runner import SPEC
 
 
 @pytest.fixture
-def recorded(tmp_path, store):
-    path = tmp_path / "edge-small.yaml"
-    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+def recorded(tmp_path, store, write_spec):
+    path = write_spec(SPEC)
     assert main(["run", str(path)]) == 0
     return tmp_path
 

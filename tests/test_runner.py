@@ -29,10 +29,8 @@ SPEC = {
 
 
 @pytest.fixture
-def spec_file(tmp_path) -> Path:
-    path = tmp_path / "edge-small.yaml"
-    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
-    return path
+def spec_file(write_spec) -> Path:
+    return write_spec(SPEC)
 
 
 def runs(status: str | None = None):

@@ -10,7 +10,6 @@ import math
 
 import pytest
 import torch
-import yaml
 from pydantic import ValidationError
 
 from harness import tracking
@@ -69,9 +68,8 @@ def test_bad_settings_rejected(change, msg):
         Settings.model_validate(SETTINGS | change)
 
 
-def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic):
-    path = tmp_path / "batch-tiny.yaml"
-    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic, write_spec):
+    path = write_spec(SPEC)
     assert main(["run", str(path)]) == 0
     run = tracking.spec_runs().iloc[0]
     df = tracking.load_table(run.run_id, "cpu/seed0/batch_speed.json")

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import yaml
 from pydantic import ValidationError
 
 from harness import tracking
@@ -82,9 +81,8 @@ def no_compile(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
 
 
-def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile):
-    path = tmp_path / "conv-tiny.yaml"
-    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile, write_spec):
+    path = write_spec(SPEC)
     assert main(["run", str(path)]) == 0
     run = tracking.spec_runs().iloc[0]
     df = tracking.load_table(run.run_id, "cpu/seed0/conv_throughput.json")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from harness import data as D
@@ -67,7 +66,7 @@ def test_unknown_metric_is_a_spec_error(tmp_path):
         parse_spec(data, tmp_path / "x.yaml")
 
 
-def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, monkeypatch):
+def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, monkeypatch, write_spec):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     make_dataset(tmp_path / "idx", monkeypatch, n_train=256, n_test=100)
     D.clear_cache()
@@ -84,8 +83,7 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
             {"metric": "speedup", "source": {"page": "001", "ref": "C1"}, "at_least": 0.0, "gate": False},
         ],
     }
-    path = tmp_path / "lenet-tiny.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    path = write_spec(spec)
     assert main(["run", str(path)]) == 0
     report = write_report(tmp_path / "reports")
     text = report.read_text()
