@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from harness.data import FashionMNIST
+from harness.models import pool_before_sigmoid
 
 EVAL_BATCH = 2500
 
@@ -140,7 +141,7 @@ def _end_epoch(result: TrainResult, stats: EpochStats, bar, on_epoch: EpochHook 
 
 def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float, batch_size: int, epochs: int,
                seed: int, eval_first_batches: int = 0, channels_last: bool = True, compile: bool = False,
-               fused: bool = True,
+               fused: bool = True, pool_first: bool = True,
                train_subset: int | None = None, on_epoch: EpochHook | None = None,
                progress: bool = False) -> TrainResult:
     """The harness loop (see the module docstring); ``data`` already on the training device."""
@@ -150,6 +151,7 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float,
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = make_optimizer(optimizer, net, lr, fused=fused)
+    fwd = pool_before_sigmoid(net) if pool_first else net
     loss = nn.CrossEntropyLoss()
     train_x, train_y = data.train_x, data.train_y
     if train_subset is not None:
@@ -157,7 +159,7 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float,
     n = len(train_y)
 
     def step(X, y):
-        y_hat = net(X)
+        y_hat = fwd(X)
         l = loss(y_hat, y)
         opt.zero_grad()
         l.backward()
@@ -172,7 +174,7 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float,
     result.setup_seconds = time.perf_counter() - start
     try:
         for epoch in range(epochs):
-            net.train()
+            fwd.train()
             t0 = time.perf_counter()
             eval_seconds = 0.0
             perm = torch.randperm(n, generator=gen).to(device)
@@ -191,12 +193,12 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float,
                     seen = min((i + 1) * batch_size, n)
                     result.first_batches.append(BatchEval(
                         batch=i + 1, loss=float(l_sum) / seen, train_acc=int(correct) / seen,
-                        test_acc=evaluate(net, data.test_x, data.test_y, channels_last=channels_last)))
+                        test_acc=evaluate(fwd, data.test_x, data.test_y, channels_last=channels_last)))
                     eval_seconds += time.perf_counter() - te
                 if bar is not None:
                     bar.advance(0)
             train_seconds = time.perf_counter() - t0 - eval_seconds
-            test_acc = evaluate(net, data.test_x, data.test_y, channels_last=channels_last)
+            test_acc = evaluate(fwd, data.test_x, data.test_y, channels_last=channels_last)
             stats = EpochStats(epoch=epoch + 1, loss=float(l_sum) / n, train_acc=int(correct) / n, test_acc=test_acc,
                                seconds=time.perf_counter() - t0, train_seconds=train_seconds,
                                examples_per_sec=n / train_seconds)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.models import MODELS, build, init_xavier, layer_shapes
+from harness.models import MODELS, build, init_xavier, layer_shapes, pool_before_sigmoid
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -59,3 +59,39 @@ def test_same_seed_same_weights():
     torch.manual_seed(3)
     b = build("lenet_nopad_max").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _kinds(net):
+    return [type(m).__name__ for m in net]
+
+
+def test_pool_before_sigmoid_swaps_only_max_pools_and_shares_the_parameters():
+    c1 = build("lenet_nopad_max")
+    fast = pool_before_sigmoid(c1)
+    assert _kinds(fast) == ["Conv2d", "MaxPool2d", "Sigmoid", "Conv2d", "MaxPool2d", "Sigmoid", "Flatten",
+                            "Linear", "Sigmoid", "Linear", "Sigmoid", "Linear"]
+    assert [id(p) for p in fast.parameters()] == [id(p) for p in c1.parameters()]
+    c2 = build("lenet_pad2_avg")  # average pooling does not commute with the sigmoid: unchanged
+    assert _kinds(pool_before_sigmoid(c2)) == _kinds(c2)
+
+
+@pytest.mark.parametrize("name", ["lenet_nopad_max", "lenet_pad2_max"])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_pool_before_sigmoid_gives_the_same_outputs_and_gradients(name, memory_format):
+    torch.manual_seed(0)
+    net = build(name).to(memory_format=memory_format)
+    fast = pool_before_sigmoid(net)
+    x = torch.rand(64, 1, 28, 28) * 4
+    x[:, :, :10] = 0  # a blank band, as around a garment: windows of equal values, where ties are broken
+    x = x.contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (64,))
+    grads = []
+    for model in (net, fast):
+        out = model(x)
+        net.zero_grad()
+        nn.CrossEntropyLoss()(out, y).backward()
+        grads.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    (out_a, grad_a), (out_b, grad_b) = grads
+    assert torch.equal(out_a, out_b)
+    for a, b in zip(grad_a, grad_b):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)

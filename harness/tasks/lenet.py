@@ -46,6 +46,7 @@ class Settings(Strict):
     chance_batches: int = Field(15, ge=1, le=1000, description="the first batches whose test acc stays at chance")
     channels_last: bool = True
     fused_optimizer: bool = True
+    pool_first: bool = Field(True, description="harness loop: max-pool before the sigmoid (same outputs, less work)")
     compile: bool = False
     data_dir: str | None = None
     download: bool = False
@@ -114,6 +115,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
             result = train_fast(net, data, epochs=settings.epochs, seed=rec.seed,
                                 eval_first_batches=settings.eval_first_batches,
                                 channels_last=settings.channels_last, fused=settings.fused_optimizer,
+                                pool_first=settings.pool_first,
                                 compile=settings.compile, **common)
         else:
             result = train_tutorial(net, str(data.root), epochs=settings.tutorial_epochs or settings.epochs,
@@ -262,5 +264,6 @@ def section(view) -> str:
                   f"tensors, randperm batches, inference-mode evaluation"
                   + (", channels_last" if settings["channels_last"] else "")
                   + (", fused optimiser step" if settings.get("fused_optimizer") else "")
+                  + (", max-pool before sigmoid" if settings.get("pool_first") else "")
                   + (", torch.compile" if settings["compile"] else "") + ".", ""]
     return "\n".join(parts)
