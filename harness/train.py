@@ -52,6 +52,13 @@ class EpochStats:
     train_seconds: float  # the training pass alone, data loading included, evaluations excluded
     examples_per_sec: float  # training examples / train_seconds
 
+    @classmethod
+    def from_sums(cls, epoch: int, loss_sum: float, correct: float, n: int, test_acc: float, t0: float,
+                  train_seconds: float) -> EpochStats:
+        """An epoch from its running sums over n examples; ``t0`` is the epoch's start (``time.perf_counter``)."""
+        return cls(epoch=epoch, loss=loss_sum / n, train_acc=correct / n, test_acc=test_acc,
+                   seconds=time.perf_counter() - t0, train_seconds=train_seconds, examples_per_sec=n / train_seconds)
+
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
@@ -199,9 +206,7 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float,
                     bar.advance(0)
             train_seconds = time.perf_counter() - t0 - eval_seconds
             test_acc = evaluate(fwd, data.test_x, data.test_y, channels_last=channels_last)
-            stats = EpochStats(epoch=epoch + 1, loss=float(l_sum) / n, train_acc=int(correct) / n, test_acc=test_acc,
-                               seconds=time.perf_counter() - t0, train_seconds=train_seconds,
-                               examples_per_sec=n / train_seconds)
+            stats = EpochStats.from_sums(epoch + 1, float(l_sum), int(correct), n, test_acc, t0, train_seconds)
             _end_epoch(result, stats, bar, on_epoch)
     finally:
         if bar is not None:
@@ -298,9 +303,7 @@ def _tutorial_epochs(net, train_iter, test_iter, opt, loss, result, *, epochs, d
                     break
             train_seconds = time.perf_counter() - t0
             test_acc = evaluate_accuracy(test_iter, net)
-            stats = EpochStats(epoch=epoch + 1, loss=train_l_sum / n, train_acc=train_acc_sum / n, test_acc=test_acc,
-                               seconds=time.perf_counter() - t0, train_seconds=train_seconds,
-                               examples_per_sec=n / train_seconds)
+            stats = EpochStats.from_sums(epoch + 1, train_l_sum, train_acc_sum, n, test_acc, t0, train_seconds)
             _end_epoch(result, stats, bar, on_epoch)
     finally:
         if bar is not None:
