@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.models import MODELS, build, init_xavier, layer_shapes, pool_before_sigmoid
+from harness.models import MODELS, BatchFolded, build, fast_network, init_xavier, layer_shapes, pool_before_sigmoid
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -95,3 +95,52 @@ def test_pool_before_sigmoid_gives_the_same_outputs_and_gradients(name, memory_f
     assert torch.equal(out_a, out_b)
     for a, b in zip(grad_a, grad_b):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def _outputs_and_grads(net, model, x, y):
+    out = model(x)
+    net.zero_grad()
+    nn.CrossEntropyLoss()(out, y).backward()
+    return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("batch", [64, 62, 63])  # folds by 4, by gcd 2, not at all
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_batch_folded_gives_the_networks_outputs_and_gradients(name, batch, memory_format):
+    torch.manual_seed(0)
+    net = build(name).to(memory_format=memory_format)
+    folded = fast_network(net, pool_first=False, fold=4, channels_last=memory_format == torch.channels_last)
+    assert isinstance(folded, BatchFolded) and [id(p) for p in folded.parameters()] == [id(p) for p in net.parameters()]
+    x = torch.rand(batch, 1, 28, 28) * 4
+    x[:, :, :10] = 0  # a blank band: tied pooling windows
+    y = torch.randint(0, 10, (batch,))
+    out_a, grad_a = _outputs_and_grads(net, net, x.contiguous(memory_format=memory_format), y)
+    out_b, grad_b = _outputs_and_grads(net, folded, x, y)
+    torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grad_a, grad_b):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_batch_folded_keeps_each_image_apart():
+    """Changing one image of a folded group changes only that image's output."""
+    torch.manual_seed(0)
+    folded = fast_network(build("lenet_nopad_max"), fold=4)
+    x = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        before = folded(x)
+        x[5] = torch.rand(1, 28, 28)
+        after = folded(x)
+    changed = (before != after).any(dim=1)
+    assert changed.tolist() == [False] * 5 + [True] + [False] * 2
+
+
+def test_fast_network_is_the_network_itself_when_nothing_is_switched_on():
+    net = build("lenet_pad2_avg")
+    assert fast_network(net, pool_first=False, fold=1) is net
+
+
+def test_batch_folded_refuses_other_padding_modes():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten())
+    with pytest.raises(ValueError, match="zero-padded"):
+        BatchFolded(net, 4)

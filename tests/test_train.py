@@ -77,6 +77,12 @@ def test_pool_before_sigmoid_changes_speed_not_the_maths(tiny):
         assert x == pytest.approx(y, abs=2e-3)
 
 
+def test_batch_fold_changes_speed_not_the_maths(tiny):
+    a, b = fast(tiny, seed=2, fold=4), fast(tiny, seed=2, fold=1)
+    for x, y in zip(curve(a), curve(b)):
+        assert x == pytest.approx(y, abs=2e-3)
+
+
 def test_loss_is_the_true_mean_over_examples_with_a_partial_last_batch(tiny):
     """600 examples in batches of 256: 256 + 256 + 88. The epoch loss is sum(l * batch) / n, not a mean of means."""
     torch.manual_seed(0)

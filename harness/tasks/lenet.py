@@ -47,6 +47,7 @@ class Settings(Strict):
     channels_last: bool = True
     fused_optimizer: bool = True
     pool_first: bool = Field(True, description="harness loop: max-pool before the sigmoid (same outputs, less work)")
+    fold: int = Field(4, ge=1, le=64, description="harness loop: images folded into the channels of grouped convs")
     compile: bool = False
     data_dir: str | None = None
     download: bool = False
@@ -115,7 +116,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
             result = train_fast(net, data, epochs=settings.epochs, seed=rec.seed,
                                 eval_first_batches=settings.eval_first_batches,
                                 channels_last=settings.channels_last, fused=settings.fused_optimizer,
-                                pool_first=settings.pool_first,
+                                pool_first=settings.pool_first, fold=settings.fold,
                                 compile=settings.compile, **common)
         else:
             result = train_tutorial(net, str(data.root), epochs=settings.tutorial_epochs or settings.epochs,
@@ -265,5 +266,7 @@ def section(view) -> str:
                   + (", channels_last" if settings["channels_last"] else "")
                   + (", fused optimiser step" if settings.get("fused_optimizer") else "")
                   + (", max-pool before sigmoid" if settings.get("pool_first") else "")
+                  + (f", batch folded {settings['fold']} images deep into grouped convolutions"
+                     if settings.get("fold", 1) > 1 else "")
                   + (", torch.compile" if settings["compile"] else "") + ".", ""]
     return "\n".join(parts)
