@@ -35,6 +35,7 @@ class Timing:
     others_cpu: float = math.nan  # share of the machine's CPU other processes took meanwhile (OtherCpu)
     times: tuple[float, ...] = field(default=(), repr=False)  # per-call time of every block
     calls_total: int | None = None  # where blocks differ in size (pooled rounds)
+    faults_per_call: float = math.nan  # minor page faults a call, counted over one extra block (count_faults)
 
     @property
     def calls(self) -> int:
@@ -49,7 +50,7 @@ class Timing:
         """The same timing for ``factor`` times the work (linear extrapolation)."""
         return Timing(self.median * factor, self.iqr * factor, self.mean * factor, self.min * factor,
                       self.max * factor, self.runs, self.number_per_run, self.total_s, self.others_cpu,
-                      tuple(t * factor for t in self.times), self.calls_total)
+                      tuple(t * factor for t in self.times), self.calls_total, self.faults_per_call * factor)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -74,9 +75,11 @@ def pool(timings: list[Timing]) -> Timing:
         raise ValueError("nothing to pool")
     times = [t for timing in timings for t in timing.times]
     others = [t.others_cpu for t in timings if math.isfinite(t.others_cpu)]
+    faults = [t.faults_per_call for t in timings if math.isfinite(t.faults_per_call)]
     return Timing(**_stats(times), runs=len(times), number_per_run=timings[0].number_per_run,
                   total_s=sum(t.total_s for t in timings), others_cpu=max(others) if others else math.nan,
-                  times=tuple(times), calls_total=sum(t.calls for t in timings))
+                  times=tuple(times), calls_total=sum(t.calls for t in timings),
+                  faults_per_call=sum(faults) / len(faults) if faults else math.nan)
 
 
 @contextmanager
@@ -145,14 +148,26 @@ def synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def minor_faults() -> int | None:
+    """Minor page faults of this process so far (memory touched for the first time); None where not counted."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu", warmup: int = 1,
-            num_threads: int | None = None, label: str = "", min_runs: int = 5) -> Timing:
+            num_threads: int | None = None, label: str = "", min_runs: int = 5,
+            count_faults: bool = False) -> Timing:
     """Time ``fn()`` with torch.utils.benchmark: ``warmup`` calls first, then blocked_autorange.
 
     The median and IQR are of per-call times of the blocks (a block is ``number_per_run`` calls),
     so a single slow outlier block moves neither. Where ``min_run_time`` held fewer than ``min_runs``
     blocks, more blocks of the same size are timed, so the spread always rests on several blocks.
-    CUDA is synchronised before every clock read.
+    CUDA is synchronised before every clock read. ``count_faults`` runs one more block, untimed, and counts
+    its page faults a call: where the allocator hands memory back to the OS and touches it afresh every call,
+    the time measures that as much as the arithmetic.
     """
     from torch.utils import benchmark  # imported here: its import warns about CUDA_HOME on CPU-only machines
 
@@ -168,8 +183,15 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
         times = list(m.times)
         while len(times) < min_runs:
             times += timer.timeit(m.number_per_run).times
+    faults = math.nan
+    if count_faults and (before := minor_faults()) is not None:
+        for _ in range(m.number_per_run):
+            fn()
+        synchronize(device)
+        faults = (minor_faults() - before) / m.number_per_run
     return Timing(**_stats(times), runs=len(times), number_per_run=int(m.number_per_run),
-                  total_s=float(sum(times) * m.number_per_run), others_cpu=others.share, times=tuple(times))
+                  total_s=float(sum(times) * m.number_per_run), others_cpu=others.share, times=tuple(times),
+                  faults_per_call=faults)
 
 
 def time_once(fn: Callable[[], Any], device: str = "cpu") -> float:

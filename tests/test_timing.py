@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from harness import timing as T
 from harness.timing import Timing, conv_flops, cpu_threads, extrapolate, matmul_flops, matmul_peak, measure, time_once
 
 
@@ -33,6 +34,16 @@ def test_measure_calls_warmup_then_timed_blocks():
     calls = []
     t = measure(lambda: calls.append(1), min_run_time=0.01, warmup=3)
     assert len(calls) >= 3 + t.calls
+
+
+@pytest.mark.skipif(T.minor_faults() is None, reason="no page fault count on this platform")
+def test_measure_counts_page_faults_of_fresh_memory_only_when_asked():
+    fresh = measure(lambda: torch.ones(16_000_000), min_run_time=0.05, count_faults=True)  # 64 MB: mmap'd anew
+    assert fresh.faults_per_call > 64e6 / 4096 / 2
+    x = torch.randn(64, 64)
+    assert measure(lambda: x @ x, min_run_time=0.02, count_faults=True).faults_per_call < 10
+    assert math.isnan(measure(lambda: x @ x, min_run_time=0.02).faults_per_call)
+    assert T.pool([fresh, fresh]).faults_per_call == fresh.faults_per_call
 
 
 def test_measure_rejects_non_positive_run_time():

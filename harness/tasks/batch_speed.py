@@ -72,7 +72,7 @@ METRICS = {"epoch_ratio_1_over_10", "update_time_growth", "update_growth_per_bat
 
 TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "rounds", "round_spread", "updates_timed",
                  "timed_s", "examples_per_s", "updates_per_epoch", "epoch_s", "epoch_s_full", "epoch_measured_s",
-                 "extrapolated", "threads", "others_cpu", "method"]
+                 "extrapolated", "threads", "others_cpu", "faults_per_update", "method"]
 
 
 def train_data(settings: Settings, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,7 +147,8 @@ def time_batches(x: torch.Tensor, y: torch.Tensor, settings: Settings, device: s
     for _ in range(settings.rounds):
         for bench in benches:
             rounds[bench.batch].append(measure(bench.update, min_run_time=settings.min_run_time / settings.rounds,
-                                               device=device, warmup=1, label=f"batch {bench.batch}", min_runs=3))
+                                               device=device, warmup=1, label=f"batch {bench.batch}", min_runs=3,
+                                               count_faults=True))
     rows = []
     for bench in benches:
         t = pool(rounds[bench.batch])
@@ -160,7 +161,7 @@ def time_batches(x: torch.Tensor, y: torch.Tensor, settings: Settings, device: s
                "updates_per_epoch": per_epoch, "epoch_s": epoch_s,
                "epoch_s_full": t.median * math.ceil(settings.full_examples / b),
                "epoch_measured_s": math.nan, "extrapolated": True, "threads": torch.get_num_threads(),
-               "others_cpu": t.others_cpu,
+               "others_cpu": t.others_cpu, "faults_per_update": t.faults_per_call,
                "method": (f"median s/update x {per_epoch} updates ({t.calls} updates timed in {t.runs} blocks "
                           f"over {settings.rounds} interleaved rounds)")}
         if b in settings.full_epoch_batches:
@@ -222,6 +223,8 @@ def _fmt(df: pd.DataFrame, epoch_examples: int, full_examples: int) -> pd.DataFr
         "IQR/median": [f"{v:.1%}" for v in df["rel_spread"]],
         "rounds apart": [_pct(v) for v in df["round_spread"]] if "round_spread" in df else "-",
         "others": [_pct(v) for v in df["others_cpu"]] if "others_cpu" in df else "-",
+        "page faults / update": ([f"{v:,.0f}" if math.isfinite(v) else "-" for v in df["faults_per_update"]]
+                                 if "faults_per_update" in df else "-"),
         "updates timed": df["updates_timed"].astype(int),
         "examples/s": [f"{v:,.0f}" for v in df["examples_per_s"]],
         f"updates / epoch ({epoch_examples:,})": df["updates_per_epoch"].astype(int),
@@ -277,5 +280,8 @@ def section(view) -> str:
             "`rounds apart` is how far the slowest round's median lay above the fastest's) on real Fashion-MNIST "
             "batches held in device memory (no DataLoader, no evaluation: the page's times include both, so its "
             "absolute seconds are not comparable). `others` is the share of all CPU time other processes took "
-            "meanwhile.")
+            "meanwhile. `page faults / update` counts, over one more block of updates, the memory the process "
+            "touched afresh: where the allocator hands large buffers back to the system after every update "
+            "and faults them in again, it runs into thousands, and the update's time is as much the allocator's "
+            "as the arithmetic's.")
     return "\n".join([image, "", note, "", *parts])

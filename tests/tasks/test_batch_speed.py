@@ -7,6 +7,7 @@ pixels); the real loader has its own tests.
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -76,6 +77,8 @@ def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic, wr
     assert list(df["batch"]) == [1, 2, 10, 16]
     assert (df["update_s"] > 0).all() and (df["updates_timed"] >= 1).all() and df["extrapolated"].all()
     assert list(df["updates_per_epoch"]) == [64, 32, 7, 4]
+    if sys.platform != "win32":
+        assert (df["faults_per_update"] >= 0).all()
     for r in df.itertuples():
         assert r.epoch_s == pytest.approx(r.update_s * math.ceil(64 / r.batch), rel=1e-6)
         assert r.epoch_s_full == pytest.approx(r.update_s * math.ceil(96 / r.batch), rel=1e-6)
@@ -98,7 +101,7 @@ def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic, wr
     assert main(["report", "--out", str(out)]) == 0
     text = (out / "REPORT.md").read_text()
     assert "### cpu (seed 0): seconds per update and per epoch" in text and "**extrapolated**" in text
-    assert "s / epoch (64, extrapolated)" in text
+    assert "s / epoch (64, extrapolated)" in text and "page faults / update" in text
     assert "![examples/s and seconds per update against batch size](figures/batch-tiny-speed-cpu.png)" in text
     assert (out / "figures" / "batch-tiny-speed-cpu.png").stat().st_size > 1000
     if not torch.cuda.is_available():
