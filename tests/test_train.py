@@ -81,6 +81,7 @@ def test_batch_fold_changes_speed_not_the_maths(tiny):
     a, b = fast(tiny, seed=2, fold=4), fast(tiny, seed=2, fold=1)
     for x, y in zip(curve(a), curve(b)):
         assert x == pytest.approx(y, abs=2e-3)
+    assert curve(fast(tiny, seed=2)) == curve(a)  # on the CPU the default folds by CPU_FOLD (4)
 
 
 def test_loss_is_the_true_mean_over_examples_with_a_partial_last_batch(tiny):
