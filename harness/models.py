@@ -144,9 +144,9 @@ class BatchFolded(nn.Module):
     4 channels) and each convolution runs as a grouped convolution whose groups all hold the layer's own weights, so
     each image still meets exactly its own filters; pooling and the sigmoid work channel by channel. The maths is the
     network's; what changes is the shape oneDNN sees: 24 channels after the first convolution instead of 6, which its
-    channels_last kernels fill into 8-float vectors instead of running scalar loops (measured on the 2-core CPU:
-    a C1 training step ~18% faster). Outputs and gradients agree to rounding (tested), not bit for bit: the sums run
-    in another order. A batch that ``groups`` does not divide folds by their greatest common divisor.
+    channels_last kernels pack into SIMD vectors instead of running scalar loops (measured on the 2-core CPU: a C1
+    training step ~18% faster). Outputs and gradients agree to rounding (tested), not bit for bit: the sums run in
+    another order. A batch that ``groups`` does not divide folds by their greatest common divisor.
     """
 
     def __init__(self, net: nn.Sequential, groups: int = 4, memory_format=torch.channels_last):
