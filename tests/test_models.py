@@ -75,6 +75,14 @@ def test_pool_before_sigmoid_swaps_only_max_pools_and_shares_the_parameters():
     assert _kinds(pool_before_sigmoid(c2)) == _kinds(c2)
 
 
+def _outputs_and_grads(net, model, x, y):
+    """``model``'s outputs on x and the gradients of the cross-entropy on ``net``'s parameters."""
+    out = model(x)
+    net.zero_grad()
+    nn.CrossEntropyLoss()(out, y).backward()
+    return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+
 @pytest.mark.parametrize("name", ["lenet_nopad_max", "lenet_pad2_max"])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
 def test_pool_before_sigmoid_gives_the_same_outputs_and_gradients(name, memory_format):
@@ -85,23 +93,11 @@ def test_pool_before_sigmoid_gives_the_same_outputs_and_gradients(name, memory_f
     x[:, :, :10] = 0  # a blank band, as around a garment: windows of equal values, where ties are broken
     x = x.contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (64,))
-    grads = []
-    for model in (net, fast):
-        out = model(x)
-        net.zero_grad()
-        nn.CrossEntropyLoss()(out, y).backward()
-        grads.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
-    (out_a, grad_a), (out_b, grad_b) = grads
+    out_a, grad_a = _outputs_and_grads(net, net, x, y)
+    out_b, grad_b = _outputs_and_grads(net, fast, x, y)
     assert torch.equal(out_a, out_b)
     for a, b in zip(grad_a, grad_b):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
-
-
-def _outputs_and_grads(net, model, x, y):
-    out = model(x)
-    net.zero_grad()
-    nn.CrossEntropyLoss()(out, y).backward()
-    return out.detach(), [p.grad.clone() for p in net.parameters()]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
