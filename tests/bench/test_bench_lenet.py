@@ -53,6 +53,7 @@ def test_bench_harness_loop_vs_tutorial_loop(benchmark, fashion_mnist):
         "tutorial_examples_per_sec_median": statistics.median(eps["tutorial"]),
         "ratio_best": max(eps["harness"]) / max(eps["tutorial"]),
         "ratio_median": statistics.median(ratios),
+        "ratio_per_round": [round(r, 3) for r in ratios],
         "harness_test_acc_after_1_epoch": seen["harness"][0].final.test_acc,
         "tutorial_test_acc_after_1_epoch": seen["tutorial"][0].final.test_acc,
     }
