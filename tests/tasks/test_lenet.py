@@ -30,8 +30,7 @@ def test_settings_are_strict():
     assert s.batch_size == 256 and s.loops == ["harness"] and s.tutorial_workers == 4 and s.channels_last
     assert s.fold is None  # the loop's default: folded on the CPU, not on CUDA
     for bad in ({"fold": 0}, {"fold": 65}, {"model": "alexnet"}, {"optimizer": "rmsprop"}, {"lr": 0}, {"epochs": 0},
-                {"batch_size": 0},
-                {"loops": []}, {"loops": ["harness", "harness"]}, {"unknown": 1}, {"epochs": "5"},
+                {"batch_size": 0}, {"loops": []}, {"loops": ["harness", "harness"]}, {"unknown": 1}, {"epochs": "5"},
                 {"eval_first_batches": 300}, {"eval_first_batches": 10, "chance_batches": 15},
                 {"loops": ["tutorial"], "eval_first_batches": 5, "chance_batches": 5}):
         with pytest.raises(ValidationError):
