@@ -1,7 +1,8 @@
 """The ``harness`` command: run, reproduce, list, report.
 
-Exit status: 0 every reference held; 1 a reference missed (unless --allow-miss) or a run
-failed; 2 a bad spec or bad arguments; 130 interrupted.
+Exit status: 0 no gating reference was decisively not reproduced; 1 one was (unless --allow-miss)
+or a run failed; 2 a bad spec or bad arguments; 3 with --strict, a gating timing reference stayed
+inconclusive; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.spec import Spec, SpecError, load_specs, spec_paths
-from harness.verdict import MISSED, REPRODUCED, SKIPPED, Verdict
+from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, Verdict
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
-STYLE = {REPRODUCED: "green", MISSED: "bold red", SKIPPED: "yellow"}
+STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
+EXIT_INCONCLUSIVE = 3
 
 
 def _interrupt(signum, frame):
@@ -50,15 +52,15 @@ def _override_seeds(specs: list[Spec], seeds: str | None) -> list[Spec]:
     return [s.model_copy(update={"seeds": values}) for s in specs]
 
 
-def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[int, int]:
-    """Run specs (inside one parent run when ``suite`` names one); returns (missed, failed)."""
+def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[int, int, int]:
+    """Run specs (inside one parent run when ``suite`` names one); returns (missed, inconclusive, failed)."""
     from harness import tracking
     from harness.runner import run_spec
 
-    missed = failed = 0
+    missed = inconclusive = failed = 0
 
     def one(path: Path, spec: Spec, nested: bool) -> None:
-        nonlocal missed, failed
+        nonlocal missed, inconclusive, failed
         start = time.perf_counter()
         def on_seed(device, seed):
             console.print(f"[dim]running {spec.name} on {device}, seed {seed}[/]")
@@ -70,6 +72,7 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[i
             return
         print_verdicts(spec, verdicts, time.perf_counter() - start)
         missed += sum(v.gating_miss for v in verdicts)
+        inconclusive += sum(v.gating_inconclusive for v in verdicts)
 
     if suite:
         from harness import env
@@ -80,11 +83,12 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[i
                 one(path, spec, nested=True)
             import mlflow
 
-            mlflow.log_metrics({"specs.failed": failed, "verdicts.missed": missed})
+            mlflow.log_metrics({"specs.failed": failed, "verdicts.gating_missed": missed,
+                                "verdicts.gating_inconclusive": inconclusive})
     else:
         for path, spec in zip(paths, specs):
             one(path, spec, nested=False)
-    return missed, failed
+    return missed, inconclusive, failed
 
 
 def cmd_run(args, suite: str | None = None) -> int:
@@ -95,12 +99,16 @@ def cmd_run(args, suite: str | None = None) -> int:
     if not specs:
         raise SpecError(f"{' '.join(args.specs)}: (files): no spec files found")
     tracking.connect(args.tracking_uri)
-    missed, failed = run_many(paths, specs, suite)
+    missed, inconclusive, failed = run_many(paths, specs, suite)
     status = 0
+    if inconclusive:
+        why = "failing: --strict" if args.strict else "not failing without --strict"
+        console.print(f"[magenta]{inconclusive} gating timing reference(s) inconclusive ({why})[/]")
+        status = EXIT_INCONCLUSIVE if args.strict else 0
     if missed:
         msg = f"{missed} reference(s) not reproduced"
         console.print(f"[bold red]{msg}[/]" + (" (allowed by --allow-miss)" if args.allow_miss else ""))
-        status = 0 if args.allow_miss else 1
+        status = status if args.allow_miss else 1
     if failed:
         console.print(f"[bold red]{failed} spec(s) failed to run[/]")
         status = 1
@@ -142,11 +150,15 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run specs, record them in MLflow, print verdicts")
     common(r)
     r.add_argument("--allow-miss", action="store_true", help="exit 0 even when a reference is not reproduced")
+    r.add_argument("--strict", action="store_true",
+                   help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     r.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
 
     s = sub.add_parser("reproduce", help="run a directory of specs as one suite, then write the report")
     common(s, default_specs=["experiments"])
     s.add_argument("--allow-miss", action="store_true")
+    s.add_argument("--strict", action="store_true",
+                   help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     s.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
     s.add_argument("--out", default="reports", help="report directory (default: reports)")
 

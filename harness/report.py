@@ -24,12 +24,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness import tracking  # noqa: E402
+from harness.stats import METHOD  # noqa: E402
 from harness.tasks import TASKS  # noqa: E402
 
 VERDICT_COLUMNS = ["ref", "metric", "device", "expected", "measured", "tolerance", "status", "detail", "source"]
 ENV_TAGS = ["cpu.model", "gpu.model", "torch", "torch.cuda", "cudnn", "python", "platform", "torch.threads",
             "git.commit", "git.dirty"]
-MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "skipped": "⏭ skipped"}
+MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive",
+        "skipped": "⏭ skipped"}
 
 
 @dataclass
@@ -111,11 +113,10 @@ def verdict_table(view: RunView) -> str:
 def _verdict_word(view: RunView) -> str:
     v = view.verdicts
     gating = v[v["gate"].astype(bool)]
-    if (gating["status"] == "not reproduced").any():
-        return "❌ not reproduced"
-    if (gating["status"] == "reproduced").any():
-        return "✅ reproduced"
-    return "⏭ skipped"
+    for status in ("not reproduced", "inconclusive", "reproduced"):
+        if (gating["status"] == status).any():
+            return MARK[status]
+    return MARK["skipped"]
 
 
 def summary(views: list[RunView]) -> pd.DataFrame:
@@ -126,10 +127,30 @@ def summary(views: list[RunView]) -> pd.DataFrame:
             "spec": f"[{v.name}](#{v.name})", "refs": v.tag("harness.refs"), "kind": v.kind,
             "devices": ",".join(v.devices) or "-", "seeds": v.tag("seeds"),
             "reproduced": int(counts.get("reproduced", 0)), "not reproduced": int(counts.get("not reproduced", 0)),
-            "skipped": int(counts.get("skipped", 0)), "verdict": _verdict_word(v),
+            "inconclusive": int(counts.get("inconclusive", 0)), "skipped": int(counts.get("skipped", 0)),
+            "verdict": _verdict_word(v),
             "run": v.run_id[:8], "git": v.tag("git.commit")[:8],
         })
     return pd.DataFrame(rows)
+
+
+TIMING_NOTE = (
+    "**How timing claims are judged.** A timing is measured in rounds, interleaved where two things are compared "
+    "(A B A B ...), and a ratio is taken within each round. The estimate is the geometric mean over rounds and the "
+    f"interval a {METHOD}. A timing reference is *reproduced* when its whole interval satisfies the claim, *not "
+    "reproduced* when all of it violates the claim, and *inconclusive* otherwise; a gating one that is inconclusive "
+    "first buys more rounds, up to the spec's time budget. The interval is looked at after every extra round, so a "
+    "decisive verdict is somewhat likelier to be wrong than the 5% a single look would allow. Inconclusive does not "
+    "fail a run unless `--strict` is given.")
+
+
+def gating_counts(views: list[RunView]) -> str:
+    """One line: the gating verdicts of every spec, counted by outcome (inconclusive apart)."""
+    frames = [v.verdicts[v.verdicts["gate"].astype(bool)] for v in views]
+    statuses = pd.concat(frames)["status"] if frames else pd.Series(dtype=str)
+    counts = statuses.value_counts()
+    return ("Gating verdicts: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in
+                                            ("reproduced", "not reproduced", "inconclusive", "skipped")) + ".")
 
 
 def environment(views: list[RunView]) -> pd.DataFrame:
@@ -179,6 +200,10 @@ def render(views: list[RunView], uri: str) -> str:
         "## Summary",
         "",
         md_table(summary(views)),
+        "",
+        gating_counts(views),
+        "",
+        TIMING_NOTE,
         "",
         "## Environment",
         "",

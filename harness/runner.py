@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from harness import env, tracking
+from harness.rounds import Plan
 from harness.seeding import seed_everything
-from harness.spec import Spec
+from harness.spec import Reference, Spec
 from harness.tasks import TASKS
 from harness.tracking import ROLE, SPEC_NAME, Recorder
-from harness.verdict import MISSED, REPRODUCED, SKIPPED, Verdict, judge, skipped
+from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, STATUSES, Verdict, judge, judge_timing, skipped
 
 NO_GPU = "no GPU found (torch.cuda.is_available() is False)"
 
@@ -43,6 +44,21 @@ def _log_scalars(measured: dict[str, dict[int, dict[str, Any]]]) -> None:
         mlflow.log_metrics(metrics)
 
 
+def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str, Any]]) -> Verdict:
+    """A timing reference on its rounds' interval, any other on its per-seed values."""
+    timings = getattr(TASKS[spec.kind], "TIMINGS", {})
+    if ref.metric in timings:
+        rounds = {s: by_seed[s].get("rounds", {}).get(ref.metric, []) for s in spec.seeds}
+        return judge_timing(ref, device, rounds, unit=timings[ref.metric], confidence=spec.timing.confidence)
+    return judge(ref, device, {s: by_seed[s][ref.metric] for s in spec.seeds})
+
+
+def plan_for(spec: Spec, device: str) -> Plan:
+    """The spec's timing references on ``device``, and its timing policy."""
+    timings = getattr(TASKS[spec.kind], "TIMINGS", {})
+    return Plan(device=device, refs=tuple(r for r in spec.references if r.metric in timings), policy=spec.timing)
+
+
 def run_spec(spec: Spec, path: Path, nested: bool = False,
              on_seed: Callable[[str, int], None] | None = None) -> list[Verdict]:
     """One spec -> one MLflow run holding its curves, measurements, verdicts and environment."""
@@ -69,21 +85,20 @@ def run_spec(spec: Spec, path: Path, nested: bool = False,
                 if on_seed:
                     on_seed(device, seed)
                 seed_everything(seed, spec.deterministic)
-                values = task.run(spec.settings, Recorder(run.info.run_id, device, seed))
+                values = task.run(spec.settings, Recorder(run.info.run_id, device, seed, plan_for(spec, device)))
                 missing = sorted({r.metric for r in spec.references} - set(values))
                 if missing:
                     raise RuntimeError(f"{spec.kind} produced no value for {', '.join(missing)}")
                 measured[device][seed] = _jsonable(values)
-            verdicts += [judge(ref, device, {s: measured[device][s][ref.metric] for s in spec.seeds})
-                         for ref in spec.references]
+            verdicts += [_judge(spec, ref, device, measured[device]) for ref in spec.references]
         mlflow.log_dict(measured, "measured.json")
         _log_scalars(measured)
         mlflow.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
-        counts = {s: sum(v.status == s for v in verdicts) for s in (REPRODUCED, MISSED, SKIPPED)}
+        counts = {s: sum(v.status == s for v in verdicts) for s in STATUSES}
         counts["gating_missed"] = sum(v.gating_miss for v in verdicts)
-        mlflow.log_metrics({"verdicts.reproduced": counts[REPRODUCED], "verdicts.missed": counts[MISSED],
-                            "verdicts.skipped": counts[SKIPPED],
-                            "verdicts.gating_missed": counts["gating_missed"]})
-        mlflow.set_tags({"verdict": MISSED if counts["gating_missed"] else REPRODUCED,
-                         "verdict.counts": json.dumps(counts)})
+        counts["gating_inconclusive"] = sum(v.gating_inconclusive for v in verdicts)
+        mlflow.log_metrics({f"verdicts.{k.replace(' ', '_')}": n for k, n in counts.items()})
+        overall = (MISSED if counts["gating_missed"] else INCONCLUSIVE if counts["gating_inconclusive"]
+                   else REPRODUCED)
+        mlflow.set_tags({"verdict": overall, "verdict.counts": json.dumps(counts)})
     return verdicts

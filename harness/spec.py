@@ -53,7 +53,10 @@ class Reference(Strict):
     Over several seeds, ``over`` says whether every seed must hold (``all``)
     or their mean (``mean``). ``gate: false`` marks a reference that is judged and
     recorded but does not decide the exit status: a single printed draw of a random
-    initialisation, shown beside the claims it illustrates.
+    initialisation, shown beside the claims it illustrates. ``gate: [cuda]`` gates on
+    the listed devices only (a claim a 2-core CPU cannot decide, say).
+    On a timing metric (one the kind measures in rounds) the comparison is judged on the
+    metric's confidence interval: reproduced, not reproduced or inconclusive.
     """
 
     metric: str = Field(min_length=1)
@@ -68,7 +71,22 @@ class Reference(Strict):
     rtol: float = Field(default=0.0, ge=0)
     tol: float = Field(default=0.0, ge=0)
     over: Literal["all", "mean"] = "all"
-    gate: bool = True
+    gate: bool | list[Device] = True
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _gate(cls, gate: Any) -> Any:
+        devices = Device.__args__
+        ok = isinstance(gate, bool) or (isinstance(gate, list) and gate and all(d in devices for d in gate)
+                                        and len(set(gate)) == len(gate))
+        if not ok:
+            raise ValueError(f"gate must be true, false or a list of distinct devices from {', '.join(devices)} "
+                             f"(got {gate!r:.40})")
+        return gate
+
+    def gates_on(self, device: str) -> bool:
+        """Does this reference decide the exit status on ``device``? (``gate: [cuda]`` gates on CUDA only.)"""
+        return self.gate if isinstance(self.gate, bool) else device in self.gate
 
     @model_validator(mode="after")
     def _one_comparison(self) -> Reference:
@@ -95,6 +113,25 @@ class Reference(Strict):
         return next(k for k in ("equals", "near", "at_most", "at_least", "band") if getattr(self, k) is not None)
 
 
+class TimingPolicy(Strict):
+    """How timing metrics are measured and judged: rounds first, then more while a gating claim is undecided."""
+
+    rounds: int = Field(default=6, ge=3, le=1000, description="rounds measured before the first look")
+    max_rounds: int = Field(default=60, ge=3, le=10_000, description="never more rounds than this")
+    budget_s: float = Field(default=120.0, ge=0, le=86_400,
+                            description="wall seconds that extra rounds may take, per (device, seed)")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="level of the bootstrap interval")
+
+    @model_validator(mode="after")
+    def _order(self) -> TimingPolicy:
+        if self.max_rounds < self.rounds:
+            raise ValueError(f"max_rounds ({self.max_rounds}) must not be below rounds ({self.rounds})")
+        return self
+
+
+TIMING_COMPARISONS = ("near", "at_most", "at_least", "band")
+
+
 def _is_numeric_array(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -116,6 +153,7 @@ class Spec(Strict):
     devices: list[Device] = Field(default=["cpu"], min_length=1)
     deterministic: bool = True
     settings: Any = None
+    timing: TimingPolicy = Field(default_factory=TimingPolicy)
     references: list[Reference] = Field(min_length=1)
 
     @field_validator("seeds")
@@ -188,11 +226,17 @@ def parse_spec(data: Any, path: Path) -> Spec:
         settings = task.Settings.model_validate(spec.settings if spec.settings is not None else {})
     except ValidationError as err:
         raise _first_error(path, err, ("settings",)) from None
+    timings = getattr(task, "TIMINGS", {})
     for i, ref in enumerate(spec.references):
         if ref.metric not in task.METRICS:
             raise SpecError(
                 f"{path}: references[{i}].metric: unknown metric {ref.metric!r} for kind {spec.kind!r}"
                 f" (known: {', '.join(sorted(task.METRICS))})"
+            )
+        if ref.metric in timings and (ref.comparison not in TIMING_COMPARISONS or isinstance(ref.near, list)):
+            raise SpecError(
+                f"{path}: references[{i}].{ref.comparison}: {ref.metric!r} is a timing, judged on its interval:"
+                " use at_least, at_most, band or a scalar near"
             )
     return spec.model_copy(update={"settings": settings})
 

@@ -5,7 +5,8 @@ picks a block size so timer overhead is negligible, runs blocks until ``min_run_
 and synchronises CUDA around every block when a GPU is present. It uses all of torch's threads
 (``Timer`` would default to one). ``matmul_peak`` measures a large matrix product on the same device
 as the ceiling a convolution's GFLOP/s is compared with; ``conv_flops`` counts a convolution's work;
-``extrapolate`` scales a timed part of a slow loop to the whole, and says how.
+``training_flops`` counts a training step's work with torch's FLOP counter; ``extrapolate`` scales a timed
+part of a slow loop to the whole, and says how.
 """
 
 from __future__ import annotations
@@ -210,6 +211,19 @@ def conv_flops(n: int, c_in: int, h_out: int, w_out: int, c_out: int, kh: int, k
     if min(n, c_in, h_out, w_out, c_out, kh, kw) < 0:
         raise ValueError("sizes must be non-negative")
     return 2 * n * c_out * h_out * w_out * c_in * kh * kw
+
+
+def training_flops(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOP of one training step (forward, cross-entropy, backward) on the batch ``x``, by torch.utils.flop_counter.
+
+    The counter sees matrix products and convolutions (a multiply-add counted as 2), not the element-wise work.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    net.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
 
 
 def matmul_flops(n: int, m: int | None = None, k: int | None = None) -> int:

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from harness.rounds import Plan
 
 EXPERIMENT = "d2l-cnn-chapter"
 DEFAULT_DB = "mlflow.db"
@@ -78,11 +82,12 @@ def _safe(key: str) -> str:
 
 @dataclass
 class Recorder:
-    """What a task writes into its spec's run, scoped to one (device, seed)."""
+    """What a task writes into its spec's run, scoped to one (device, seed); ``plan`` holds its timing claims."""
 
     run_id: str
     device: str
     seed: int
+    plan: Plan | None = field(default=None, repr=False)
 
     def key(self, name: str) -> str:
         return _safe(f"{name}/{self.device}/s{self.seed}")
@@ -98,6 +103,17 @@ class Recorder:
         client = MlflowClient()
         for i in range(0, len(metrics), 1000):
             client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+
+    def log_round(self, number: int, values: dict[str, float]) -> None:
+        """One timing round's values, as metrics ``round.<name>`` at step ``number``."""
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(self.key(f"round.{k}"), float(v), now, number) for k, v in values.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+        for i in range(0, len(metrics), 1000):
+            MlflowClient().log_batch(self.run_id, metrics=metrics[i:i + 1000])
 
     def log_metric(self, name: str, value: float, step: int = 0) -> None:
         import mlflow

@@ -1,6 +1,6 @@
 """Two ways to train the chapter's LeNets on Fashion-MNIST, with the tutorial's optimisation unchanged.
 
-``train_fast`` is this harness's loop. The optimisation is the tutorial's own: the same model and
+``train_fast`` (``HarnessLoop``) is this harness's loop. The optimisation is the tutorial's own: the same model and
 initialisation, optimiser, learning rate, batch size (last partial batch kept), number of epochs,
 cross-entropy loss and a fresh shuffle every epoch. What changes is only how the work is done:
 
@@ -20,15 +20,17 @@ cross-entropy loss and a fresh shuffle every epoch. What changes is only how the
 - ``torch.compile`` is available but off by default: on the 2-core CPU it compiled for 5-30 s and then ran
   slower than eager mode.
 
-``train_tutorial`` is the book's pipeline kept as a baseline: ``torchvision.datasets.FashionMNIST``
+``train_tutorial`` (``TutorialLoop``) is the book's pipeline kept as a baseline: ``torchvision.datasets.FashionMNIST``
 with ``transforms.ToTensor()`` and ``DataLoader(batch_size=256, shuffle=True, num_workers=4)``
 (``d2l.load_data_fashion_mnist``), and the loop of ``train_ch5`` (Dive-into-DL-PyTorch 5.5) or
 ``train_ch6`` (d2l v2 6.6) with its ``evaluate_accuracy``. It records the same statistics, so one run
-compares both loops on one machine.
+compares both loops on one machine. Both loops run an epoch a call of their ``epoch()``, so that one
+run can interleave them epoch by epoch (``harness.tasks.lenet``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -112,7 +114,7 @@ def make_optimizer(name: str, net: nn.Module, lr: float, fused: bool = False) ->
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def _progress(enabled: bool, description: str, total: int):
+def progress_bar(enabled: bool, description: str, total: int):
     """A rich progress bar over batches (on stderr; transient), or a stand-in that does nothing."""
     if not enabled:
         return None
@@ -142,7 +144,7 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     return int(correct) / len(y)
 
 
-def _end_epoch(result: TrainResult, stats: EpochStats, bar, on_epoch: EpochHook | None) -> None:
+def end_epoch(result: TrainResult, stats: EpochStats, bar, on_epoch: EpochHook | None) -> None:
     """Keep an epoch's numbers, show them on the progress bar, and hand them to the caller's hook."""
     result.epochs.append(stats)
     if bar is not None:
@@ -151,77 +153,98 @@ def _end_epoch(result: TrainResult, stats: EpochStats, bar, on_epoch: EpochHook 
         on_epoch(stats)
 
 
-def train_fast(net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float, batch_size: int, epochs: int,
-               seed: int, eval_first_batches: int = 0, channels_last: bool = True, compile: bool = False,
-               fused: bool = True, pool_first: bool = True, fold: int | None = None,
-               train_subset: int | None = None, on_epoch: EpochHook | None = None,
+def run_epochs(loop: HarnessLoop | TutorialLoop, epochs: int, on_epoch: EpochHook | None = None,
                progress: bool = False) -> TrainResult:
-    """The harness loop (see the module docstring); ``data`` already on the training device.
-
-    ``fold=None`` folds by ``CPU_FOLD`` on the CPU and not at all elsewhere.
-    """
-    device = data.train_x.device
-    if fold is None:
-        fold = CPU_FOLD if device.type == "cpu" else 1
-    start = time.perf_counter()
-    net = net.to(device)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    opt = make_optimizer(optimizer, net, lr, fused=fused)
-    fwd = fast_network(net, pool_first=pool_first, fold=fold, channels_last=channels_last)
-    loss = nn.CrossEntropyLoss()
-    train_x, train_y = data.train_x, data.train_y
-    if train_subset is not None:
-        train_x, train_y = train_x[:train_subset], train_y[:train_subset]
-    n = len(train_y)
-
-    def step(X, y):
-        y_hat = fwd(X)
-        l = loss(y_hat, y)
-        opt.zero_grad()
-        l.backward()
-        opt.step()
-        return l.detach(), y_hat.detach()
-
-    fstep = torch.compile(step) if compile else step
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    result = TrainResult(loop="harness")
-    num_batches = (n + batch_size - 1) // batch_size
-    bar = _progress(progress, f"{type(net).__name__} harness loop", epochs * num_batches)
-    result.setup_seconds = time.perf_counter() - start
+    """Train ``loop`` for ``epochs`` epochs, evaluating after each; its result."""
+    bar = progress_bar(progress, loop.description, epochs * loop.num_batches)
     try:
-        for epoch in range(epochs):
-            fwd.train()
-            t0 = time.perf_counter()
-            eval_seconds = 0.0
-            perm = torch.randperm(n, generator=gen).to(device)
-            l_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            for i in range(num_batches):
-                idx = perm[i * batch_size:(i + 1) * batch_size]
-                X, y = train_x.index_select(0, idx), train_y.index_select(0, idx)
-                if channels_last:
-                    X = X.contiguous(memory_format=torch.channels_last)
-                l, y_hat = fstep(X, y)
-                l_sum += l * y.shape[0]
-                correct += (y_hat.argmax(dim=1) == y).sum()
-                if epoch == 0 and i < eval_first_batches:
-                    te = time.perf_counter()
-                    seen = min((i + 1) * batch_size, n)
-                    result.first_batches.append(BatchEval(
-                        batch=i + 1, loss=float(l_sum) / seen, train_acc=int(correct) / seen,
-                        test_acc=evaluate(fwd, data.test_x, data.test_y, channels_last=channels_last)))
-                    eval_seconds += time.perf_counter() - te
-                if bar is not None:
-                    bar.advance(0)
-            train_seconds = time.perf_counter() - t0 - eval_seconds
-            test_acc = evaluate(fwd, data.test_x, data.test_y, channels_last=channels_last)
-            stats = EpochStats.from_sums(epoch + 1, float(l_sum), int(correct), n, test_acc, t0, train_seconds)
-            _end_epoch(result, stats, bar, on_epoch)
+        for _ in range(epochs):
+            end_epoch(loop.result, loop.epoch(bar=bar), bar, on_epoch)
     finally:
         if bar is not None:
             bar.stop()
-    return result
+    return loop.result
+
+
+class HarnessLoop:
+    """The harness loop (see the module docstring), set up once and then run an epoch a call.
+
+    ``data`` is already on the training device. ``fold=None`` folds by ``CPU_FOLD`` on the CPU and not at all
+    elsewhere. ``epoch(evaluate_test=False)`` trains without the test pass: an epoch kept for timing only.
+    """
+
+    def __init__(self, net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float, batch_size: int,
+                 seed: int, eval_first_batches: int = 0, channels_last: bool = True, compile: bool = False,
+                 fused: bool = True, pool_first: bool = True, fold: int | None = None,
+                 train_subset: int | None = None) -> None:
+        start = time.perf_counter()
+        self.device = data.train_x.device
+        if fold is None:
+            fold = CPU_FOLD if self.device.type == "cpu" else 1
+        net = net.to(self.device)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.opt = make_optimizer(optimizer, net, lr, fused=fused)
+        self.fwd = fast_network(net, pool_first=pool_first, fold=fold, channels_last=channels_last)
+        self.loss = nn.CrossEntropyLoss()
+        self.data, self.channels_last, self.batch_size = data, channels_last, batch_size
+        self.train_x, self.train_y = data.train_x, data.train_y
+        if train_subset is not None:
+            self.train_x, self.train_y = self.train_x[:train_subset], self.train_y[:train_subset]
+        self.n = len(self.train_y)
+        self.num_batches = (self.n + batch_size - 1) // batch_size
+        self.eval_first_batches = eval_first_batches
+        self.step = torch.compile(self._step) if compile else self._step
+        self.gen = torch.Generator(device="cpu").manual_seed(seed)
+        self.epochs_run = 0
+        self.description = f"{type(net).__name__} harness loop"
+        self.result = TrainResult(loop="harness", setup_seconds=time.perf_counter() - start)
+
+    def _step(self, X, y):
+        y_hat = self.fwd(X)
+        l = self.loss(y_hat, y)
+        self.opt.zero_grad()
+        l.backward()
+        self.opt.step()
+        return l.detach(), y_hat.detach()
+
+    def _test_acc(self) -> float:
+        return evaluate(self.fwd, self.data.test_x, self.data.test_y, channels_last=self.channels_last)
+
+    def epoch(self, evaluate_test: bool = True, bar=None) -> EpochStats:
+        self.epochs_run += 1
+        device, batch_size, n = self.device, self.batch_size, self.n
+        self.fwd.train()
+        t0 = time.perf_counter()
+        eval_seconds = 0.0
+        perm = torch.randperm(n, generator=self.gen).to(device)
+        l_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        for i in range(self.num_batches):
+            idx = perm[i * batch_size:(i + 1) * batch_size]
+            X, y = self.train_x.index_select(0, idx), self.train_y.index_select(0, idx)
+            if self.channels_last:
+                X = X.contiguous(memory_format=torch.channels_last)
+            l, y_hat = self.step(X, y)
+            l_sum += l * y.shape[0]
+            correct += (y_hat.argmax(dim=1) == y).sum()
+            if self.epochs_run == 1 and i < self.eval_first_batches:
+                te = time.perf_counter()
+                seen = min((i + 1) * batch_size, n)
+                self.result.first_batches.append(BatchEval(batch=i + 1, loss=float(l_sum) / seen,
+                                                           train_acc=int(correct) / seen, test_acc=self._test_acc()))
+                eval_seconds += time.perf_counter() - te
+            if bar is not None:
+                bar.advance(0)
+        train_seconds = time.perf_counter() - t0 - eval_seconds
+        test_acc = self._test_acc() if evaluate_test else math.nan
+        return EpochStats.from_sums(self.epochs_run, float(l_sum), int(correct), n, test_acc, t0, train_seconds)
+
+
+def train_fast(net: nn.Module, data: FashionMNIST, *, epochs: int, on_epoch: EpochHook | None = None,
+               progress: bool = False, **kw: Any) -> TrainResult:
+    """The harness loop for ``epochs`` epochs (``kw``: ``HarnessLoop``'s settings)."""
+    return run_epochs(HarnessLoop(net, data, **kw), epochs, on_epoch, progress)
 
 
 # ---- the tutorial's own pipeline and loops, as the pages print them ----------------------------------------------
@@ -253,71 +276,77 @@ def evaluate_accuracy(data_iter, net, device=None):
     return acc_sum / n
 
 
-def train_tutorial(net: nn.Module, root: str, *, optimizer: str, lr: float, batch_size: int, epochs: int,
-                   device: str = "cpu", num_workers: int = 4, style: str = "ch5",
-                   on_epoch: EpochHook | None = None, progress: bool = False,
-                   max_batches: int | None = None) -> TrainResult:
+class TutorialLoop:
     """The book's loop: ``train_ch5`` (style ch5: 5.5) or ``train_ch6`` (style ch6: 6.6), on the book's DataLoaders.
 
-    The loss recorded is the true mean (``train_ch6``'s ``l * X.shape[0]`` sum over the count); the 5.5 page's
-    printed ``train_l_sum / n`` is not reproduced. ``train_ch6``'s ``init_weights`` is the caller's job (the model
-    arrives initialised, as for the harness loop). ``max_batches`` stops each epoch early (benchmarks only).
+    Set up once (``load_data_fashion_mnist``, the optimiser, the loss), then ``epoch()`` runs the body of the
+    book's ``for epoch in range(num_epochs)``. The loss recorded is the true mean (``train_ch6``'s
+    ``l * X.shape[0]`` sum over the count); the 5.5 page's printed ``train_l_sum / n`` is not reproduced.
+    ``train_ch6``'s ``init_weights`` is the caller's job (the model arrives initialised, as for the harness loop).
+    ``max_batches`` stops each epoch early (benchmarks only).
     """
-    with warnings.catch_warnings():
-        # the book's 4 workers on a 2-core machine: torch warns every epoch; the book's setting is kept on purpose
-        warnings.filterwarnings("ignore", message="This DataLoader will create")
+
+    def __init__(self, net: nn.Module, root: str, *, optimizer: str, lr: float, batch_size: int,
+                 device: str = "cpu", num_workers: int = 4, style: str = "ch5",
+                 max_batches: int | None = None) -> None:
         start = time.perf_counter()
-        train_iter, test_iter = load_data_fashion_mnist(batch_size, root, num_workers)
-        net = net.to(device)
-        opt = make_optimizer(optimizer, net, lr)
-        loss = torch.nn.CrossEntropyLoss()
-        result = TrainResult(loop=f"tutorial ({'train_ch5' if style == 'ch5' else 'train_ch6'})")
-        bar = _progress(progress, f"{type(net).__name__} tutorial loop", epochs * len(train_iter))
-        result.setup_seconds = time.perf_counter() - start
-        _tutorial_epochs(net, train_iter, test_iter, opt, loss, result, epochs=epochs, device=device, style=style,
-                         on_epoch=on_epoch, bar=bar, max_batches=max_batches)
-    return result
+        self.train_iter, self.test_iter = load_data_fashion_mnist(batch_size, root, num_workers)
+        self.net = net.to(device)
+        self.opt = make_optimizer(optimizer, self.net, lr)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.device, self.style, self.max_batches = device, style, max_batches
+        self.num_batches = len(self.train_iter)
+        self.epochs_run = 0
+        self.description = f"{type(net).__name__} tutorial loop"
+        name = "train_ch5" if style == "ch5" else "train_ch6"
+        self.result = TrainResult(loop=f"tutorial ({name})", setup_seconds=time.perf_counter() - start)
+
+    def epoch(self, evaluate_test: bool = True, bar=None) -> EpochStats:
+        with warnings.catch_warnings():
+            # the book's 4 workers on a 2-core machine: torch warns every epoch; the book's setting is kept on purpose
+            warnings.filterwarnings("ignore", message="This DataLoader will create")
+            return self._epoch(evaluate_test, bar)
+
+    def _epoch(self, evaluate_test: bool, bar) -> EpochStats:
+        net, opt, loss, device = self.net, self.opt, self.loss, self.device
+        self.epochs_run += 1
+        train_l_sum, train_acc_sum, n, batch_count, t0 = 0.0, 0.0, 0, 0, time.perf_counter()
+        net.train()
+        for X, y in self.train_iter:
+            X = X.to(device)
+            y = y.to(device)
+            if self.style == "ch6":
+                opt.zero_grad()
+                y_hat = net(X)
+                l = loss(y_hat, y)
+                l.backward()
+                opt.step()
+                with torch.no_grad():
+                    train_l_sum += float(l * X.shape[0])
+                    train_acc_sum += float((y_hat.argmax(axis=1).type(y.dtype) == y).sum())
+            else:
+                y_hat = net(X)
+                l = loss(y_hat, y)
+                opt.zero_grad()
+                l.backward()
+                opt.step()
+                train_l_sum += l.cpu().item() * y.shape[0]
+                train_acc_sum += (y_hat.argmax(dim=1) == y).sum().cpu().item()
+            n += y.shape[0]
+            batch_count += 1
+            if bar is not None:
+                bar.advance(0)
+            if self.max_batches is not None and batch_count >= self.max_batches:
+                break
+        train_seconds = time.perf_counter() - t0
+        test_acc = evaluate_accuracy(self.test_iter, net) if evaluate_test else math.nan
+        return EpochStats.from_sums(self.epochs_run, train_l_sum, train_acc_sum, n, test_acc, t0, train_seconds)
 
 
-def _tutorial_epochs(net, train_iter, test_iter, opt, loss, result, *, epochs, device, style, on_epoch, bar,
-                     max_batches) -> None:
-    try:
-        for epoch in range(epochs):
-            train_l_sum, train_acc_sum, n, batch_count, t0 = 0.0, 0.0, 0, 0, time.perf_counter()
-            net.train()
-            for X, y in train_iter:
-                X = X.to(device)
-                y = y.to(device)
-                if style == "ch6":
-                    opt.zero_grad()
-                    y_hat = net(X)
-                    l = loss(y_hat, y)
-                    l.backward()
-                    opt.step()
-                    with torch.no_grad():
-                        train_l_sum += float(l * X.shape[0])
-                        train_acc_sum += float((y_hat.argmax(axis=1).type(y.dtype) == y).sum())
-                else:
-                    y_hat = net(X)
-                    l = loss(y_hat, y)
-                    opt.zero_grad()
-                    l.backward()
-                    opt.step()
-                    train_l_sum += l.cpu().item() * y.shape[0]
-                    train_acc_sum += (y_hat.argmax(dim=1) == y).sum().cpu().item()
-                n += y.shape[0]
-                batch_count += 1
-                if bar is not None:
-                    bar.advance(0)
-                if max_batches is not None and batch_count >= max_batches:
-                    break
-            train_seconds = time.perf_counter() - t0
-            test_acc = evaluate_accuracy(test_iter, net)
-            stats = EpochStats.from_sums(epoch + 1, train_l_sum, train_acc_sum, n, test_acc, t0, train_seconds)
-            _end_epoch(result, stats, bar, on_epoch)
-    finally:
-        if bar is not None:
-            bar.stop()
+def train_tutorial(net: nn.Module, root: str, *, epochs: int, on_epoch: EpochHook | None = None,
+                   progress: bool = False, **kw: Any) -> TrainResult:
+    """The book's loop for ``epochs`` epochs (``kw``: ``TutorialLoop``'s settings)."""
+    return run_epochs(TutorialLoop(net, root, **kw), epochs, on_epoch, progress)
 
 
 def summary(result: TrainResult) -> dict[str, Any]:

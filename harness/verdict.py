@@ -1,15 +1,23 @@
-"""Reference + measurements over seeds -> a verdict: reproduced, not reproduced, or skipped."""
+"""Reference + measurements over seeds -> a verdict: reproduced, not reproduced, inconclusive or skipped.
+
+Exact and accuracy references are judged value by value. A timing reference is judged on the
+confidence interval of its rounds (``harness.stats``): reproduced when the whole interval satisfies
+the claim, not reproduced when the whole interval violates it, inconclusive otherwise.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from harness.spec import Reference
+from harness.stats import Interval, interval
 
-REPRODUCED, MISSED, SKIPPED = "reproduced", "not reproduced", "skipped"
+REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED = "reproduced", "not reproduced", "inconclusive", "skipped"
+STATUSES = (REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -26,14 +34,21 @@ class Verdict:
     detail: str
     source: str
     note: str = ""
-    gate: bool = True
+    gate: bool = True  # on this verdict's device
+    low: float = math.nan  # the interval of a timing verdict
+    high: float = math.nan
+    rounds: int = 0
 
     @property
     def gating_miss(self) -> bool:
         return self.gate and self.status == MISSED
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    @property
+    def gating_inconclusive(self) -> bool:
+        return self.gate and self.status == INCONCLUSIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 
 
 def _flatten(value: Any) -> tuple[str, np.ndarray]:
@@ -109,11 +124,15 @@ def _spread(values: list[Any]) -> str:
     return f"mean {arr.mean():.4g}, sd {arr.std(ddof=1):.2g}, range [{arr.min():.4g}, {arr.max():.4g}]"
 
 
+def _base(ref: Reference, device: str) -> dict[str, Any]:
+    return dict(ref=ref.source.ref, metric=ref.metric, device=device, expected=expected_text(ref),
+                tolerance=tolerance_text(ref), source=f"page {ref.source.page}, {ref.source.ref}",
+                note=ref.note, gate=ref.gates_on(device))
+
+
 def judge(ref: Reference, device: str, per_seed: dict[int, Any]) -> Verdict:
     """Judge a reference against the values measured on each seed of one device."""
-    base = dict(ref=ref.source.ref, metric=ref.metric, device=device, expected=expected_text(ref),
-                tolerance=tolerance_text(ref), source=f"page {ref.source.page}, {ref.source.ref}",
-                note=ref.note, gate=ref.gate)
+    base = _base(ref, device)
     values = [per_seed[s] for s in sorted(per_seed)]
     if not values:
         return Verdict(measured="-", status=SKIPPED, detail="no measurement", **base)
@@ -145,8 +164,60 @@ def judge(ref: Reference, device: str, per_seed: dict[int, Any]) -> Verdict:
     return Verdict(measured=measured, status=REPRODUCED if ok else MISSED, detail=detail, **base)
 
 
+def _claim_range(ref: Reference) -> tuple[float, float]:
+    """The values a timing reference accepts, as [lo, hi] (either end may be infinite)."""
+    c = ref.comparison
+    if c == "at_least":
+        return ref.at_least, math.inf
+    if c == "at_most":
+        return -math.inf, ref.at_most
+    if c == "band":
+        return ref.band[0] - ref.tol, ref.band[1] + ref.tol
+    near = float(ref.near)
+    tol = ref.atol + ref.rtol * abs(near)
+    return near - tol, near + tol
+
+
+def decide(ref: Reference, iv: Interval) -> tuple[str, float]:
+    """The three-way verdict of a timing reference on an interval, and how far the interval lies outside.
+
+    Reproduced when the whole interval satisfies the claim, not reproduced when all of it violates the claim,
+    inconclusive otherwise (an undefined interval, from fewer than two rounds, is inconclusive too).
+    """
+    lo, hi = _claim_range(ref)
+    if not iv.defined:
+        return INCONCLUSIVE, math.nan
+    if lo <= iv.low and iv.high <= hi:
+        return REPRODUCED, 0.0
+    if iv.high < lo or iv.low > hi:
+        return MISSED, max(lo - iv.high, iv.low - hi)
+    return INCONCLUSIVE, max(lo - iv.low, iv.high - hi)
+
+
+def judge_timing(ref: Reference, device: str, rounds_by_seed: dict[int, list[float]], unit: str = "",
+                 confidence: float = 0.95) -> Verdict:
+    """Judge a timing reference on the interval of its rounds (the rounds of every seed pooled)."""
+    base = _base(ref, device)
+    values = [v for s in sorted(rounds_by_seed) for v in rounds_by_seed[s]]
+    if not values:
+        return Verdict(measured="-", status=SKIPPED, detail="no rounds measured", **base)
+    iv = interval(values, confidence)
+    status, off = decide(ref, iv)
+    if status == REPRODUCED:
+        detail = "whole interval inside"
+    elif status == MISSED:
+        detail = f"whole interval outside, by {off:.3g}"
+    elif iv.defined:
+        detail = f"interval straddles the bound (by {off:.3g} on one side)"
+    else:
+        detail = "no interval: fewer than two valid rounds"
+    if len(rounds_by_seed) > 1:
+        detail += f"; rounds of {len(rounds_by_seed)} seeds pooled"
+    base["tolerance"] = f"whole {confidence:.0%} CI"
+    return Verdict(measured=iv.text(unit), status=status, detail=detail, low=iv.low, high=iv.high,
+                   rounds=iv.rounds, **base)
+
+
 def skipped(ref: Reference, device: str, reason: str) -> Verdict:
     """A reference that could not be checked here, with the reason (for example: no GPU)."""
-    return Verdict(ref=ref.source.ref, metric=ref.metric, device=device, expected=expected_text(ref),
-                   measured="-", tolerance=tolerance_text(ref), status=SKIPPED, detail=reason,
-                   source=f"page {ref.source.page}, {ref.source.ref}", note=ref.note, gate=ref.gate)
+    return Verdict(measured="-", status=SKIPPED, detail=reason, **_base(ref, device))

@@ -49,3 +49,36 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+class MemoryRecorder:
+    """A stand-in for ``tracking.Recorder`` that keeps what a task logs in memory (no MLflow)."""
+
+    def __init__(self, device: str = "cpu", seed: int = 0, plan=None):
+        self.device, self.seed, self.plan = device, seed, plan
+        self.rounds: list[tuple[int, dict]] = []
+        self.tables: dict = {}
+        self.series: dict = {}
+
+    def log_round(self, number, values):
+        self.rounds.append((number, dict(values)))
+
+    def log_table(self, name, df):
+        self.tables[name] = df
+
+    def log_series(self, name, values, steps=None):
+        self.series[name] = (list(steps or range(1, len(values) + 1)), list(values))
+
+    def log_metric(self, name, value, step=0):
+        self.series.setdefault(name, ([], []))
+        self.series[name][0].append(step)
+        self.series[name][1].append(value)
+
+    def log_json(self, name, obj):
+        self.tables[name] = obj
+
+
+@pytest.fixture
+def memory_recorder():
+    """Build a ``MemoryRecorder(device, seed, plan)``."""
+    return MemoryRecorder

@@ -11,8 +11,11 @@ import yaml
 from mlflow import MlflowClient
 
 from harness import tracking
-from harness.cli import main
-from harness.tasks import edge_kernel
+from harness.cli import EXIT_INCONCLUSIVE, main
+from harness.rounds import recorded_rounds
+from harness.spec import Strict
+from harness.tasks import TASKS, edge_kernel
+from tests.test_rounds import SyntheticTimer
 
 SPEC = {
     "name": "edge-small",
@@ -117,3 +120,63 @@ def test_suite_is_a_parent_run_with_nested_spec_runs(spec_file, store, tmp_path)
     assert child["tags.mlflow.parentRunId"].iloc[0] == parent["run_id"].iloc[0]
     assert set(df["status"]) == {"FINISHED"}
     assert (tmp_path / "reports" / "REPORT.md").exists()
+
+
+class SyntheticTimingKind:
+    """A kind whose one timing, ``ratio``, comes from a seeded synthetic timer (tests.test_rounds), not a clock."""
+
+    KIND = "synthetic_timing"
+    TIMINGS = {"ratio": "x"}
+    METRICS = {"ratio"}
+
+    class Settings(Strict):
+        center: float = 3.0
+
+    @staticmethod
+    def run(settings, rec):
+        timer = SyntheticTimer(center=settings.center, paired=True, seed=rec.seed)
+        rounds = recorded_rounds(rec, lambda i: {"ratio": timer(i)["speedup"]})
+        return rounds.measured(SyntheticTimingKind.TIMINGS)
+
+
+@pytest.fixture
+def timing_spec(write_spec, monkeypatch):
+    """Write a synthetic timing spec whose rounds centre on ``center``, claimed at least 3x (gating)."""
+    monkeypatch.setitem(TASKS, SyntheticTimingKind.KIND, SyntheticTimingKind)
+
+    def write(center: float):
+        return write_spec({
+            "name": "synthetic", "title": "a synthetic timing claim", "kind": SyntheticTimingKind.KIND,
+            "seeds": [0], "deterministic": False, "settings": {"center": center},
+            "timing": {"rounds": 4, "max_rounds": 8, "budget_s": 600},
+            "references": [{"metric": "ratio", "source": {"page": "001", "ref": "C1"}, "at_least": 3}]})
+
+    return write
+
+
+def test_straddled_timing_claim_is_inconclusive_and_fails_only_under_strict(timing_spec, store, tmp_path, capsys):
+    path = timing_spec(center=3.0)
+    assert main(["run", str(path)]) == 0
+    assert "1 gating timing reference(s) inconclusive (not failing without --strict)" in capsys.readouterr().out
+    assert main(["run", "--strict", str(path)]) == EXIT_INCONCLUSIVE == 3
+    df = runs()
+    assert set(df["status"]) == {"FINISHED"} and set(df["tags.verdict"]) == {"inconclusive"}
+    run_id = df["run_id"].iloc[0]
+    verdict = tracking.load_json(run_id, "verdicts.json")[0]
+    assert verdict["status"] == "inconclusive" and verdict["rounds"] == 8 and verdict["low"] < 3 < verdict["high"]
+    assert "(95% CI " in verdict["measured"] and verdict["measured"].endswith("8 rounds)")
+    rounds = tracking.metric_history(run_id, "round.ratio/cpu/s0")  # every round is in MLflow
+    assert list(rounds["step"]) == list(range(1, 9))
+
+    assert main(["report", "--out", str(tmp_path / "reports")]) == 0
+    text = (tmp_path / "reports" / "REPORT.md").read_text()
+    assert "Gating verdicts: 0 reproduced, 0 not reproduced, 1 inconclusive, 0 skipped." in text
+    assert "❔ inconclusive" in text and "BCa bootstrap" in text
+
+
+@pytest.mark.parametrize("center,status,verdict", [(10.0, 0, "reproduced"), (1.0, 1, "not reproduced")])
+def test_decisive_timing_claims_set_the_exit_status_even_under_strict(timing_spec, store, center, status, verdict):
+    assert main(["run", "--strict", str(timing_spec(center))]) == status
+    df = runs()
+    assert list(df["tags.verdict"]) == [verdict]
+    assert tracking.load_json(df["run_id"].iloc[0], "verdicts.json")[0]["rounds"] == 4  # decided at the first look

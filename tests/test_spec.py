@@ -68,6 +68,13 @@ BAD = [
     ("equals-not-numbers", {**GOOD, "references": [{"metric": "kernel", "source": {"page": "001", "ref": "B1"},
                                                     "near": [["a", "b"]]}]}, "references[0]"),
     ("no-references", with_change("references", []), "references"),
+    ("gate-unknown-device", with_change("references.0.gate", ["tpu"]), "references[0].gate"),
+    ("gate-repeat", with_change("references.0.gate", ["cpu", "cpu"]), "references[0].gate"),
+    ("gate-string", with_change("references.0.gate", "yes"), "references[0].gate"),
+    ("timing-few-rounds", with_change("timing", {"rounds": 2}), "timing.rounds"),
+    ("timing-max-below", with_change("timing", {"rounds": 8, "max_rounds": 4}), "timing"),
+    ("timing-unknown-key", with_change("timing", {"seconds": 10}), "timing.seconds"),
+    ("timing-confidence", with_change("timing", {"confidence": 1.5}), "timing.confidence"),
     ("not-a-mapping", "- just\n- a list\n", "(top level)"),
     ("invalid-yaml", "name: [unclosed\n", "line"),
 ]
@@ -127,3 +134,19 @@ def test_duplicate_names_rejected(tmp_path):
     write(tmp_path, "b", GOOD)
     with pytest.raises(SpecError, match="name: 'edge' is used by more than one spec"):
         load_specs([str(tmp_path)])
+
+
+def test_timing_reference_needs_a_comparison_an_interval_can_take(tmp_path):
+    data = yaml.safe_load((EXPERIMENTS / "batch-speed.yaml").read_text())
+    data["references"] = [{"metric": "epoch_ratio_1_over_10", "source": {"page": "002", "ref": "D1"},
+                           "near": [9.8], "atol": 1}]
+    path = write(tmp_path, "vector-near", data)
+    with pytest.raises(SpecError, match=r"references\[0\]\.near: 'epoch_ratio_1_over_10' is a timing"):
+        load_spec(path)
+
+
+def test_gate_on_listed_devices_only(tmp_path):
+    spec = load_spec(write(tmp_path, "gated", with_change("references.0.gate", ["cuda"])))
+    ref = spec.references[0]
+    assert ref.gates_on("cuda") and not ref.gates_on("cpu")
+    assert spec.timing.rounds >= 3 and spec.timing.confidence == 0.95  # the default timing policy

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.spec import Reference
-from harness.verdict import MISSED, REPRODUCED, SKIPPED, check_one, judge, skipped
+from harness.stats import Interval
+from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, check_one, decide, judge, judge_timing, skipped
 
 SRC = {"page": "001", "ref": "B1"}
 
@@ -59,3 +60,44 @@ def test_skipped_carries_reason_and_gate():
 def test_informational_miss_does_not_gate():
     v = judge(ref(at_most=1, gate=False), "cpu", {0: 2.0})
     assert v.status == MISSED and not v.gating_miss
+
+
+@pytest.mark.parametrize("kw,low,high,status", [
+    ({"at_least": 3}, 3.1, 4.0, REPRODUCED),
+    ({"at_least": 3}, 2.0, 2.9, MISSED),
+    ({"at_least": 3}, 2.9, 4.0, INCONCLUSIVE),
+    ({"at_most": 102.4}, 70.0, 100.0, REPRODUCED),
+    ({"at_most": 102.4}, 103.0, 117.0, MISSED),
+    ({"at_most": 102.4}, 81.0, 117.0, INCONCLUSIVE),
+    ({"band": [83, 332]}, 84.0, 100.0, REPRODUCED),
+    ({"band": [83, 332], "tol": 5}, 79.0, 82.0, REPRODUCED),
+    ({"band": [83, 332]}, 50.0, 60.0, MISSED),
+    ({"band": [83, 332]}, 300.0, 400.0, INCONCLUSIVE),
+    ({"near": 10.0, "rtol": 0.1}, 9.5, 10.5, REPRODUCED),
+    ({"near": 10.0, "atol": 1}, 11.5, 12.0, MISSED),
+])
+def test_three_way_decision_on_an_interval(kw, low, high, status):
+    iv = Interval((low + high) / 2, low, high, 8)
+    assert decide(ref(**kw), iv)[0] == status
+
+
+def test_decision_says_by_how_much_the_interval_misses():
+    assert decide(ref(at_least=3), Interval(2.5, 2.0, 2.75, 6)) == (MISSED, 0.25)
+    assert decide(ref(at_least=3), Interval(3.0, float("nan"), float("nan"), 1))[0] == INCONCLUSIVE  # one round
+
+
+def test_timing_verdict_pools_seeds_and_states_its_interval():
+    v = judge_timing(ref(at_least=3), "cpu", {0: [4.0, 4.2, 3.9], 1: [4.1, 4.0, 4.3]}, unit="x")
+    assert v.status == REPRODUCED and v.rounds == 6 and v.low >= 3 and v.low <= v.high
+    assert v.measured.startswith("4.08x (95% CI ") and v.measured.endswith(", 6 rounds)")
+    assert "rounds of 2 seeds pooled" in v.detail
+    assert judge_timing(ref(at_least=3), "cpu", {0: []}).status == SKIPPED
+
+
+def test_gate_per_device():
+    r = ref(at_most=102.4, gate=["cuda"])
+    cpu = judge_timing(r, "cpu", {0: [100.0, 110.0, 95.0, 120.0]})
+    cuda = judge_timing(r, "cuda", {0: [100.0, 110.0, 95.0, 120.0]})
+    assert cpu.status == cuda.status == INCONCLUSIVE
+    assert not cpu.gate and not cpu.gating_inconclusive and cuda.gating_inconclusive
+    assert skipped(r, "cuda", "no GPU").gate and not skipped(r, "cpu", "x").gate

@@ -2,12 +2,15 @@
 
 For each batch size, one fresh LeNet (d2l v2's, Xavier-initialised as ``train_ch6`` does) takes SGD
 updates (forward, CrossEntropyLoss, backward, step) on consecutive batches of the real training
-images, already in memory on the device (no DataLoader). After warm-up updates, torch.utils.benchmark
-times blocks of updates until ``min_run_time`` has passed (CUDA synchronised): the median seconds per
-update and its spread. An epoch is **extrapolated**: seconds per update x ceil(epoch / batch), for the
-page's epoch of 50,000 examples and for the full 60,000 training set. For the batch sizes named in
-``full_epoch_batches`` (when the estimate is below ``full_epoch_max_s``), one whole epoch is also run
-and timed, to check the extrapolation.
+images, already in memory on the device (no DataLoader). After warm-up updates, the batch sizes are
+timed in rounds: each round times every batch size in turn with torch.utils.benchmark for
+``round_time`` seconds (CUDA synchronised), so a slow spell of the machine hits them all, and the
+page's comparisons (batch 1 against batch 10, and the smallest against the largest batch) are taken
+within each round. Rounds continue while a gating claim is undecided (``harness.rounds``). An epoch
+is **extrapolated**: seconds per update x ceil(epoch / batch), for the page's epoch of 50,000 examples
+and for the full 60,000 training set. For the batch sizes named in ``full_epoch_batches`` (when the
+estimate is below ``full_epoch_max_s``), one whole epoch is also run and timed, to check the
+extrapolation.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from harness.models import build, init_xavier
+from harness.rounds import Rounds, recorded_rounds
 from harness.spec import Strict
+from harness.stats import interval
 from harness.timing import Timing, busy_note, cpu_threads, measure, pool, time_once
 from harness.tracking import Recorder
 
@@ -37,9 +42,8 @@ class Settings(Strict):
     epoch_examples: int = Field(default=50_000, ge=1, le=60_000, description="the page's epoch: 50,000 examples")
     full_examples: int = Field(default=60_000, ge=1, le=60_000, description="the whole Fashion-MNIST training set")
     warmup_updates: int = Field(default=3, ge=1, le=1000)
-    min_run_time: float = Field(default=1.5, gt=0, le=60,
-                                description="seconds of timed updates per batch size, split over the rounds")
-    rounds: int = Field(default=3, ge=1, le=20, description="interleaved rounds over all batch sizes")
+    round_time: float = Field(default=0.25, gt=0, le=60,
+                              description="seconds of timed updates per batch size in each round")
     full_epoch_batches: list[int] = Field(default_factory=list,
                                           description="batch sizes whose whole epoch is also run and timed")
     full_epoch_max_s: float = Field(default=60.0, ge=0, le=600,
@@ -67,8 +71,11 @@ class Settings(Strict):
         return self
 
 
-METRICS = {"epoch_ratio_1_over_10", "update_time_growth", "update_growth_per_batch_growth", "epoch_s_b1",
-           "epoch_s_b10", "examples_per_s_max", "best_batch"}
+# Timings measured in rounds (every batch size once a round), with the unit their estimates print with.
+TIMINGS = {"epoch_ratio_1_over_10": "x", "update_growth_1_to_10": "x", "update_time_growth": "x",
+           "update_growth_per_batch_growth": "x", "epoch_s_b1": " s", "epoch_s_b10": " s",
+           "examples_per_s_max": " ex/s"}
+METRICS = set(TIMINGS) | {"best_batch"}
 
 TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "rounds", "round_spread", "updates_timed",
                  "timed_s", "examples_per_s", "updates_per_epoch", "epoch_s", "epoch_s_full", "epoch_measured_s",
@@ -139,31 +146,48 @@ def whole_epoch(bench: Bench, x: torch.Tensor, y: torch.Tensor, settings: Settin
     return time_once(epoch, device)
 
 
-def time_batches(x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str,
-                 seed: int) -> list[dict[str, Any]]:
-    """Every batch size, timed in ``rounds`` interleaved rounds, then pooled; the rows of the table."""
+def claims_of_round(update_s: dict[int, float], per_epoch: dict[int, int]) -> dict[str, float]:
+    """The page's comparisons, from one round's seconds per update at each batch size."""
+    b_min, b_max = min(update_s), max(update_s)
+    growth = update_s[b_max] / update_s[b_min]
+    return {"epoch_s_b1": update_s[1] * per_epoch[1], "epoch_s_b10": update_s[10] * per_epoch[10],
+            "epoch_ratio_1_over_10": update_s[1] * per_epoch[1] / (update_s[10] * per_epoch[10]),
+            "update_growth_1_to_10": update_s[10] / update_s[1], "update_time_growth": growth,
+            "update_growth_per_batch_growth": growth / (b_max / b_min),
+            "examples_per_s_max": max(b / s for b, s in update_s.items())}
+
+
+def time_batches(x: torch.Tensor, y: torch.Tensor, settings: Settings, rec: Recorder) -> tuple[list[dict], Rounds]:
+    """Every batch size once a round, rounds until the spec's timing claims are decided; the table's rows."""
+    device, seed = rec.device, rec.seed
     benches = [prepare(b, x, y, settings, device, seed * 100_003 + b) for b in settings.batch_sizes]
-    rounds: dict[int, list[Timing]] = {b.batch: [] for b in benches}
-    for _ in range(settings.rounds):
+    timings: dict[int, list[Timing]] = {b.batch: [] for b in benches}
+    per_epoch = {b.batch: b.per_epoch for b in benches}
+
+    def one_round(i: int) -> dict[str, float]:
         for bench in benches:
-            rounds[bench.batch].append(measure(bench.update, min_run_time=settings.min_run_time / settings.rounds,
-                                               device=device, warmup=1, label=f"batch {bench.batch}", min_runs=3,
-                                               count_faults=True))
+            timings[bench.batch].append(measure(bench.update, min_run_time=settings.round_time, device=device,
+                                                warmup=1, label=f"batch {bench.batch}", min_runs=3,
+                                                count_faults=True))
+        update_s = {b: ts[-1].median for b, ts in timings.items()}
+        return {f"update_s.b{b}": s for b, s in update_s.items()} | claims_of_round(update_s, per_epoch)
+
+    rounds = recorded_rounds(rec, one_round)
     rows = []
     for bench in benches:
-        t = pool(rounds[bench.batch])
-        medians = [r.median for r in rounds[bench.batch]]
-        b, per_epoch = bench.batch, bench.per_epoch
-        epoch_s = t.median * per_epoch
+        t = pool(timings[bench.batch])
+        medians = [r.median for r in timings[bench.batch]]
+        b, per_epoch_b = bench.batch, bench.per_epoch
+        epoch_s = t.median * per_epoch_b
         row = {"batch": b, "update_s": t.median, "iqr_s": t.iqr, "rel_spread": t.rel_spread, "runs": t.runs,
-               "rounds": settings.rounds, "round_spread": max(medians) / min(medians) - 1,
+               "rounds": len(medians), "round_spread": max(medians) / min(medians) - 1,
                "updates_timed": t.calls, "timed_s": t.total_s, "examples_per_s": b / t.median,
-               "updates_per_epoch": per_epoch, "epoch_s": epoch_s,
+               "updates_per_epoch": per_epoch_b, "epoch_s": epoch_s,
                "epoch_s_full": t.median * math.ceil(settings.full_examples / b),
                "epoch_measured_s": math.nan, "extrapolated": True, "threads": torch.get_num_threads(),
                "others_cpu": t.others_cpu, "faults_per_update": t.faults_per_call,
-               "method": (f"median s/update x {per_epoch} updates ({t.calls} updates timed in {t.runs} blocks "
-                          f"over {settings.rounds} interleaved rounds)")}
+               "method": (f"median s/update x {per_epoch_b} updates ({t.calls} updates timed in {t.runs} blocks "
+                          f"over {len(medians)} interleaved rounds)")}
         if b in settings.full_epoch_batches:
             if epoch_s > settings.full_epoch_max_s:
                 row["method"] += f"; whole epoch not run: estimate {epoch_s:.3g} s > full_epoch_max_s"
@@ -174,31 +198,22 @@ def time_batches(x: torch.Tensor, y: torch.Tensor, settings: Settings, device: s
                 row["method"] += (f"; one whole epoch also run: {row['epoch_measured_s']:.3g} s measured "
                                   "(its batches gathered by index as it went)")
         rows.append(row)
-    return rows
+    return rows, rounds
 
 
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     x, y = train_data(settings, rec.device)
     with cpu_threads(settings.threads):
-        rows = time_batches(x, y, settings, rec.device, rec.seed)
+        rows, rounds = time_batches(x, y, settings, rec)
     df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
     rec.log_table("batch_speed", df)
     rec.log_series("examples_per_s", df["examples_per_s"].tolist(), steps=df["batch"].tolist())
     rec.log_series("update_s", df["update_s"].tolist(), steps=df["batch"].tolist())
     rec.log_series("epoch_s", df["epoch_s"].tolist(), steps=df["batch"].tolist())
-    by = df.set_index("batch")
-    b_min, b_max = int(df["batch"].min()), int(df["batch"].max())
-    growth = float(by.at[b_max, "update_s"] / by.at[b_min, "update_s"])
-    best = int(df.loc[df["examples_per_s"].idxmax(), "batch"])
     return {
-        "epoch_ratio_1_over_10": float(by.at[1, "epoch_s"] / by.at[10, "epoch_s"]),
-        "update_time_growth": growth,
-        "update_growth_per_batch_growth": growth / (b_max / b_min),
-        "epoch_s_b1": float(by.at[1, "epoch_s"]),
-        "epoch_s_b10": float(by.at[10, "epoch_s"]),
-        "examples_per_s_max": float(df["examples_per_s"].max()),
-        "best_batch": best,
-        "batch_max": b_max,
+        **rounds.measured(TIMINGS),
+        "best_batch": int(df.loc[df["examples_per_s"].idxmax(), "batch"]),
+        "batch_max": int(df["batch"].max()),
         **{f"update_s.b{int(r.batch)}": float(r.update_s) for r in df.itertuples()},
         **{f"examples_per_s.b{int(r.batch)}": float(r.examples_per_s) for r in df.itertuples()},
     }
@@ -253,13 +268,16 @@ def section(view) -> str:
             ax2.plot(df["batch"], df["update_s"], marker="o", label=label)
             b1 = float(df.loc[df["batch"] == 1, "update_s"].iloc[0])
             busy = busy_note(df["others_cpu"].tolist() if "others_cpu" in df else [])
+            iv = {k: interval(m["rounds"][k]).text(TIMINGS[k]) for k in
+                  ("epoch_ratio_1_over_10", "update_growth_1_to_10", "update_time_growth")}
             parts += [f"### {device} (seed {seed}): seconds per update and per epoch", "",
                       *([busy, ""] if busy else []),
-                      f"Epoch at batch 1 / epoch at batch 10: **{m['epoch_ratio_1_over_10']:.3g}x** "
-                      f"(page: 166 s / 17 s = 9.8x). Time per update from batch {int(df['batch'].min())} to "
-                      f"{int(df['batch'].max())}: **x{m['update_time_growth']:.3g}** for x"
+                      f"Epoch at batch 1 / epoch at batch 10: **{iv['epoch_ratio_1_over_10']}** (page: 166 s / "
+                      f"17 s = 9.8x). Time per update from batch 1 to 10: **{iv['update_growth_1_to_10']}** (page: "
+                      f"17 s x 10 / 166 s = 1.02x); from batch {int(df['batch'].min())} to "
+                      f"{int(df['batch'].max())}: **{iv['update_time_growth']}** for x"
                       f"{int(df['batch'].max() / df['batch'].min())} the examples. Most examples/s at batch "
-                      f"{m['best_batch']} ({m['examples_per_s_max']:,.0f}/s).", "",
+                      f"{m['best_batch']} ({df['examples_per_s'].max():,.0f}/s, pooled rounds).", "",
                       md_table(_fmt(df, settings["epoch_examples"], settings["full_examples"])), ""]
         ax2.plot(df["batch"], b1 * df["batch"] / df["batch"].min(), ls=":", color="grey",
                  label="proportional to batch" if device == view.devices[0] else None)
@@ -275,9 +293,10 @@ def section(view) -> str:
             f"updates in an epoch, ceil({settings['epoch_examples']:,} / batch) for the page's epoch of "
             f"{settings['epoch_examples']:,} examples and ceil({settings['full_examples']:,} / batch) for the whole "
             "training set. Each batch size had its own fresh LeNet (`" + settings["model"] + "`), "
-            f"{settings['warmup_updates']} warm-up updates, then at least {settings['min_run_time']} s of timed "
-            f"updates in {settings.get('rounds', 1)} rounds interleaved over the batch sizes (blocks pooled; "
-            "`rounds apart` is how far the slowest round's median lay above the fastest's) on real Fashion-MNIST "
+            f"{settings['warmup_updates']} warm-up updates, then at least {settings['round_time']} s of timed "
+            "updates a round, in rounds interleaved over the batch sizes (the table pools the blocks of every round; "
+            "`rounds apart` is how far the slowest round's median lay above the fastest's; the ratios above are "
+            "taken within each round and their interval is over rounds) on real Fashion-MNIST "
             "batches held in device memory (no DataLoader, no evaluation: the page's times include both, so its "
             "absolute seconds are not comparable). `others` is the share of all CPU time other processes took "
             "meanwhile. `page faults / update` counts, over one more block of updates, the memory the process "

@@ -9,15 +9,20 @@ Implementations (same (N, C_i, H, W) x (C_o, C_i, kh, kw) maths, stride 1, zero 
 - ``unfold_compiled``: ``torch.compile`` of ``unfold`` (compile time measured apart, steady state timed after).
 
 Every implementation is checked against a float64 CPU reference on the same random inputs before it
-is timed. The loop is slow: it is timed on a leading part of the output (whole output rows of the first
-output channels of the first images) within a time budget and scaled linearly to the whole output;
-those rows say ``extrapolated`` and how. A large matrix product, timed in the same run on the same
-device, is the ceiling that ``fraction_of_peak`` divides by.
+is timed. Timing goes in rounds: each round times every implementation on every shape in turn, and the
+judged ratios (the loop against unfold and the library, the library against unfold) are taken within
+each round, then judged on their interval over rounds (``harness.rounds``). The loop is slow: it is
+timed on a leading part of the output (whole output rows of the first output channels of the first
+images) within a time budget and scaled linearly to the whole output; those rows say ``extrapolated``
+and how. A large matrix product, timed in the same run on the same device, is the ceiling that
+``fraction_of_peak`` divides by.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -27,7 +32,9 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from harness import ops
+from harness.rounds import Rounds, recorded_rounds
 from harness.spec import Strict
+from harness.stats import interval
 from harness.timing import (
     Timing,
     busy_note,
@@ -36,6 +43,7 @@ from harness.timing import (
     extrapolate,
     matmul_peak,
     measure,
+    pool,
     time_once,
 )
 from harness.tracking import Recorder
@@ -110,8 +118,10 @@ class Settings(Strict):
     implementations: list[Impl] = Field(default=list(IMPLS), min_length=3)
     claim_shape: str = Field(default="img_28x28", description="the shape the loop-vs-vectorised claim is judged on")
     lenet_shapes: list[str] = Field(default=["lenet_c1", "lenet_c2"], min_length=1)
-    min_run_time: float = Field(default=0.3, gt=0, le=30, description="seconds of timed blocks per measurement")
-    loop_budget_s: float = Field(default=1.0, gt=0, le=120, description="seconds the loop may take per shape")
+    min_run_time: float = Field(default=0.1, gt=0, le=30,
+                                description="seconds of timed blocks per implementation and shape, each round")
+    loop_budget_s: float = Field(default=0.25, gt=0, le=120,
+                                 description="seconds the loop may take per shape, each round")
     peak_n: int = Field(default=2048, ge=64, le=16384, description="matmul size of the CPU ceiling")
     peak_n_cuda: int = Field(default=8192, ge=64, le=32768, description="matmul size of the CUDA ceiling")
     peak_min_run_time: float = Field(default=1.0, gt=0, le=30)
@@ -136,11 +146,11 @@ class Settings(Strict):
         return self
 
 
-METRICS = {
-    "unfold_over_loop_claim", "library_over_loop_claim", "strided_over_loop_claim",
-    "library_over_unfold_lenet_min", "library_fraction_of_peak_lenet_min", "library_fraction_of_peak_lenet_max",
-    "unfold_compiled_over_unfold_lenet_min", "matmul_peak_gflops",
-}
+# Timings measured in rounds (every implementation on every shape once a round), with their units.
+TIMINGS = {"unfold_over_loop_claim": "x", "library_over_loop_claim": "x", "strided_over_loop_claim": "x",
+           "library_over_unfold_lenet_min": "x", "unfold_compiled_over_unfold_lenet_min": "x",
+           "library_fraction_of_peak_lenet_min": "", "library_fraction_of_peak_lenet_max": ""}
+METRICS = set(TIMINGS) | {"matmul_peak_gflops"}
 
 TABLE_COLUMNS = ["shape", "input", "kernel", "padding", "flops", "gflop", "impl", "backend", "median_s", "iqr_s",
                  "rel_spread", "runs", "calls", "gflops", "speedup_over_loop", "fraction_of_peak", "extrapolated",
@@ -171,13 +181,30 @@ def _rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
     return float((y64 - ref).abs().max()) / scale
 
 
-def _time_loop(Xp: torch.Tensor, K: torch.Tensor, ref: torch.Tensor, shape: Shape, device: str,
-               budget: float) -> tuple[Timing, bool, str, float]:
-    """The loop on a leading part of the output, sized to the budget, scaled to the whole output.
+@dataclass
+class Case:
+    """One (shape, implementation): its table row, what is timed, and its timing in every round."""
+
+    shape: Shape
+    impl: str
+    row: dict[str, Any]
+    call: Callable[[], Any] | None = None  # None: not timed (a failed check or compile)
+    part_work: float = 1.0  # the loop: the share of the output timed ...
+    full_work: float = 1.0  # ... of the whole, to extrapolate by
+    timings: list[Timing] = field(default_factory=list)
+
+    @property
+    def scale(self) -> float:
+        return self.full_work / self.part_work
+
+
+def _loop_case(case: Case, Xp: torch.Tensor, K: torch.Tensor, ref: torch.Tensor, device: str, budget: float) -> None:
+    """The loop on a leading part of the output, sized to the budget, to be scaled to the whole output.
 
     The unit of work is one output row of one output channel of one image (C_i * W_o inner iterations);
     the part is whole rows, then whole channels, then whole images, so its cost per unit is the loop's.
     """
+    shape = case.shape
     h_o, _ = shape.out_hw
     n, c_o = shape.n, shape.c_out
     probe_x, probe_k = Xp[:1, :, :shape.kh], K[:1]
@@ -187,15 +214,13 @@ def _time_loop(Xp: torch.Tensor, K: torch.Tensor, ref: torch.Tensor, shape: Shap
     chans = min(c_o, max(1, units // h_o)) if rows == h_o else 1
     imgs = min(n, max(1, units // (h_o * c_o))) if chans == c_o else 1
     X_part, K_part = Xp[:imgs, :, :rows + shape.kh - 1], K[:chans]
-    err = _rel_err(ops.conv2d_loop(X_part, K_part), ref[:imgs, :chans, :rows])
-    part = measure(lambda: ops.conv2d_loop(X_part, K_part), min_run_time=max(budget * 0.75, 1e-3),
-                   device=device, warmup=0, label="loop")
-    timing, how = extrapolate(part, imgs * chans * rows, n * c_o * h_o)
-    extrapolated = timing is not part
-    if extrapolated:
-        how = (f"timed {imgs} image(s) x {chans} output channel(s) x {rows} output row(s) of "
-               f"{n} x {c_o} x {h_o}; " + how)
-    return timing, extrapolated, how, err
+    case.row["max_rel_err"] = _rel_err(ops.conv2d_loop(X_part, K_part), ref[:imgs, :chans, :rows])
+    case.call = partial(ops.conv2d_loop, X_part, K_part)
+    case.part_work, case.full_work = imgs * chans * rows, n * c_o * h_o
+    if case.scale != 1:
+        case.row["extrapolated"] = True
+        case.row["method"] = (f"timed {imgs} image(s) x {chans} output channel(s) x {rows} output row(s) of "
+                              f"{n} x {c_o} x {h_o}; ")
 
 
 def _peak(device: str, settings: Settings) -> dict[str, Any]:
@@ -203,21 +228,18 @@ def _peak(device: str, settings: Settings) -> dict[str, Any]:
     return matmul_peak(device, n=n, min_run_time=settings.peak_min_run_time)
 
 
-def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
-    with cpu_threads(settings.threads):
-        return _run(settings, rec)
-
-
-def _run(settings: Settings, rec: Recorder) -> dict[str, Any]:
-    device = rec.device
-    peak = _peak(device, settings)
-    rec.log_table("matmul_peak", pd.DataFrame([peak]))
+def prepare(settings: Settings, device: str, seed: int) -> list[Case]:
+    """Every (shape, implementation), checked against a float64 reference (and compiled) before any timing."""
     tol = settings.check_tol
     if device == "cuda" and torch.backends.cudnn.allow_tf32:
         tol = settings.check_tol_tf32
-    rows: list[dict[str, Any]] = []
+    compiled = None
+    if "unfold_compiled" in settings.implementations:
+        torch._dynamo.reset()  # compile times of this run, not cache hits from an earlier one
+        compiled = torch.compile(ops.conv2d_unfold, dynamic=False)
+    cases: list[Case] = []
     for index, shape in enumerate(settings.shapes):
-        g = torch.Generator(device="cpu").manual_seed(rec.seed * 1000 + index)
+        g = torch.Generator(device="cpu").manual_seed(seed * 1000 + index)
         X_cpu = torch.randn(shape.n, shape.c_in, shape.h, shape.w, generator=g)
         K_cpu = torch.randn(shape.c_out, shape.c_in, shape.kh, shape.kw, generator=g)
         ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding)
@@ -225,44 +247,70 @@ def _run(settings: Settings, rec: Recorder) -> dict[str, Any]:
         base = {"shape": shape.id, "input": shape.input_text, "kernel": shape.kernel_text,
                 "padding": shape.padding, "flops": shape.flops, "gflop": shape.flops / 1e9}
         for impl in settings.implementations:
-            row = base | {"impl": impl, "backend": "", "extrapolated": False, "method": "measured whole",
-                          "compile_s": math.nan, "status": "ok"}
-            timing: Timing | None = None
+            case = Case(shape, impl, base | {"impl": impl, "backend": "", "extrapolated": False,
+                                             "method": "measured whole", "compile_s": math.nan, "status": "ok"})
             if impl == "loop":
                 Xp = F.pad(X, (shape.padding,) * 4) if shape.padding else X
-                timing, row["extrapolated"], row["method"], row["max_rel_err"] = _time_loop(
-                    Xp, K, ref, shape, device, settings.loop_budget_s)
+                _loop_case(case, Xp, K, ref, device, settings.loop_budget_s)
             else:
-                fn = FUNCS.get(impl)
+                fn = FUNCS.get(impl, compiled)
                 if impl == "unfold_compiled":
-                    torch._dynamo.reset()  # this shape's compile time, not a cache hit from an earlier shape
-                    fn = torch.compile(ops.conv2d_unfold, dynamic=False)
                     try:
-                        row["compile_s"] = time_once(partial(fn, X, K, shape.padding), device)
+                        case.row["compile_s"] = time_once(partial(fn, X, K, shape.padding), device)
                     except Exception as err:  # noqa: BLE001 - a compiler failure is a result to record
-                        row["status"] = f"compile failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                        case.row["status"] = (f"compile failed: {type(err).__name__}: "
+                                              f"{str(err).splitlines()[0][:200]}")
                         fn = None
                 if impl == "library":
-                    row["backend"] = library_backend(X, K, shape.padding)
+                    case.row["backend"] = library_backend(X, K, shape.padding)
                 if fn is not None:
-                    row["max_rel_err"] = _rel_err(fn(X, K, shape.padding), ref)
-                    if row["max_rel_err"] <= tol:
-                        timing = measure(partial(fn, X, K, shape.padding), min_run_time=settings.min_run_time,
-                                         device=device, warmup=2, label=impl)
-            if row.get("max_rel_err", 0.0) > tol:
-                row["status"] = f"check failed: max rel err {row['max_rel_err']:.3g} > {tol:g}; not timed"
-                timing = None
-            if timing is not None:
-                row |= {"median_s": timing.median, "iqr_s": timing.iqr, "rel_spread": timing.rel_spread,
-                        "others_cpu": timing.others_cpu,
-                        "runs": timing.runs, "calls": timing.calls, "gflops": shape.flops / timing.median / 1e9}
-            rows.append(row)
+                    case.row["max_rel_err"] = _rel_err(fn(X, K, shape.padding), ref)
+                    case.call = partial(fn, X, K, shape.padding)
+            if case.row.get("max_rel_err", 0.0) > tol:
+                case.row["status"] = f"check failed: max rel err {case.row['max_rel_err']:.3g} > {tol:g}; not timed"
+                case.call = None
+            cases.append(case)
+    return cases
+
+
+def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    with cpu_threads(settings.threads), torch._dynamo.config.patch(recompile_limit=len(settings.shapes) + 8):
+        return _run(settings, rec)
+
+
+def _run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    device = rec.device
+    peak = _peak(device, settings)
+    rec.log_table("matmul_peak", pd.DataFrame([peak]))
+    cases = prepare(settings, device, rec.seed)
+    timed = [c for c in cases if c.call is not None]
+
+    def one_round(i: int) -> dict[str, float]:
+        for case in timed:
+            loop = case.impl == "loop"
+            case.timings.append(measure(case.call, device=device, warmup=0 if loop else 1, label=case.impl,
+                                        min_run_time=settings.loop_budget_s * 0.75 if loop else settings.min_run_time))
+        seconds = {(c.shape.id, c.impl): c.timings[-1].median * c.scale for c in timed}
+        return {f"s.{impl}.{shape}": v for (shape, impl), v in seconds.items()} | _claims(seconds, settings, peak)
+
+    rounds = recorded_rounds(rec, one_round)
+    rows = []
+    for case in cases:
+        row = dict(case.row)
+        if case.timings:
+            timing, how = extrapolate(pool(case.timings), case.part_work, case.full_work)
+            if case.impl == "loop":
+                row["method"] = (row["method"] if case.scale != 1 else "") + how
+            row |= {"median_s": timing.median, "iqr_s": timing.iqr, "rel_spread": timing.rel_spread,
+                    "others_cpu": timing.others_cpu, "runs": timing.runs, "calls": timing.calls,
+                    "gflops": case.shape.flops / timing.median / 1e9}
+        rows.append(row)
     df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
     loop_s = df[df["impl"] == "loop"].set_index("shape")["median_s"]
     df["speedup_over_loop"] = loop_s.reindex(df["shape"]).to_numpy() / df["median_s"]
     df["fraction_of_peak"] = df["gflops"] / peak["gflops"]
     rec.log_table("conv_throughput", df)
-    return _metrics(df, settings, peak)
+    return _metrics(df, rounds, peak)
 
 
 def _strict(pick, values: list[float]) -> float:
@@ -271,29 +319,31 @@ def _strict(pick, values: list[float]) -> float:
     return math.nan if any(math.isnan(v) for v in values) else float(pick(values))
 
 
-def _metrics(df: pd.DataFrame, settings: Settings, peak: dict[str, Any]) -> dict[str, Any]:
-    t = df.pivot(index="shape", columns="impl", values="median_s")
-    frac = df.pivot(index="shape", columns="impl", values="fraction_of_peak")
+def _claims(seconds: dict[tuple[str, str], float], settings: Settings, peak: dict[str, Any]) -> dict[str, float]:
+    """The judged ratios, from one round's seconds per call of each (shape, implementation)."""
     claim, lenet = settings.claim_shape, settings.lenet_shapes
+    flops = {s.id: s.flops for s in settings.shapes}
 
     def ratio(slow: str, fast: str, shape: str) -> float:
-        if slow not in t or fast not in t:
-            return math.nan
-        return float(t.at[shape, slow] / t.at[shape, fast])
+        return seconds.get((shape, slow), math.nan) / seconds.get((shape, fast), math.nan)
 
-    out: dict[str, Any] = {
-        "matmul_peak_gflops": peak["gflops"],
+    frac = [flops[s] / seconds.get((s, "library"), math.nan) / 1e9 / peak["gflops"] for s in lenet]
+    out = {
         "unfold_over_loop_claim": ratio("loop", "unfold", claim),
         "library_over_loop_claim": ratio("loop", "library", claim),
+        "strided_over_loop_claim": ratio("loop", "strided", claim),
         "library_over_unfold_lenet_min": _strict(min, [ratio("unfold", "library", s) for s in lenet]),
-        "library_fraction_of_peak_lenet_min": _strict(min, frac.loc[lenet, "library"].tolist()),
-        "library_fraction_of_peak_lenet_max": _strict(max, frac.loc[lenet, "library"].tolist()),
+        "unfold_compiled_over_unfold_lenet_min": _strict(min, [ratio("unfold", "unfold_compiled", s) for s in lenet]),
+        "library_fraction_of_peak_lenet_min": _strict(min, frac),
+        "library_fraction_of_peak_lenet_max": _strict(max, frac),
     }
-    if "strided" in t:
-        out["strided_over_loop_claim"] = ratio("loop", "strided", claim)
-    if "unfold_compiled" in t:
-        out["unfold_compiled_over_unfold_lenet_min"] = _strict(
-            min, [ratio("unfold", "unfold_compiled", s) for s in lenet])
+    return out
+
+
+def _metrics(df: pd.DataFrame, rounds: Rounds, peak: dict[str, Any]) -> dict[str, Any]:
+    """The judged ratios with their rounds; per-(impl, shape) figures of the pooled table beside them."""
+    out: dict[str, Any] = {"matmul_peak_gflops": peak["gflops"],
+                           **rounds.measured(TIMINGS)}
     for r in df.itertuples():
         if isinstance(r.gflops, float) and math.isfinite(r.gflops):
             out[f"gflops.{r.impl}.{r.shape}"] = r.gflops
@@ -374,10 +424,15 @@ def _summary(m: dict[str, Any], settings: dict[str, Any]) -> str:
     claim, lenet = settings["claim_shape"], settings["lenet_shapes"]
     fracs = ", ".join(f"`{s}` {m[f'fraction_of_peak.library.{s}']:.1%}" for s in lenet
                       if f"fraction_of_peak.library.{s}" in m)
-    return (f"On `{claim}`, unfold is **{_x(m['unfold_over_loop_claim'])}** and the library convolution "
-            f"**{_x(m['library_over_loop_claim'])}** as fast as the loop. On LeNet's layers the library "
-            f"convolution reaches {fracs} of the matmul ceiling; on both it is at least "
-            f"{_x(m['library_over_unfold_lenet_min'])} as fast as unfold.")
+
+    def iv(metric: str) -> str:
+        rounds = m.get("rounds", {}).get(metric)
+        return interval(rounds).text(TIMINGS[metric]) if rounds else _x(m.get(metric))
+
+    return (f"On `{claim}`, unfold is **{iv('unfold_over_loop_claim')}** and the library convolution "
+            f"**{iv('library_over_loop_claim')}** as fast as the loop (ratios taken within each round). On "
+            f"LeNet's layers the library convolution reaches {fracs} of the matmul ceiling (pooled rounds); the "
+            f"slower of its two ratios to unfold is {iv('library_over_unfold_lenet_min')}.")
 
 
 def _x(v: Any) -> str:
@@ -409,14 +464,15 @@ def section(view) -> str:
             if not extra.empty:
                 parts += ["The loop (`corr2d_multi_in_out` per image) was **extrapolated** on "
                           + ", ".join(f"`{s}`" for s in extra["shape"])
-                          + f": it ran within a budget of {view.spec['settings']['loop_budget_s']} s a shape on a "
-                          "leading part of the output (whole rows, then channels, then images), checked against "
-                          "the reference there, and its median time was scaled linearly to the whole output. "
+                          + f": it ran within a budget of {view.spec['settings']['loop_budget_s']} s a shape and "
+                          "round on a leading part of the output (whole rows, then channels, then images), checked "
+                          "against the reference there, and its median time was scaled linearly to the whole output. "
                           "Its time, speed-up and GFLOP/s on those shapes are estimates, not measurements:", ""]
                 parts += [f"- `{r.shape}`: {r.method}" for r in extra.itertuples()] + [""]
             if "unfold_compiled" in set(df["impl"]):
-                parts += ["`unfold_compiled` is `torch.compile(conv2d_unfold, dynamic=False)`, compiled per shape "
-                          "after `torch._dynamo.reset()`; `compile` is that first call, excluded from its time, in "
+                parts += ["`unfold_compiled` is `torch.compile(conv2d_unfold, dynamic=False)`, compiled once for each "
+                          "shape (after a `torch._dynamo.reset()` at the start of the run, its cache holding every "
+                          "shape); `compile` is that first call, excluded from its time, in "
                           "this process and with whatever TorchInductor's on-disk cache already held (a cold cache "
                           "takes seconds longer). `compile pays after` is compile time / (eager unfold - compiled).",
                           ""]

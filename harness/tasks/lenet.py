@@ -3,18 +3,24 @@
 A spec picks the model (``harness.models.MODELS``), its initialisation, the tutorial's optimiser,
 learning rate, batch size and epochs, and which loops run (``loops: [harness, tutorial]`` runs both
 from the same initial weights, so one run compares their speed and accuracy side by side).
-Unprefixed metrics are those of the first loop listed; ``<loop>.<metric>`` names each loop's own.
+The loops run interleaved, an epoch each a round (harness, tutorial, harness, tutorial, ...), so a slow
+spell of the machine hits both: the first ``epochs`` rounds train and evaluate; where the spec judges a
+timing, more rounds follow (training on, not evaluated) until the spec's timing policy is satisfied, and
+the speed-up is taken within each round. Unprefixed metrics are those of the first loop listed;
+``<loop>.<metric>`` names each loop's own. ``ceiling: true`` also counts the training FLOP per
+example and measures the matmul ceiling, so the harness loop's GFLOP/s can be set against it.
 ``eval_first_batches`` evaluates the whole test set after each of the first batches of epoch 1, as
 the notebook of C3 did after every batch, and only for those batches.
 
 Recorded per (device, seed): per-epoch series ``<loop>.loss``, ``<loop>.train_acc``,
 ``<loop>.test_acc``, ``<loop>.epoch_seconds``, ``<loop>.examples_per_sec`` (step = epoch), the
-first-batch series ``<loop>.first_batches.*`` (step = batch), and the tables ``epochs`` and
-``first_batches``.
+first-batch series ``<loop>.first_batches.*`` (step = batch), every round (``round.*``), and the
+tables ``epochs``, ``rounds`` and ``first_batches``.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -39,7 +45,6 @@ class Settings(Strict):
     batch_size: int = Field(256, ge=1, le=60_000)
     epochs: int = Field(ge=1, le=200)
     loops: list[Literal["harness", "tutorial"]] = Field(default=["harness"], min_length=1, max_length=2)
-    tutorial_epochs: int | None = Field(None, ge=1, le=200, description="epochs of the tutorial loop (default: epochs)")
     tutorial_style: Literal["ch5", "ch6"] = Field("ch5", description="train_ch5 (5.5) or train_ch6 (6.6)")
     tutorial_workers: int = Field(4, ge=0, le=32, description="DataLoader workers; d2l uses 4 on Linux")
     eval_first_batches: int = Field(0, ge=0, le=1000, description="evaluate the test set after each of these")
@@ -50,6 +55,8 @@ class Settings(Strict):
     fold: int | None = Field(None, ge=1, le=64, description="harness loop: images folded into the channels of "
                              "grouped convolutions; default 4 on the CPU, 1 (off) on CUDA")
     compile: bool = False
+    ceiling: bool = Field(False, description="count the training FLOP and measure the matmul ceiling: how close "
+                          "the harness loop comes to the machine's limit")
     data_dir: str | None = None
     download: bool = False
     progress: bool = True
@@ -73,7 +80,11 @@ class Settings(Strict):
         return self
 
 
-METRICS = set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | set(EARLY) | {"speedup"}
+# Timings measured in rounds (each loop an epoch a round, interleaved), with their units.
+TIMINGS = {"speedup": "x", "examples_per_sec": " ex/s", "harness.examples_per_sec": " ex/s",
+           "tutorial.examples_per_sec": " ex/s", "harness.gflops": " GFLOP/s", "harness.fraction_of_peak": "%"}
+METRICS = (set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | set(EARLY) | set(TIMINGS)
+           | {"harness.training_flop_per_example", "harness.matmul_peak_gflops"})
 
 
 def _model(settings: Settings, seed: int) -> torch.nn.Module:
@@ -104,44 +115,93 @@ def _fold_words(fold: int | None) -> str:
     return f", batch folded {fold} images deep into grouped convolutions" if fold > 1 else ""
 
 
+def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, Any]:
+    """Each loop the spec names, set up from the same initial weights."""
+    from harness.train import HarnessLoop, TutorialLoop
+
+    common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size)
+    loops: dict[str, Any] = {}
+    for name in settings.loops:
+        net = _model(settings, seed)
+        if name == "harness":
+            loops[name] = HarnessLoop(net, data, seed=seed, eval_first_batches=settings.eval_first_batches,
+                                      channels_last=settings.channels_last, fused=settings.fused_optimizer,
+                                      pool_first=settings.pool_first, fold=settings.fold, compile=settings.compile,
+                                      **common)
+        else:
+            loops[name] = TutorialLoop(net, str(data.root), device=device, num_workers=settings.tutorial_workers,
+                                       style=settings.tutorial_style, **common)
+    return loops
+
+
+def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
+    """Training FLOP per example (forward and backward, counted by torch.utils.flop_counter) and the matmul ceiling."""
+    from harness.models import build
+    from harness.timing import matmul_peak, training_flops
+
+    x, y = data.train_x[:settings.batch_size], data.train_y[:settings.batch_size]
+    flop = training_flops(build(settings.model).to(device), x, y) / len(y)
+    return {"training_flop_per_example": flop, "matmul_peak_gflops": matmul_peak(device)["gflops"]}
+
+
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    """Every loop an epoch a round, interleaved; the first ``epochs`` rounds train and evaluate, the rest time."""
     import pandas as pd
 
     from harness.data import load_fashion_mnist
-    from harness.train import train_fast, train_tutorial
+    from harness.rounds import Plan, recorded_rounds
+    from harness.train import end_epoch, progress_bar
 
     data = load_fashion_mnist(settings.data_dir, device=rec.device, download=settings.download)
-    measured: dict[str, Any] = {}
-    epoch_rows = []
-    for loop in settings.loops:
-        def on_epoch(stats, loop=loop):
-            for name, value in (("loss", stats.loss), ("train_acc", stats.train_acc), ("test_acc", stats.test_acc),
-                                ("epoch_seconds", stats.seconds), ("examples_per_sec", stats.examples_per_sec)):
-                rec.log_metric(f"{loop}.{name}", value, step=stats.epoch)
+    plan = rec.plan or Plan(device=rec.device)
+    limit = ceiling(settings, data, rec.device) if settings.ceiling and "harness" in settings.loops else {}
+    loops = make_loops(settings, data, rec.seed, rec.device)
+    first = max(settings.epochs, plan.policy.rounds) if plan.judged else settings.epochs
+    per_round = sum(loop.num_batches for loop in loops.values())
+    bar = progress_bar(settings.progress, "LeNet: " + " and ".join(f"{n} loop" for n in loops), first * per_round)
 
-        net = _model(settings, rec.seed)
-        common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size,
-                      on_epoch=on_epoch, progress=settings.progress)
-        if loop == "harness":
-            result = train_fast(net, data, epochs=settings.epochs, seed=rec.seed,
-                                eval_first_batches=settings.eval_first_batches,
-                                channels_last=settings.channels_last, fused=settings.fused_optimizer,
-                                pool_first=settings.pool_first, fold=settings.fold,
-                                compile=settings.compile, **common)
-        else:
-            result = train_tutorial(net, str(data.root), epochs=settings.tutorial_epochs or settings.epochs,
-                                    device=rec.device, num_workers=settings.tutorial_workers,
-                                    style=settings.tutorial_style, **common)
+    def on_epoch(loop: str, stats) -> None:
+        for name, value in (("loss", stats.loss), ("train_acc", stats.train_acc), ("test_acc", stats.test_acc),
+                            ("epoch_seconds", stats.seconds), ("examples_per_sec", stats.examples_per_sec)):
+            rec.log_metric(f"{loop}.{name}", value, step=stats.epoch)
+
+    def one_round(i: int) -> dict[str, float]:
+        training = i < settings.epochs
+        if bar is not None and i >= first:
+            bar.update(0, total=(i + 1) * per_round)
+        values = {}
+        for name, loop in loops.items():
+            stats = loop.epoch(evaluate_test=training, bar=bar)
+            if training:
+                end_epoch(loop.result, stats, bar, partial(on_epoch, name))
+            values[f"{name}.examples_per_sec"] = stats.examples_per_sec
+            if limit and name == "harness":
+                values["harness.gflops"] = limit["training_flop_per_example"] * stats.examples_per_sec / 1e9
+                values["harness.fraction_of_peak"] = values["harness.gflops"] / limit["matmul_peak_gflops"]
+        values["examples_per_sec"] = values[f"{settings.loops[0]}.examples_per_sec"]
+        if set(LOOPS) <= set(loops):
+            values["speedup"] = values["harness.examples_per_sec"] / values["tutorial.examples_per_sec"]
+        return values
+
+    try:
+        rounds = recorded_rounds(rec, one_round, first)
+    finally:
+        if bar is not None:
+            bar.stop()
+    measured: dict[str, Any] = {f"harness.{k}": v for k, v in limit.items()}
+    epoch_rows = []
+    for name, loop in loops.items():
+        result = loop.result
         values = _values(result)
-        measured.update({f"{loop}.{k}": v for k, v in values.items()})
-        if loop == settings.loops[0]:
+        measured.update({f"{name}.{k}": v for k, v in values.items()})
+        if name == settings.loops[0]:
             measured.update(values)
-        epoch_rows += [{"loop": loop, **e.as_dict()} for e in result.epochs]
+        epoch_rows += [{"loop": name, **e.as_dict()} for e in result.epochs]
         if result.first_batches:
             fb = result.first_batches
             steps = [b.batch for b in fb]
-            for name in ("loss", "train_acc", "test_acc"):
-                rec.log_series(f"{loop}.first_batches.{name}", [getattr(b, name) for b in fb], steps)
+            for key in ("loss", "train_acc", "test_acc"):
+                rec.log_series(f"{name}.first_batches.{key}", [getattr(b, key) for b in fb], steps)
             rec.log_table("first_batches", pd.DataFrame([vars(b) for b in fb]))
             early = fb[:settings.chance_batches]
             measured.update({
@@ -152,8 +212,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
                 "early_loss_drop": early[0].loss - early[-1].loss,
             })
     rec.log_table("epochs", pd.DataFrame(epoch_rows))
-    if set(LOOPS) <= set(settings.loops):
-        measured["speedup"] = measured["harness.examples_per_sec"] / measured["tutorial.examples_per_sec"]
+    measured.update(rounds.measured([m for m in TIMINGS if m in rounds.values[0]]))
     return measured
 
 
@@ -191,7 +250,7 @@ def section(view) -> str:
     parts = []
 
     fig, axes = plt.subplots(1, len(view.devices) or 1, figsize=(6.4 * max(1, len(view.devices)), 3.8), squeeze=False)
-    rows, speed = [], []
+    rows = []
     for ax, device in zip(axes[0], view.devices):
         for seed, m in view.measured[device].items():
             for loop in loops:
@@ -201,7 +260,6 @@ def section(view) -> str:
                 line, = ax.plot(test["step"], test["value"], style, marker="o", ms=3,
                                 label=f"test, seed {seed}" + ("" if len(loops) == 1 else f", {loop} loop"))
                 ax.plot(train["step"], train["value"], style, color=line.get_color(), alpha=0.45, lw=1)
-                eps = view.series(f"{loop}.examples_per_sec", device, seed)
                 secs = view.series(f"{loop}.epoch_seconds", device, seed)
                 acc = m[f"{loop}.test_acc"]
                 rows.append({"device": device, "seed": seed, "loop": loop, "epochs": len(test),
@@ -210,9 +268,6 @@ def section(view) -> str:
                              "converged": ("yes" if band[0] <= acc <= band[1] else "no") if band else "-",
                              "s/epoch": f"{secs['value'].mean():.2f}",
                              "examples/s": f"{m[f'{loop}.examples_per_sec']:,.0f}"})
-                speed.append({"device": device, "seed": seed, "loop": loop, "epochs": len(eps),
-                              "examples_per_sec": m[f"{loop}.examples_per_sec"], "test_acc": acc,
-                              "seconds": float(secs["value"].sum())})
         for name, values in printed.items():
             ax.plot(range(1, len(values) + 1), values, "k--" if name == "test_acc_per_epoch" else "k:",
                     marker="x", label=f"tutorial printed ({name.split('_per')[0].replace('_', ' ')})")
@@ -252,30 +307,73 @@ def section(view) -> str:
                   "excluded from examples/s.", ""]
 
     if len(loops) > 1:
-        df = pd.DataFrame(speed)
-        table = []
-        for device, g in df.groupby("device", sort=False):
-            per = {loop: g[g["loop"] == loop] for loop in loops}
-            row = {"device": device, "seeds": len(per[loops[0]])}
-            for loop in loops:
-                row[f"{loop} examples/s"] = f"{per[loop]['examples_per_sec'].mean():,.0f}"
-                row[f"{loop} test acc (epochs)"] = (f"{per[loop]['test_acc'].mean():.3f} "
-                                                    f"({int(per[loop]['epochs'].iloc[0])})")
-            if set(LOOPS) <= set(loops):
-                ratio = [view.measured[device][str(s)]["speedup"] for s in per["harness"]["seed"]]
-                row["ratio harness/tutorial"] = f"{sum(ratio) / len(ratio):.2f}x"
-            table.append(row)
-        parts += ["### Speed: this harness's loop vs the tutorial's loop", "",
-                  md_table(pd.DataFrame(table)), "",
-                  "examples/s = training examples / seconds of the training passes (data loading included, test "
-                  "evaluation excluded), measured in the same run on the same machine from the same initial "
-                  f"weights. Tutorial loop: torchvision FashionMNIST + ToTensor + DataLoader(batch "
-                  f"{settings['batch_size']}, shuffle, {settings['tutorial_workers']} workers) and "
-                  f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; harness loop: in-memory "
-                  f"tensors, randperm batches, inference-mode evaluation"
-                  + (", channels_last" if settings["channels_last"] else "")
-                  + (", fused optimiser step" if settings.get("fused_optimizer") else "")
-                  + (", max-pool before sigmoid" if settings.get("pool_first") else "")
-                  + _fold_words(settings.get("fold", 1))
-                  + (", torch.compile" if settings["compile"] else "") + ".", ""]
+        parts += _speed_section(view, loops, settings)
     return "\n".join(parts)
+
+
+def _pooled_rounds(view, device: str, metric: str) -> list[float]:
+    return [v for m in view.measured[device].values() for v in m.get("rounds", {}).get(metric, [])]
+
+
+def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str]:
+    """The loops' speed with its interval over interleaved rounds, the harness loop against the ceiling, a plot."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from harness.report import md_table, save_figure
+    from harness.stats import METHOD, interval
+
+    table = []
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for device in view.devices:
+        seeds = view.measured[device]
+        info = [m.get("rounds_info", {}) for m in seeds.values()]
+        row = {"device": device, "seeds": len(seeds),
+               "rounds (extra)": ", ".join(f"{i.get('rounds', '-')} ({i.get('extra', 0)})" for i in info)}
+        for loop in loops:
+            row[f"{loop} examples/s"] = interval(_pooled_rounds(view, device, f"{loop}.examples_per_sec")).text()
+        if set(LOOPS) <= set(loops):
+            ratios = _pooled_rounds(view, device, "speedup")
+            row["harness / tutorial"] = interval(ratios).text("x")
+            ax.plot(range(1, len(ratios) + 1), ratios, "o-", ms=4, label=f"{device}: ratio in each round")
+            iv = interval(ratios)
+            if iv.defined:
+                ax.axhspan(iv.low, iv.high, alpha=0.2, label=f"{device}: 95% CI of the geometric mean")
+        gflops = _pooled_rounds(view, device, "harness.gflops")
+        if gflops:
+            m = next(iter(seeds.values()))
+            row["harness GFLOP/s"] = interval(gflops).text()
+            row["of matmul ceiling"] = interval(_pooled_rounds(view, device, "harness.fraction_of_peak")).text("%")
+            row["ceiling GFLOP/s"] = f"{m['harness.matmul_peak_gflops']:.1f}"
+            row["training MFLOP / example"] = f"{m['harness.training_flop_per_example'] / 1e6:.3f}"
+        row["stopped"] = "; ".join(sorted({i.get("stop", "") for i in info}))
+        table.append(row)
+    for ref in view.spec["references"]:
+        if ref["metric"] == "speedup" and ref.get("at_least") is not None:
+            gate = ref.get("gate", True)
+            where = "" if gate is True else " (info)" if gate is False else f" (gating on {', '.join(gate)})"
+            ax.axhline(ref["at_least"], color="k", ls=":" if gate is False else "--", lw=1,
+                       label=f"claim >= {ref['at_least']:g}x{where}")
+    ax.set(xlabel="round (one epoch of each loop)", ylabel="harness / tutorial examples/s",
+           title="speed-up, round by round")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    image = save_figure(fig, view, "speedup-rounds", "speed-up of the harness loop in each round")
+    words = ("in-memory tensors, randperm batches, inference-mode evaluation"
+             + (", channels_last" if settings["channels_last"] else "")
+             + (", fused optimiser step" if settings.get("fused_optimizer") else "")
+             + (", max-pool before sigmoid" if settings.get("pool_first") else "")
+             + _fold_words(settings.get("fold", 1))
+             + (", torch.compile" if settings["compile"] else ""))
+    return ["### Speed: this harness's loop vs the tutorial's loop", "",
+            md_table(pd.DataFrame(table)), "", image, "",
+            "examples/s = training examples / seconds of a training pass (data loading included, test evaluation "
+            "excluded). The loops ran interleaved in one process, an epoch of each a round, from the same initial "
+            f"weights; the first {settings['epochs']} rounds trained and evaluated, later rounds trained on for "
+            f"timing only. Estimates are geometric means over rounds; intervals: {METHOD}. Tutorial loop: "
+            f"torchvision FashionMNIST + ToTensor + DataLoader(batch {settings['batch_size']}, shuffle, "
+            f"{settings['tutorial_workers']} workers) and "
+            f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; harness loop: {words}. "
+            "GFLOP/s = the training FLOP of one example (forward and backward, counted once by "
+            "`torch.utils.flop_counter` on the tutorial's network: matrix products and convolutions only) x the "
+            "round's examples/s; the ceiling is a 2048x2048 matrix product timed in the same run.", ""]

@@ -14,15 +14,18 @@ from pydantic import ValidationError
 
 from harness import tracking
 from harness.cli import main
+from harness.rounds import Plan
+from harness.spec import TimingPolicy
 from harness.tasks import batch_speed
 from harness.tasks.batch_speed import Settings
 from harness.timing import minor_faults
 
-SETTINGS = {"batch_sizes": [1, 2, 10, 16], "min_run_time": 0.02, "warmup_updates": 1, "epoch_examples": 64,
+SETTINGS = {"batch_sizes": [1, 2, 10, 16], "round_time": 0.02, "warmup_updates": 1, "epoch_examples": 64,
             "full_examples": 96, "full_epoch_batches": [2, 16]}
 SPEC = {
     "name": "batch-tiny", "title": "tiny batch-speed run", "kind": "batch_speed", "seeds": [0],
     "devices": ["cpu", "cuda"], "deterministic": False, "settings": SETTINGS,
+    "timing": {"rounds": 3, "max_rounds": 3, "budget_s": 0},
     "references": [
         # bounds any machine meets: the test checks the plumbing, never a speed
         {"metric": "epoch_ratio_1_over_10", "source": {"page": "002", "ref": "D1"}, "at_least": 0},
@@ -57,11 +60,12 @@ def test_defaults_span_1_to_1024():
     ({"batch_sizes": [1]}, "at least 2"),
     ({"model": "alexnet"}, "Input should be"),
     ({"lr": 0.0}, "greater than 0"),
-    ({"min_run_time": -1.0}, "greater than 0"),
+    ({"round_time": -1.0}, "greater than 0"),
+    ({"min_run_time": 1.0}, "Extra inputs"),
     ({"epoch_examples": 70_000}, "less than or equal to 60000"),
     ({"batch_sizes": [1.0, 10]}, "valid integer"),
     ({"full_epoch_batches": [3]}, "not in batch_sizes"),
-    ({"rounds": 0}, "greater than or equal to 1"),
+    ({"rounds": 3}, "Extra inputs"),  # rounds belong to the spec's timing policy
     ({"bogus": True}, "Extra inputs"),
 ])
 def test_bad_settings_rejected(change, msg):
@@ -89,11 +93,21 @@ def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic, wr
             assert math.isnan(r.epoch_measured_s)
     measured = tracking.load_json(run.run_id, "measured.json")["cpu"]["0"]
     assert batch_speed.METRICS <= set(measured)
-    by = df.set_index("batch")
-    assert measured["epoch_ratio_1_over_10"] == pytest.approx(by.at[1, "epoch_s"] / by.at[10, "epoch_s"], rel=1e-4)
-    assert measured["update_time_growth"] == pytest.approx(by.at[16, "update_s"] / by.at[1, "update_s"], rel=1e-4)
-    assert measured["update_growth_per_batch_growth"] == pytest.approx(measured["update_time_growth"] / 16)
+    rounds = tracking.load_table(run.run_id, "cpu/seed0/rounds.json")
+    assert list(rounds["round"]) == [1, 2, 3] and (df["rounds"] == 3).all()
+    for r in rounds.to_dict("records"):  # the page's comparisons are taken within each round
+        assert r["epoch_ratio_1_over_10"] == pytest.approx(r["update_s.b1"] * 64 / (r["update_s.b10"] * 7))
+        assert r["update_growth_1_to_10"] == pytest.approx(r["update_s.b10"] / r["update_s.b1"])
+        assert r["update_time_growth"] == pytest.approx(r["update_s.b16"] / r["update_s.b1"])
+    ratios = rounds["epoch_ratio_1_over_10"].tolist()
+    assert measured["rounds"]["epoch_ratio_1_over_10"] == pytest.approx(ratios)
+    assert measured["epoch_ratio_1_over_10"] == pytest.approx(math.prod(ratios) ** (1 / 3))  # geometric mean
+    assert measured["rounds_info"]["rounds"] == 3
     assert measured["best_batch"] in (1, 2, 10, 16)
+    logged = tracking.metric_history(run.run_id, "round.epoch_ratio_1_over_10/cpu/s0")
+    assert list(logged["step"]) == [1, 2, 3] and logged["value"].tolist() == pytest.approx(ratios)
+    verdict = next(v for v in tracking.load_json(run.run_id, "verdicts.json") if v["metric"] == "update_time_growth")
+    assert verdict["status"] == "reproduced" and verdict["rounds"] == 3 and "95% CI" in verdict["measured"]
     curve = tracking.metric_history(run.run_id, "examples_per_s/cpu/s0")
     assert list(curve["step"]) == [1, 2, 10, 16]
 
@@ -108,12 +122,14 @@ def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic, wr
         assert "no GPU found" in text
 
 
-def test_long_epochs_stay_extrapolated_only(synthetic):
-    settings = Settings.model_validate(SETTINGS | {"full_epoch_max_s": 0.0, "rounds": 2})
+def test_long_epochs_stay_extrapolated_only(synthetic, memory_recorder):
+    settings = Settings.model_validate(SETTINGS | {"full_epoch_max_s": 0.0})
     assert settings.full_epoch_batches == [2, 16]
     x, y = batch_speed.train_data(settings, "cpu")
-    rows = batch_speed.time_batches(x, y, settings, "cpu", seed=0)
+    rec = memory_recorder(plan=Plan(policy=TimingPolicy(rounds=3, max_rounds=3)))
+    rows, rounds = batch_speed.time_batches(x, y, settings, rec)
     row = rows[1]
     assert row["batch"] == 2 and math.isnan(row["epoch_measured_s"]) and row["extrapolated"]
     assert "median s/update x 32 updates" in row["method"] and "whole epoch not run" in row["method"]
-    assert row["rounds"] == 2 and row["round_spread"] >= 0 and row["runs"] >= 2 * 3
+    assert row["rounds"] == 3 and row["round_spread"] >= 0 and row["runs"] >= 3 * 3
+    assert [n for n, _ in rec.rounds] == [1, 2, 3] and len(rounds.values) == 3

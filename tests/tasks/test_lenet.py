@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness import data as D
+from harness import tracking
 from harness.cli import main
 from harness.report import write_report
 from harness.spec import SpecError, load_spec, parse_spec
@@ -89,8 +90,19 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
     report = write_report(tmp_path / "reports")
     text = report.read_text()
     for needle in ("### Accuracy per epoch", "### Every seed", "### The first batches",
-                   "### Speed: this harness's loop vs the tutorial's loop", "ratio harness/tutorial",
-                   "the tutorial's printed curve", "figures/lenet-tiny-accuracy.png"):
+                   "### Speed: this harness's loop vs the tutorial's loop", "harness / tutorial",
+                   "the tutorial's printed curve", "figures/lenet-tiny-accuracy.png",
+                   "figures/lenet-tiny-speedup-rounds.png", "6 (0), 6 (0)"):
         assert needle in text, needle
+    run = tracking.spec_runs().iloc[0]
+    epochs = tracking.load_table(run.run_id, "cpu/seed0/epochs.json")
+    assert epochs.groupby("loop").size().to_dict() == {"harness": 2, "tutorial": 2}  # trained and evaluated
+    rounds = tracking.load_table(run.run_id, "cpu/seed0/rounds.json")
+    # a timing is judged, so the policy's 6 rounds run: 2 that train and evaluate, 4 that train on for timing
+    assert list(rounds["round"]) == list(range(1, 7))
+    assert rounds["speedup"].tolist() == pytest.approx(
+        (rounds["harness.examples_per_sec"] / rounds["tutorial.examples_per_sec"]).tolist())
+    verdict = next(v for v in tracking.load_json(run.run_id, "verdicts.json") if v["metric"] == "speedup")
+    assert verdict["rounds"] == 12 and "rounds of 2 seeds pooled" in verdict["detail"]
     assert (tmp_path / "reports" / "figures" / "lenet-tiny-accuracy.png").is_file()
     assert (tmp_path / "reports" / "figures" / "lenet-tiny-first-batches.png").is_file()
