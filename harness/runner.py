@@ -44,9 +44,14 @@ def _log_scalars(measured: dict[str, dict[int, dict[str, Any]]]) -> None:
         mlflow.log_metrics(metrics)
 
 
+def _timings(spec: Spec) -> dict[str, str]:
+    """The metrics the spec's kind measures in rounds, with their units."""
+    return getattr(TASKS[spec.kind], "TIMINGS", {})
+
+
 def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str, Any]]) -> Verdict:
     """A timing reference on its rounds' interval, any other on its per-seed values."""
-    timings = getattr(TASKS[spec.kind], "TIMINGS", {})
+    timings = _timings(spec)
     if ref.metric in timings:
         rounds = {s: by_seed[s].get("rounds", {}).get(ref.metric, []) for s in spec.seeds}
         return judge_timing(ref, device, rounds, unit=timings[ref.metric], confidence=spec.timing.confidence)
@@ -55,8 +60,8 @@ def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str,
 
 def plan_for(spec: Spec, device: str) -> Plan:
     """The spec's timing references on ``device``, and its timing policy."""
-    timings = getattr(TASKS[spec.kind], "TIMINGS", {})
-    return Plan(device=device, refs=tuple(r for r in spec.references if r.metric in timings), policy=spec.timing)
+    refs = tuple(r for r in spec.references if r.metric in _timings(spec))
+    return Plan(device=device, refs=refs, policy=spec.timing)
 
 
 def run_spec(spec: Spec, path: Path, nested: bool = False,

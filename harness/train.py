@@ -33,7 +33,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -276,6 +277,14 @@ def evaluate_accuracy(data_iter, net, device=None):
     return acc_sum / n
 
 
+@contextmanager
+def _books_workers() -> Iterator[None]:
+    """The book's 4 DataLoader workers on a 2-core machine: torch warns each time; the setting is kept on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This DataLoader will create")
+        yield
+
+
 class TutorialLoop:
     """The book's loop: ``train_ch5`` (style ch5: 5.5) or ``train_ch6`` (style ch6: 6.6), on the book's DataLoaders.
 
@@ -290,7 +299,8 @@ class TutorialLoop:
                  device: str = "cpu", num_workers: int = 4, style: str = "ch5",
                  max_batches: int | None = None) -> None:
         start = time.perf_counter()
-        self.train_iter, self.test_iter = load_data_fashion_mnist(batch_size, root, num_workers)
+        with _books_workers():
+            self.train_iter, self.test_iter = load_data_fashion_mnist(batch_size, root, num_workers)
         self.net = net.to(device)
         self.opt = make_optimizer(optimizer, self.net, lr)
         self.loss = torch.nn.CrossEntropyLoss()
@@ -302,9 +312,7 @@ class TutorialLoop:
         self.result = TrainResult(loop=f"tutorial ({name})", setup_seconds=time.perf_counter() - start)
 
     def epoch(self, evaluate_test: bool = True, bar=None) -> EpochStats:
-        with warnings.catch_warnings():
-            # the book's 4 workers on a 2-core machine: torch warns every epoch; the book's setting is kept on purpose
-            warnings.filterwarnings("ignore", message="This DataLoader will create")
+        with _books_workers():
             return self._epoch(evaluate_test, bar)
 
     def _epoch(self, evaluate_test: bool, bar) -> EpochStats:
