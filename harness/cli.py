@@ -23,6 +23,8 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
 STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
 EXIT_INCONCLUSIVE = 3
+RESUME_HELP = ("reuse the (spec, device, seed) units that earlier runs in this store finished with the same spec, "
+               "code and environment; run only the rest")
 
 
 def _interrupt(signum, frame):
@@ -52,7 +54,8 @@ def _override_seeds(specs: list[Spec], seeds: str | None) -> list[Spec]:
     return [s.model_copy(update={"seeds": values}) for s in specs]
 
 
-def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[int, int, int]:
+def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
+             resume: bool = False) -> tuple[int, int, int]:
     """Run specs (inside one parent run when ``suite`` names one); returns (missed, inconclusive, failed)."""
     from harness import tracking
     from harness.runner import run_spec
@@ -62,10 +65,13 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[i
     def one(path: Path, spec: Spec, nested: bool) -> None:
         nonlocal missed, inconclusive, failed
         start = time.perf_counter()
-        def on_seed(device, seed):
-            console.print(f"[dim]running {spec.name} on {device}, seed {seed}[/]")
+        def on_seed(device, seed, reused_from):
+            if reused_from:
+                console.print(f"[dim]reusing {spec.name} on {device}, seed {seed} from run {reused_from[:8]}[/]")
+            else:
+                console.print(f"[dim]running {spec.name} on {device}, seed {seed}[/]")
         try:
-            verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed)
+            verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed, resume=resume)
         except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
             failed += 1
             err_console.print(f"[bold red]error[/] {path}: {type(exc).__name__}: {exc}")
@@ -81,10 +87,8 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None) -> tuple[i
         with tracking.recorded_run(suite, tags=tags):
             for path, spec in zip(paths, specs):
                 one(path, spec, nested=True)
-            import mlflow
-
-            mlflow.log_metrics({"specs.failed": failed, "verdicts.gating_missed": missed,
-                                "verdicts.gating_inconclusive": inconclusive})
+            tracking.log_metrics({"specs.failed": failed, "verdicts.gating_missed": missed,
+                                  "verdicts.gating_inconclusive": inconclusive})
     else:
         for path, spec in zip(paths, specs):
             one(path, spec, nested=False)
@@ -99,7 +103,7 @@ def cmd_run(args, suite: str | None = None) -> int:
     if not specs:
         raise SpecError(f"{' '.join(args.specs)}: (files): no spec files found")
     tracking.connect(args.tracking_uri)
-    missed, inconclusive, failed = run_many(paths, specs, suite)
+    missed, inconclusive, failed = run_many(paths, specs, suite, resume=args.resume)
     status = 0
     if inconclusive:
         why = "failing: --strict" if args.strict else "not failing without --strict"
@@ -153,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--strict", action="store_true",
                    help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     r.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
+    r.add_argument("--resume", action="store_true", help=RESUME_HELP)
 
     s = sub.add_parser("reproduce", help="run a directory of specs as one suite, then write the report")
     common(s, default_specs=["experiments"])
@@ -160,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--strict", action="store_true",
                    help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     s.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
+    s.add_argument("--resume", action="store_true", help=RESUME_HELP)
     s.add_argument("--out", default="reports", help="report directory (default: reports)")
 
     ls = sub.add_parser("list", help="list the specs and what they reproduce")

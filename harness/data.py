@@ -14,15 +14,17 @@ Where the four idx files are looked for (the first location that holds all four 
 In each location the files may sit directly, under ``raw/`` or under torchvision's
 ``FashionMNIST/raw/``, plain (``train-images-idx3-ubyte``) or gzipped (``...-ubyte.gz``).
 
-Every file is verified before use: its decompressed size, its idx magic number (2051 for images,
-2049 for labels) and the SHA-256 of the decompressed bytes. Debian recompressed the ``.gz`` files,
-so their MD5s differ from torchvision's resource list (which checks the .gz as downloaded); the
-decompressed bytes are the originals, so the SHA-256s below are of the decompressed files (the
-decompressed MD5s are 8181f547... / 15d48437... for t10k images / labels, f4a8712d... / 9018921c...
-for train images / labels, if you compare with other lists). Gzipped files are
-decompressed once into the cache in torchvision's layout (``<cache>/FashionMNIST/raw``), so that
+Every file is verified before use, each time it is used, whether or not the cache holds a copy: its
+decompressed size, its idx magic number (2051 for images, 2049 for labels) and the SHA-256 of the
+decompressed bytes (a process checks a file once per version: size, mtime and inode). Debian
+recompressed the ``.gz`` files, so their MD5s differ from torchvision's resource list (which checks
+the .gz as downloaded); the decompressed bytes are the originals, so the SHA-256s below are of the
+decompressed files (the decompressed MD5s are 8181f547... / 15d48437... for t10k images / labels,
+f4a8712d... / 9018921c... for train images / labels, if you compare with other lists). Gzipped files
+are decompressed once into the cache in torchvision's layout (``<cache>/FashionMNIST/raw``), so that
 ``torchvision.datasets.FashionMNIST(root, download=False)`` both parses them for the fast loop and
-serves the tutorial's own pipeline. Anything missing or corrupt raises one ``DataError`` whose
+serves the tutorial's own pipeline. The cache is only ever a copy of a verified source. Anything
+missing or corrupt raises one ``DataError`` whose
 one-line message names the path and says how to get the data.
 """
 
@@ -138,17 +140,31 @@ def verify_bytes(name: str, data: bytes, path: Path) -> None:
 
 
 def verify(files: dict[str, Path]) -> None:
+    """Verify every file; a file already verified in this process, unchanged since (size, mtime, inode), passes."""
     for name, path in files.items():
-        verify_bytes(name, _read(path), path)
+        try:
+            st = path.stat()
+        except OSError as err:
+            raise DataError(f"{path}: cannot read Fashion-MNIST ({err.strerror or err}); {HOW_TO_GET}") from None
+        _verify_version(name, str(path), st.st_size, st.st_mtime_ns, st.st_ino, FILES[name])
+
+
+@functools.cache
+def _verify_version(name: str, path: str, size: int, mtime_ns: int, inode: int, want: IdxFile) -> None:
+    verify_bytes(name, _read(Path(path)), Path(path))
 
 
 def _materialise(files: dict[str, Path], cache: Path) -> Path:
-    """A torchvision root holding the verified, decompressed files; plain files in place are used as they are."""
+    """A torchvision root holding the verified, decompressed files; plain files in place are used as they are.
+
+    The source is verified every time, whether or not the cache holds a copy: the cache is only ever a copy of
+    a source that passed, never a substitute for one.
+    """
+    verify(files)
     raw_dirs = {p.parent for p in files.values()}
     if all(p.suffix != ".gz" for p in files.values()) and len(raw_dirs) == 1:
         raw = raw_dirs.pop()
         if raw.name == "raw" and raw.parent.name == "FashionMNIST":
-            verify(files)
             return raw.parent.parent
     target = cache / "FashionMNIST" / "raw"
     cached = {name: target / name for name in FILES}
@@ -161,7 +177,7 @@ def _materialise(files: dict[str, Path], cache: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name, src in files.items():
         data = _read(src)
-        verify_bytes(name, data, src)
+        verify_bytes(name, data, src)  # the bytes copied are the bytes checked
         with tempfile.NamedTemporaryFile(dir=target, prefix=f".{name}.", delete=False) as tmp:
             tmp.write(data)
         os.chmod(tmp.name, 0o644)
@@ -224,8 +240,9 @@ def load_fashion_mnist(root: str | Path | None = None, device: str = "cpu", *,
 
 
 def clear_cache() -> None:
-    """Forget the decoded tensors (tests)."""
+    """Forget the decoded tensors and the files verified so far (tests)."""
     _tensors.cache_clear()
+    _verify_version.cache_clear()
 
 
 __all__ = ["DataError", "FILES", "FashionMNIST", "IdxFile", "clear_cache", "load_fashion_mnist", "locate"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -70,3 +72,18 @@ def fingerprint() -> dict[str, str]:
         "gpu.count": str(torch.cuda.device_count() if cuda_available() else 0),
         "executable": sys.executable,
     }
+
+
+@cache
+def code_id() -> str:
+    """The code a run ran: the commit, plus a hash of the uncommitted changes to tracked files when there are any."""
+    fp = fingerprint()
+    if fp["git.dirty"] != "true":
+        return fp["git.commit"]
+    return fp["git.commit"] + "+" + hashlib.sha256(_git("diff", "HEAD").encode()).hexdigest()[:12]
+
+
+def env_hash() -> str:
+    """A hash of the libraries, device and hardware in the fingerprint (the code is ``code_id``'s part)."""
+    fp = {k: v for k, v in fingerprint().items() if not k.startswith("git.") and k != "executable"}
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]

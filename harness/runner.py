@@ -32,8 +32,6 @@ def _jsonable(value: Any) -> Any:
 
 def _log_scalars(measured: dict[str, dict[int, dict[str, Any]]]) -> None:
     """Scalar measurements become MLflow metrics too, so the UI can chart and compare them."""
-    import mlflow
-
     metrics = {}
     for device, by_seed in measured.items():
         for seed, values in by_seed.items():
@@ -41,7 +39,7 @@ def _log_scalars(measured: dict[str, dict[int, dict[str, Any]]]) -> None:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
                     metrics[tracking._safe(f"measured.{name}/{device}/s{seed}")] = float(v)
     if metrics:
-        mlflow.log_metrics(metrics)
+        tracking.log_metrics(metrics)
 
 
 def _timings(spec: Spec) -> dict[str, str]:
@@ -65,17 +63,22 @@ def plan_for(spec: Spec, device: str) -> Plan:
 
 
 def run_spec(spec: Spec, path: Path, nested: bool = False,
-             on_seed: Callable[[str, int], None] | None = None) -> list[Verdict]:
-    """One spec -> one MLflow run holding its curves, measurements, verdicts and environment."""
-    import mlflow
+             on_seed: Callable[[str, int, str | None], None] | None = None, resume: bool = False) -> list[Verdict]:
+    """One spec -> one MLflow run holding its curves, measurements, verdicts and environment.
+
+    Each (device, seed) unit's values are written as it finishes. With ``resume``, a unit that an earlier run of
+    the same spec, code and environment finished is copied from there instead of run again.
+    """
 
     task = TASKS[spec.kind]
     ran = [d for d in spec.devices if d != "cuda" or env.cuda_available()]
     tags = {ROLE: "spec", SPEC_NAME: spec.name, "harness.kind": spec.kind, "harness.title": spec.title,
             "harness.refs": ",".join(spec.ref_ids), "harness.devices_ran": ",".join(ran),
-            "spec.hash": spec.hash, "seeds": ",".join(map(str, spec.seeds)),
+            tracking.SPEC_HASH: spec.hash, tracking.CODE_ID: env.code_id(), tracking.ENV_HASH: env.env_hash(),
+            "seeds": ",".join(map(str, spec.seeds)),
             "device": ",".join(ran), "mlflow.source.git.commit": env.fingerprint()["git.commit"],
             **env.fingerprint()}
+    reusable = tracking.finished_units(tags) if resume else {}
     tags["device.models"] = "; ".join(f"{d}: {env.device_model(d)}" for d in ran)
     with tracking.recorded_run(spec.name, tags=tags, nested=nested) as run:
         tracking.log_spec(spec, path)
@@ -87,23 +90,29 @@ def run_spec(spec: Spec, path: Path, nested: bool = False,
                 continue
             measured[device] = {}
             for seed in spec.seeds:
+                source = reusable.get((device, seed))
                 if on_seed:
-                    on_seed(device, seed)
+                    on_seed(device, seed, source[0] if source else None)
+                if source:
+                    tracking.copy_unit(source[0], device, seed)
+                    measured[device][seed] = source[1]
+                    continue
                 seed_everything(seed, spec.deterministic)
                 values = task.run(spec.settings, Recorder(run.info.run_id, device, seed, plan_for(spec, device)))
                 missing = sorted({r.metric for r in spec.references} - set(values))
                 if missing:
                     raise RuntimeError(f"{spec.kind} produced no value for {', '.join(missing)}")
                 measured[device][seed] = _jsonable(values)
+                tracking.log_unit(device, seed, measured[device][seed])
             verdicts += [_judge(spec, ref, device, measured[device]) for ref in spec.references]
-        mlflow.log_dict(measured, "measured.json")
+        tracking.log_dict(measured, "measured.json")
         _log_scalars(measured)
-        mlflow.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
+        tracking.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
         counts = {s: sum(v.status == s for v in verdicts) for s in STATUSES}
         counts["gating_missed"] = sum(v.gating_miss for v in verdicts)
         counts["gating_inconclusive"] = sum(v.gating_inconclusive for v in verdicts)
-        mlflow.log_metrics({f"verdicts.{k.replace(' ', '_')}": n for k, n in counts.items()})
+        tracking.log_metrics({f"verdicts.{k.replace(' ', '_')}": n for k, n in counts.items()})
         overall = (MISSED if counts["gating_missed"] else INCONCLUSIVE if counts["gating_inconclusive"]
                    else REPRODUCED)
-        mlflow.set_tags({"verdict": overall, "verdict.counts": json.dumps(counts)})
+        tracking.set_tags({"verdict": overall, "verdict.counts": json.dumps(counts)})
     return verdicts

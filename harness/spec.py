@@ -213,6 +213,8 @@ def parse_spec(data: Any, path: Path) -> Spec:
     """Validate already-loaded YAML data; settings by the kind's own model."""
     from harness.tasks import TASKS  # tasks import spec; import here to avoid a cycle
 
+    if data is None:
+        raise SpecError(f"{path}: (top level): the file holds no spec, only comments or an empty document")
     if not isinstance(data, dict):
         raise SpecError(f"{path}: (top level): a spec must be a mapping, got {type(data).__name__}")
     try:
@@ -241,15 +243,46 @@ def parse_spec(data: Any, path: Path) -> Spec:
     return spec.model_copy(update={"settings": settings})
 
 
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: a key given twice in one mapping, or an alias (``*name``), is an error.
+
+    Aliases are refused because a spec never needs them, and nested ones expand exponentially (an alias bomb).
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in a spec",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def _unique_keys(loader: SpecLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
 def load_spec(path: str | Path) -> Spec:
-    """Read one spec file with PyYAML's safe loader and validate it."""
+    """Read one spec file (UTF-8) with the strict safe loader and validate it."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise SpecError(f"{path}: (file): cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: (file): not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                        f"{err.start})") from None
+    if not text.strip():
+        raise SpecError(f"{path}: (file): the file is empty")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SpecLoader)  # noqa: S506 - SpecLoader is a SafeLoader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"

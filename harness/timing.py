@@ -170,7 +170,7 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
     its page faults a call: where the allocator hands memory back to the OS and touches it afresh every call,
     the time measures that as much as the arithmetic.
     """
-    from torch.utils import benchmark  # imported here: its import warns about CUDA_HOME on CPU-only machines
+    from torch.utils import benchmark  # imported here: it pulls in the C++ extension builder, seconds to import
 
     if min_run_time <= 0:
         raise ValueError("min_run_time must be positive")

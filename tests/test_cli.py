@@ -27,3 +27,22 @@ def test_unknown_command_exits_2():
 def test_empty_directory_is_an_error(tmp_path, store, capsys):
     assert main(["run", str(tmp_path)]) == 2
     assert "no spec files found" in capsys.readouterr().err
+
+
+def test_a_cpu_run_prints_nothing_on_stderr_but_its_own_lines(tmp_path, write_spec):
+    """torch.utils.benchmark and torch.compile (the throughput kind uses both) import torch's C++ extension module,
+    which logs a CUDA_HOME notice on machines with nvcc but no GPU; a harness run must not pass it on."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.tasks.test_conv_throughput import SPEC
+
+    path = write_spec(SPEC | {"timing": {"rounds": 3, "max_rounds": 3, "budget_s": 0}})
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    env.pop("PYTEST_CURRENT_TEST", None)
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    foreign = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("harness:")]
+    assert foreign == []

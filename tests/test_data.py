@@ -151,3 +151,31 @@ def test_the_installed_debian_package_verifies(tmp_path, monkeypatch):
     files = D._find_in(D.DEBIAN_DIR)
     assert files is not None and all(p.suffix == ".gz" for p in files.values())
     D.verify(files)  # the recompressed .gz hold the original bytes
+
+
+def test_a_corrupted_configured_file_is_caught_though_the_cache_holds_a_verified_copy(isolated, monkeypatch):
+    contents = make_dataset(isolated / "configured", monkeypatch)
+    monkeypatch.setenv(D.ENV_DIR, str(isolated / "configured"))
+    first = D.locate()
+    assert first == D.cache_dir() and (first / "FashionMNIST" / "raw" / NAMES[1]).is_file()  # a verified copy
+    broken = bytearray(contents[NAMES[1]])
+    broken[-1] ^= 0xFF
+    (isolated / "configured" / f"{NAMES[1]}.gz").write_bytes(gzip.compress(bytes(broken), mtime=0))
+    with pytest.raises(D.DataError) as err:
+        D.load_fashion_mnist()
+    message = str(err.value)
+    assert message.startswith(f"{isolated / 'configured' / NAMES[1]}.gz: corrupt Fashion-MNIST file: SHA-256")
+    assert "\n" not in message
+
+
+def test_a_source_is_verified_once_per_version_in_a_process(isolated, monkeypatch):
+    make_dataset(isolated / "src", monkeypatch)
+    reads = []
+    real = D._read
+    monkeypatch.setattr(D, "_read", lambda path: reads.append(path) or real(path))
+    D.clear_cache()
+    D.locate(isolated / "src")  # verifies the source and writes the cache
+    D.locate(isolated / "src")  # verifies the copy in the cache
+    seen = len(reads)
+    D.locate(isolated / "src")
+    assert seen >= 8 and len(reads) == seen  # unchanged files passed without another read

@@ -77,12 +77,30 @@ BAD = [
     ("timing-confidence", with_change("timing", {"confidence": 1.5}), "timing.confidence"),
     ("not-a-mapping", "- just\n- a list\n", "(top level)"),
     ("invalid-yaml", "name: [unclosed\n", "line"),
+    ("duplicate-key", "name: edge\nseeds: [0]\nseeds: [1]\n", "line 3: invalid YAML: duplicate key 'seeds'"),
+    ("duplicate-deep-key", yaml.safe_dump(GOOD, sort_keys=False).replace("  lr: 0.01\n", "  lr: 0.01\n  lr: 0.02\n"),
+     "line 10: invalid YAML: duplicate key 'lr'"),
+    ("duplicate-in-list", yaml.safe_dump(GOOD, sort_keys=False).replace("  at_most: 1000000000.0\n",
+                                                                         "  at_most: 1.0e9\n  at_most: 2.0\n"),
+     "line 17: invalid YAML: duplicate key 'at_most'"),
+    ("not-utf8", "name: caf\u00e9\n".encode("latin-1"), "(file): not UTF-8 text"),
+    ("utf16", yaml.safe_dump(GOOD).encode("utf-16"), "(file): not UTF-8 text"),
+    ("alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                   "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+     "line 2: invalid YAML: YAML aliases"),
+    ("empty-file", "", "(file): the file is empty"),
+    ("comments-only", "# a spec, some day\n", "(top level): the file holds no spec"),
+    ("top-level-list", "- name: edge\n  kind: edge_kernel\n", "(top level): a spec must be a mapping"),
+    ("top-level-scalar", "edge kernel\n", "(top level): a spec must be a mapping"),
 ]
 
 
 def write(tmp_path: Path, case: str, data) -> Path:
     path = tmp_path / f"{case}.yaml"
-    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
     return path
 
 
@@ -114,7 +132,10 @@ def test_bad_spec_is_one_line_naming_file_and_field(tmp_path, case, data, field)
     assert message.startswith(f"{path}: {field}")
 
 
-@pytest.mark.parametrize("case,data,field", BAD[:14], ids=[c[0] for c in BAD[:14]])
+CLI_BAD = BAD[:14] + [c for c in BAD if c[0] in ("duplicate-key", "not-utf8", "alias-bomb", "empty-file")]
+
+
+@pytest.mark.parametrize("case,data,field", CLI_BAD, ids=[c[0] for c in CLI_BAD])
 def test_cli_exits_2_and_records_nothing(tmp_path, store, capsys, case, data, field):
     good = write(tmp_path, "zz-good", GOOD)  # a valid spec beside it must not run either
     bad = write(tmp_path, case, data)

@@ -1,0 +1,182 @@
+"""The MLflow store under load and after crashes: one creator at a time, patient writes, no run left RUNNING.
+
+- Creating or upgrading a SQLite store happens under a file lock beside it (``filelock``), so runners started
+  together on a fresh directory wait for the first instead of racing to create the same tables.
+- A write that meets ``database is locked`` (SQLite's busy timeout ran out) is retried with backoff for up to
+  ``LOCK_WAIT_S`` seconds, then fails with one line.
+- Every run records where it lives (host, process id, the process's start time) and, while it runs, a
+  heartbeat tag every ``HEARTBEAT_S`` seconds. When a harness command opens a store, a RUNNING run whose
+  process is gone (same host: the pid is dead, a zombie, or a different process; another host: no heartbeat
+  for ``STALE_S`` seconds) is ended FAILED, tagged with why, and named in one line on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+LOCK_WAIT_S = 120.0  # how long a write may keep meeting a locked database before it gives up
+CREATE_WAIT_S = 600.0  # how long a runner waits for another to create or upgrade the store
+HEARTBEAT_S = 30.0
+STALE_S = 600.0  # a run on another host with no heartbeat for this long has lost its process
+HOST, PID, STARTED, HEARTBEAT = "harness.host", "harness.pid", "harness.pid_started", "harness.heartbeat"
+ENDED_BY = "harness.ended_by"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StoreLocked(RuntimeError):
+    """The store stayed locked past the bound; the message is one line."""
+
+
+def _is_locked(err: BaseException) -> bool:
+    return "database is locked" in str(err)
+
+
+def retry_locked(fn: F) -> F:
+    """Retry ``fn`` with exponential backoff while SQLite says ``database is locked``, up to ``LOCK_WAIT_S``.
+
+    MLflow rolls a failed write back, so a retried write is applied once.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        delay, waited = 0.05, 0.0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:
+                if not _is_locked(err):
+                    raise
+                if waited >= LOCK_WAIT_S:
+                    raise StoreLocked(f"the MLflow store stayed locked for {waited:.0f} s ({fn.__name__}): another "
+                                      "process holds it; try again when it is done") from None
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
+
+
+def creation_lock(uri: str):
+    """A lock held while a SQLite store is created or upgraded (a no-op for servers, which do their own)."""
+    from filelock import FileLock, Timeout
+
+    path = sqlite_path(uri)
+    if path is None:
+        return nullcontext()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{path}.lock", timeout=CREATE_WAIT_S)
+
+    @contextmanager
+    def held() -> Iterator[None]:
+        try:
+            with lock:
+                yield
+        except Timeout:
+            raise StoreLocked(f"{path}: another runner has been creating this MLflow store for over "
+                              f"{CREATE_WAIT_S:.0f} s ({path}.lock)") from None
+
+    return held()
+
+
+def identity() -> dict[str, str]:
+    """Where this process's runs live: host, pid and the process's start time (to tell a reused pid apart)."""
+    return {HOST: socket.gethostname(), PID: str(psutil.Process().pid),
+            STARTED: f"{psutil.Process().create_time():.3f}"}
+
+
+def _gone(tags: dict[str, str], start_ms: int, now: float) -> str | None:
+    """Why the process of a RUNNING run is gone, or None while it may still be running."""
+    if tags.get(HOST) == socket.gethostname():
+        pid = int(tags.get(PID, "0") or 0)
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return f"pid {pid} on {tags[HOST]} has exited"
+            if abs(proc.create_time() - float(tags.get(STARTED, "nan"))) > 1.0:
+                return f"pid {pid} on {tags[HOST]} is now another process"
+            return None
+        except (psutil.NoSuchProcess, ValueError):
+            return f"pid {pid} on {tags[HOST]} is gone"
+        except psutil.AccessDenied:
+            return None
+    last = float(tags.get(HEARTBEAT) or start_ms / 1000)
+    if now - last > STALE_S:
+        return f"no heartbeat from {tags.get(HOST)} for {(now - last) / 60:.0f} min (pid {tags.get(PID)})"
+    return None
+
+
+@retry_locked
+def recover_orphans(experiment_id: str) -> list[str]:
+    """End as FAILED every RUNNING harness run whose process is gone; one line each, also printed to stderr."""
+    from mlflow import MlflowClient
+
+    client, now, lines = MlflowClient(), time.time(), []
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    for run in running:
+        tags = run.data.tags
+        if HOST not in tags:
+            continue  # not a run this harness can vouch for
+        why = _gone(tags, run.info.start_time, now)
+        if why is None:
+            continue
+        client.set_tag(run.info.run_id, ENDED_BY, f"process vanished: {why}")
+        client.set_terminated(run.info.run_id, "FAILED")
+        line = (f"harness: run {run.info.run_id[:8]} ({run.info.run_name}) was left RUNNING and its process "
+                f"vanished ({why}): ended as FAILED")
+        print(line, file=sys.stderr)
+        lines.append(line)
+    return lines
+
+
+class Heartbeat:
+    """A daemon thread that stamps ``harness.heartbeat`` on this process's running runs every ``HEARTBEAT_S``."""
+
+    def __init__(self) -> None:
+        self.runs: set[str] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, run_id: str) -> None:
+        with self.lock:
+            self.runs.add(run_id)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._beat, name="harness-heartbeat", daemon=True)
+                self.thread.start()
+
+    def remove(self, run_id: str) -> None:
+        with self.lock:
+            self.runs.discard(run_id)
+
+    def _beat(self) -> None:
+        from mlflow import MlflowClient
+
+        while True:
+            time.sleep(HEARTBEAT_S)
+            with self.lock:
+                runs = sorted(self.runs)
+            for run_id in runs:
+                try:
+                    MlflowClient().set_tag(run_id, HEARTBEAT, f"{time.time():.0f}")
+                except Exception:  # noqa: BLE001 - a missed beat is not an error; the next one comes
+                    pass
+
+
+HEARTBEATS = Heartbeat()

@@ -1,0 +1,40 @@
+"""A kind that only sleeps, for tests that need a run in flight in another process.
+
+``python -m tests.sleeper run SPEC`` is the harness command line with this kind registered.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from pydantic import Field
+
+from harness.spec import Strict
+
+KIND = "sleep"
+METRICS = {"slept"}
+
+
+class Settings(Strict):
+    seconds: float = Field(60.0, ge=0, le=3600)
+
+
+def run(settings: Settings, rec) -> dict[str, float]:
+    start = time.time()
+    while time.time() - start < settings.seconds:
+        time.sleep(0.05)
+    return {"slept": time.time() - start}
+
+
+def spec(seconds: float, name: str = "sleepy") -> dict:
+    return {"name": name, "title": "sleeps", "kind": KIND, "seeds": [0], "settings": {"seconds": seconds},
+            "references": [{"metric": "slept", "source": {"page": "001", "ref": "C1"}, "at_least": 0}]}
+
+
+if __name__ == "__main__":
+    from harness.cli import main
+    from harness.tasks import TASKS
+
+    TASKS[KIND] = sys.modules[__name__]
+    sys.exit(main(sys.argv[1:]))
