@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.spec import Spec, SpecError, load_specs, spec_paths
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, Verdict
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
 EXIT_INCONCLUSIVE = 3
 RESUME_HELP = ("reuse the (spec, device, seed) units that earlier runs in this store finished with the same spec, "
@@ -74,7 +75,7 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
             verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed, resume=resume)
         except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
             failed += 1
-            err_console.print(f"[bold red]error[/] {path}: {type(exc).__name__}: {exc}")
+            err_console.print(f"harness: [bold red]error[/]: {escape(f'{path}: {type(exc).__name__}: {exc}')}")
             return
         print_verdicts(spec, verdicts, time.perf_counter() - start)
         missed += sum(v.gating_miss for v in verdicts)

@@ -116,14 +116,15 @@ def make_optimizer(name: str, net: nn.Module, lr: float, fused: bool = False) ->
 
 
 def progress_bar(enabled: bool, description: str, total: int):
-    """A rich progress bar over batches (on stderr; transient), or a stand-in that does nothing."""
-    if not enabled:
-        return None
+    """A rich progress bar over batches (on stderr, transient), or None: when disabled or stderr is no terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        return None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.fields[info]}"), console=Console(stderr=True), transient=True)
+                        TextColumn("{task.fields[info]}"), console=console, transient=True)
     progress.start()
     progress.add_task(description, total=total, info="")
     return progress
