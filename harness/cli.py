@@ -55,6 +55,9 @@ def _override_seeds(specs: list[Spec], seeds: str | None) -> list[Spec]:
     return [s.model_copy(update={"seeds": values}) for s in specs]
 
 
+# The runner, tracking and report import MLflow (about 2 s): only the commands that open a store load them.
+
+
 def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
              resume: bool = False) -> tuple[int, int, int]:
     """Run specs (inside one parent run when ``suite`` names one); returns (missed, inconclusive, failed)."""

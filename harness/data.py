@@ -186,7 +186,7 @@ def _materialise(files: dict[str, Path], cache: Path) -> Path:
 
 
 def _download(cache: Path) -> Path:
-    from torchvision import datasets
+    from torchvision import datasets  # torchvision takes about 2 s to import: only loading data needs it
 
     try:
         for train in (True, False):
@@ -221,7 +221,7 @@ def locate(root: str | Path | None = None, download: bool = False, cache: Path |
 @functools.cache
 def _tensors(torchvision_root: Path) -> tuple[torch.Tensor, ...]:
     """Parse once per process with torchvision's own reader; images scaled as ToTensor does (/255)."""
-    from torchvision import datasets
+    from torchvision import datasets  # about 2 s to import: only loading data needs it
 
     out = []
     for train in (True, False):

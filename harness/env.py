@@ -9,8 +9,10 @@ import platform
 import subprocess
 import sys
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -50,9 +52,6 @@ def device_model(device: str) -> str:
 @cache
 def fingerprint() -> dict[str, str]:
     """Everything that decides whether two runs are comparable, as MLflow tag values."""
-    import mlflow
-    import numpy as np
-
     commit = _git("rev-parse", "HEAD") or "unknown"
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
     return {
@@ -63,7 +62,7 @@ def fingerprint() -> dict[str, str]:
         "torch.cuda": torch.version.cuda or "none",
         "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
         "numpy": np.__version__,
-        "mlflow": mlflow.__version__,
+        "mlflow": version("mlflow"),
         "platform": platform.platform(),
         "cpu.model": cpu_model(),
         "cpu.count": str(os.cpu_count()),

@@ -12,97 +12,32 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from harness import tracking
+from harness.reportkit import RunView, md_table
+from harness.schema import natural_order
+from harness.stats import METHOD
+from harness.tasks import TASKS
 
-from harness import tracking  # noqa: E402
-from harness.stats import METHOD  # noqa: E402
-from harness.tasks import TASKS  # noqa: E402
-
-VERDICT_COLUMNS = ["ref", "metric", "device", "expected", "measured", "tolerance", "status", "detail", "source"]
+VERDICT_COLUMNS = ["ref", "metric", "device", "expected", "measured", "tolerance", "status", "detail"]
 ENV_TAGS = ["cpu.model", "gpu.model", "torch", "torch.cuda", "cudnn", "python", "platform", "torch.threads",
             "git.commit", "git.dirty"]
 MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive",
         "skipped": "⏭ skipped"}
 
 
-@dataclass
-class RunView:
-    """One recorded spec run, read back from MLflow, with lazy access to its curves and artifacts."""
-
-    row: pd.Series
-    figures: Path
-    suffix: str = ""  # told apart in figure names when a spec shows two runs (a CPU and a CUDA one)
-
-    @property
-    def run_id(self) -> str:
-        return self.row["run_id"]
-
-    def tag(self, name: str, default: str = "") -> str:
-        value = self.row.get(f"tags.{name}")
-        return default if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-
-    @property
-    def name(self) -> str:
-        return self.tag(tracking.SPEC_NAME)
-
-    @property
-    def kind(self) -> str:
-        return self.tag("harness.kind")
-
-    @property
-    def devices(self) -> list[str]:
-        return [d for d in self.tag("harness.devices_ran").split(",") if d]
-
-    @cached_property
-    def spec(self) -> dict[str, Any]:
-        return tracking.load_json(self.run_id, "spec.json")
-
-    @cached_property
-    def measured(self) -> dict[str, dict[str, dict[str, Any]]]:
-        return tracking.load_json(self.run_id, "measured.json")
-
-    @cached_property
-    def verdicts(self) -> pd.DataFrame:
-        df = pd.DataFrame(tracking.load_json(self.run_id, "verdicts.json"))
-        if "gate" not in df:
-            df["gate"] = True
-        return df
-
-    def series(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
-        return tracking.metric_history(self.run_id, f"{name}/{device}/s{seed}")
-
-    def table(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
-        return tracking.load_table(self.run_id, f"{device}/seed{seed}/{name}.json")
-
-    def figure_path(self, stem: str) -> tuple[Path, str]:
-        """Where to save a PNG, and the relative link REPORT.md uses for it."""
-        name = f"{self.name}{self.suffix}-{stem}.png"
-        return self.figures / name, f"figures/{name}"
-
-
-def md_table(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False) if not df.empty else "_(empty)_"
-
-
-def save_figure(fig, view: RunView, stem: str, alt: str) -> str:
-    """Save a matplotlib figure for the report and return its markdown image line."""
-    path, link = view.figure_path(stem)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return f"![{alt}]({link})"
+def ref_link(ref_id: str) -> str:
+    """A link to the entry's rendering in the report's References section."""
+    return f"[{ref_id}](#ref-{ref_id.lower()})"
 
 
 def verdict_table(view: RunView) -> str:
     df = view.verdicts.copy()
+    df["ref"] = [ref_link(r) for r in df["ref"]]
     df["status"] = [MARK.get(s, s) + ("" if g else " (info)") for s, g in zip(df["status"], df["gate"])]
     df["measured"] = df["measured"].astype(str)
     table = md_table(df[VERDICT_COLUMNS])
@@ -124,7 +59,8 @@ def summary(views: list[RunView]) -> pd.DataFrame:
     for v in views:
         counts = v.verdicts["status"].value_counts()
         rows.append({
-            "spec": f"[{v.name}](#{v.name})", "refs": v.tag("harness.refs"), "kind": v.kind,
+            "spec": f"[{v.name}](#{v.name})",
+            "refs": " ".join(ref_link(r) for r in v.tag("harness.refs").split(",") if r), "kind": v.kind,
             "devices": ",".join(v.devices) or "-", "seeds": v.tag("seeds"),
             "reproduced": int(counts.get("reproduced", 0)), "not reproduced": int(counts.get("not reproduced", 0)),
             "inconclusive": int(counts.get("inconclusive", 0)), "skipped": int(counts.get("skipped", 0)),
@@ -194,8 +130,9 @@ def render(views: list[RunView], uri: str) -> str:
         "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `harness report` from {len(views)} recorded "
         f"run(s) in the MLflow store `{_display_uri(uri)}`; every number below was read back from that store. "
-        "References are the tutorial's printed values (ids from `REFERENCES.md`); a verdict marked *(info)* "
-        "compares one printed random draw and does not decide the outcome.",
+        "Each verdict compares a measurement with a result the tutorial printed; its id links to the entry under "
+        "[References](#references) (the public source, what it printed, how the claim is read). A verdict marked "
+        "*(info)* is shown but does not decide the outcome.",
         "",
         "## Summary",
         "",
@@ -225,10 +162,29 @@ def render(views: list[RunView], uri: str) -> str:
         if view.spec.get("description"):
             parts += [view.spec["description"].strip(), ""]
         parts += [verdict_table(view), ""]
-        section = getattr(TASKS.get(view.kind), "section", None)
-        if section is not None:
-            parts += [section(view), ""]
+        parts += [TASKS[view.kind].section(view), ""]
+    parts += references_section(views)
     return "\n".join(parts)
+
+
+def references_section(views: list[RunView]) -> list[str]:
+    """Every cited entry, as recorded with the runs: its sources and addresses, what they printed, the reading."""
+    cited: dict[str, dict[str, Any]] = {}
+    for view in views:
+        cited.update(view.cited)
+    parts = ['<a id="references"></a>', "", "## References", ""]
+    for ref_id in sorted(cited, key=natural_order):
+        entry = cited[ref_id]
+        parts += [f'<a id="ref-{ref_id.lower()}"></a>', "", f"### {ref_id}: {entry['title']}", ""]
+        for src in entry["sources"]:
+            where = f"{src['book']}, {src['edition']}, {src['section']}"
+            parts.append(f"- [{where}]({src['url']})" if src.get("url") else f"- {where}")
+        parts += ["", "Printed:", "", "```text", entry["printed"].rstrip(), "```", "",
+                  f"Read as: {entry['reading'].strip()}", ""]
+    return parts
+
+
+
 
 
 def _display_uri(uri: str) -> str:

@@ -13,14 +13,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from harness.spec import Reference, TimingPolicy
+from harness.schema import Reference, TimingPolicy
 from harness.stats import interval
-from harness.tracking import Recorder
 from harness.verdict import INCONCLUSIVE, decide
+
+if TYPE_CHECKING:
+    from harness.tracking import Recorder
 
 RoundFn = Callable[[int], dict[str, float]]
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from harness import env, tracking
 from harness.rounds import Plan
+from harness.schema import Reference
 from harness.seeding import seed_everything
-from harness.spec import Reference, Spec
+from harness.spec import Spec
 from harness.tasks import TASKS
 from harness.tracking import ROLE, SPEC_NAME, Recorder
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, STATUSES, Verdict, judge, judge_timing, skipped
@@ -30,21 +31,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _log_scalars(measured: dict[str, dict[int, dict[str, Any]]]) -> None:
-    """Scalar measurements become MLflow metrics too, so the UI can chart and compare them."""
-    metrics = {}
-    for device, by_seed in measured.items():
-        for seed, values in by_seed.items():
-            for name, v in values.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
-                    metrics[tracking._safe(f"measured.{name}/{device}/s{seed}")] = float(v)
+def _log_scalars(values: dict[str, Any]) -> None:
+    """A unit's scalar measurements become metrics ``measured.<name>`` too, so the UI can chart and compare them."""
+    metrics = {tracking.safe_key(f"measured.{name}"): float(v) for name, v in values.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
     if metrics:
         tracking.log_metrics(metrics)
 
 
 def _timings(spec: Spec) -> dict[str, str]:
     """The metrics the spec's kind measures in rounds, with their units."""
-    return getattr(TASKS[spec.kind], "TIMINGS", {})
+    return TASKS[spec.kind].TIMINGS
 
 
 def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str, Any]]) -> Verdict:
@@ -62,25 +59,43 @@ def plan_for(spec: Spec, device: str) -> Plan:
     return Plan(device=device, refs=refs, policy=spec.timing)
 
 
+def run_unit(spec: Spec, device: str, seed: int, tags: dict[str, str]) -> dict[str, Any]:
+    """One (device, seed) of a spec in its own child run: params ``seed``, ``device`` and the settings."""
+    task = TASKS[spec.kind]
+    with tracking.recorded_run(unit_name(spec, device, seed), tags=tags, nested=True) as run:
+        tracking.log_params({"seed": seed, "device": device}
+                            | tracking.flat_params(spec.settings.model_dump(mode="json"), "settings."))
+        seed_everything(seed, spec.deterministic)
+        values = task.run(spec.settings, Recorder(run.info.run_id, device, seed, plan_for(spec, device)))
+        missing = sorted({r.metric for r in spec.references} - set(values))
+        if missing:
+            raise RuntimeError(f"{spec.kind} produced no value for {', '.join(missing)}")
+        values = _jsonable(values)
+        tracking.log_dict(values, "measured.json")
+        _log_scalars(values)
+    return values
+
+
+def unit_name(spec: Spec, device: str, seed: int) -> str:
+    return f"{spec.name} {device} seed {seed}"
+
+
 def run_spec(spec: Spec, path: Path, nested: bool = False,
              on_seed: Callable[[str, int, str | None], None] | None = None, resume: bool = False) -> list[Verdict]:
-    """One spec -> one MLflow run holding its curves, measurements, verdicts and environment.
+    """One spec -> a run holding its verdicts, summary and environment, with one child run per (device, seed).
 
-    Each (device, seed) unit's values are written as it finishes. With ``resume``, a unit that an earlier run of
-    the same spec, code and environment finished is copied from there instead of run again.
+    With ``resume``, a unit that an earlier run of the same spec, code and environment finished is copied from
+    there instead of run again.
     """
-
-    task = TASKS[spec.kind]
     ran = [d for d in spec.devices if d != "cuda" or env.cuda_available()]
-    tags = {ROLE: "spec", SPEC_NAME: spec.name, "harness.kind": spec.kind, "harness.title": spec.title,
-            "harness.refs": ",".join(spec.ref_ids), "harness.devices_ran": ",".join(ran),
-            tracking.SPEC_HASH: spec.hash, tracking.CODE_ID: env.code_id(), tracking.ENV_HASH: env.env_hash(),
-            "seeds": ",".join(map(str, spec.seeds)),
-            "device": ",".join(ran), "mlflow.source.git.commit": env.fingerprint()["git.commit"],
-            **env.fingerprint()}
-    reusable = tracking.finished_units(tags) if resume else {}
-    tags["device.models"] = "; ".join(f"{d}: {env.device_model(d)}" for d in ran)
-    with tracking.recorded_run(spec.name, tags=tags, nested=nested) as run:
+    identity = {SPEC_NAME: spec.name, "harness.kind": spec.kind, tracking.SPEC_HASH: spec.hash,
+                tracking.CODE_ID: env.code_id(), tracking.ENV_HASH: env.env_hash()}
+    tags = {ROLE: "spec", **identity, "harness.title": spec.title, "harness.refs": ",".join(spec.ref_ids),
+            "harness.devices_ran": ",".join(ran), "seeds": ",".join(map(str, spec.seeds)), "device": ",".join(ran),
+            "mlflow.source.git.commit": env.fingerprint()["git.commit"], **env.fingerprint(),
+            "device.models": "; ".join(f"{d}: {env.device_model(d)}" for d in ran)}
+    reusable = tracking.finished_units(identity) if resume else {}
+    with tracking.recorded_run(spec.name, tags=tags, nested=nested):
         tracking.log_spec(spec, path)
         verdicts: list[Verdict] = []
         measured: dict[str, dict[int, dict[str, Any]]] = {}
@@ -92,21 +107,15 @@ def run_spec(spec: Spec, path: Path, nested: bool = False,
             for seed in spec.seeds:
                 source = reusable.get((device, seed))
                 if on_seed:
-                    on_seed(device, seed, source[0] if source else None)
+                    on_seed(device, seed, source)
+                unit_tags = {ROLE: "unit", **identity, "device": device, "seed": str(seed),
+                             "device.model": env.device_model(device)}
                 if source:
-                    tracking.copy_unit(source[0], device, seed)
-                    measured[device][seed] = source[1]
-                    continue
-                seed_everything(seed, spec.deterministic)
-                values = task.run(spec.settings, Recorder(run.info.run_id, device, seed, plan_for(spec, device)))
-                missing = sorted({r.metric for r in spec.references} - set(values))
-                if missing:
-                    raise RuntimeError(f"{spec.kind} produced no value for {', '.join(missing)}")
-                measured[device][seed] = _jsonable(values)
-                tracking.log_unit(device, seed, measured[device][seed])
+                    measured[device][seed] = tracking.copy_unit(source, unit_name(spec, device, seed), unit_tags)
+                else:
+                    measured[device][seed] = run_unit(spec, device, seed, unit_tags)
             verdicts += [_judge(spec, ref, device, measured[device]) for ref in spec.references]
         tracking.log_dict(measured, "measured.json")
-        _log_scalars(measured)
         tracking.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
         counts = {s: sum(v.status == s for v in verdicts) for s in STATUSES}
         counts["gating_missed"] = sum(v.gating_miss for v in verdicts)

@@ -60,7 +60,7 @@ def interval(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -
     Fewer than two rounds, or a value that is not a positive finite number, gives an undefined (NaN) interval;
     rounds that are all equal give a zero-width one.
     """
-    from scipy import stats
+    from scipy import stats  # about 1 s to import: only when an interval is computed, not for `harness list`
 
     x = np.asarray(values, dtype=float)
     n = int(x.size)

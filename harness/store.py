@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+from filelock import FileLock, Timeout
+from mlflow import MlflowClient
 
 LOCK_WAIT_S = 120.0  # how long a write may keep meeting a locked database before it gives up
 CREATE_WAIT_S = 600.0  # how long a runner waits for another to create or upgrade the store
@@ -76,8 +78,6 @@ def sqlite_path(uri: str) -> Path | None:
 
 def creation_lock(uri: str):
     """A lock held while a SQLite store is created or upgraded (a no-op for servers, which do their own)."""
-    from filelock import FileLock, Timeout
-
     path = sqlite_path(uri)
     if path is None:
         return nullcontext()
@@ -126,7 +126,6 @@ def _gone(tags: dict[str, str], start_ms: int, now: float) -> str | None:
 @retry_locked
 def recover_orphans(experiment_id: str) -> list[str]:
     """End as FAILED every RUNNING harness run whose process is gone; one line each, also printed to stderr."""
-    from mlflow import MlflowClient
 
     client, now, lines = MlflowClient(), time.time(), []
     running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
@@ -166,7 +165,6 @@ class Heartbeat:
             self.runs.discard(run_id)
 
     def _beat(self) -> None:
-        from mlflow import MlflowClient
 
         while True:
             time.sleep(HEARTBEAT_S)

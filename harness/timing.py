@@ -12,35 +12,48 @@ part of a slow loop to the whole, and says how.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
 
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call of one statement: median over the timed blocks, and their spread."""
+    """Seconds per call of one statement: torch.utils.benchmark's Measurement of the timed blocks, and what else
+    was seen meanwhile. Median, IQR and mean are the Measurement's (over the per-call time of each block), so a
+    single slow block moves neither median nor IQR."""
 
-    median: float
-    iqr: float
-    mean: float
-    min: float
-    max: float
-    runs: int  # timed blocks
-    number_per_run: int  # calls per block
+    measurement: benchmark.Measurement
+    number_per_run: int  # calls a block, as timed (a merged Measurement counts per call)
+    calls: int  # calls timed, all blocks together
     total_s: float  # time spent in the timed blocks
     others_cpu: float = math.nan  # share of the machine's CPU other processes took meanwhile (OtherCpu)
-    times: tuple[float, ...] = field(default=(), repr=False)  # per-call time of every block
-    calls_total: int | None = None  # where blocks differ in size (pooled rounds)
     faults_per_call: float = math.nan  # minor page faults a call, counted over one extra block (count_faults)
 
+    @classmethod
+    def of(cls, times: list[float], number_per_run: int = 1, label: str = "measure", **extra: Any) -> Timing:
+        """A timing from per-call block times (``number_per_run`` calls a block)."""
+        m = benchmark.Measurement(number_per_run, [t * number_per_run for t in times],
+                                  benchmark.utils.common.TaskSpec(stmt="fn()", setup="pass", label=label))
+        return cls(m, number_per_run, calls=len(times) * number_per_run, total_s=float(sum(times) * number_per_run),
+                   **extra)
+
     @property
-    def calls(self) -> int:
-        return self.calls_total if self.calls_total is not None else self.runs * self.number_per_run
+    def times(self) -> list[float]:
+        return self.measurement.times
+
+    median = property(lambda self: float(self.measurement.median))
+    iqr = property(lambda self: float(self.measurement.iqr))
+    mean = property(lambda self: float(self.measurement.mean))
+    min = property(lambda self: float(min(self.times)))
+    max = property(lambda self: float(max(self.times)))
+    runs = property(lambda self: len(self.measurement.raw_times), doc="timed blocks")
 
     @property
     def rel_spread(self) -> float:
@@ -49,37 +62,35 @@ class Timing:
 
     def scaled(self, factor: float) -> Timing:
         """The same timing for ``factor`` times the work (linear extrapolation)."""
-        return Timing(self.median * factor, self.iqr * factor, self.mean * factor, self.min * factor,
-                      self.max * factor, self.runs, self.number_per_run, self.total_s, self.others_cpu,
-                      tuple(t * factor for t in self.times), self.calls_total, self.faults_per_call * factor)
+        m = self.measurement
+        scaled = benchmark.Measurement(m.number_per_run, [t * factor for t in m.raw_times], m.task_spec)
+        return Timing(scaled, self.number_per_run, self.calls, self.total_s, self.others_cpu,
+                      self.faults_per_call * factor)
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["times"]
-        return d | {"calls": self.calls, "rel_spread": self.rel_spread}
-
-
-def _stats(times: list[float]) -> dict[str, float]:
-    arr = np.sort(np.asarray(times, dtype=float))
-    q25, median, q75 = np.percentile(arr, [25, 50, 75])
-    return {"median": float(median), "iqr": float(q75 - q25), "mean": float(arr.mean()), "min": float(arr[0]),
-            "max": float(arr[-1])}
+        return {"median": self.median, "iqr": self.iqr, "mean": self.mean, "min": self.min, "max": self.max,
+                "runs": self.runs, "number_per_run": self.number_per_run, "total_s": self.total_s,
+                "others_cpu": self.others_cpu, "faults_per_call": self.faults_per_call, "calls": self.calls,
+                "rel_spread": self.rel_spread}
 
 
 def pool(timings: list[Timing]) -> Timing:
-    """Several timings of one statement (rounds taken at different moments) as one: blocks pooled.
+    """Several timings of one statement (rounds taken at different moments) as one: blocks pooled with
+    ``Measurement.merge``.
 
     The pooled median resists a slow drift of the machine that spoils one round; ``others_cpu`` is the
     worst round's.
     """
     if not timings:
         raise ValueError("nothing to pool")
-    times = [t for timing in timings for t in timing.times]
+    merged = benchmark.Measurement.merge([t.measurement for t in timings])
+    if len(merged) != 1:
+        raise ValueError("pool() takes timings of one statement")
     others = [t.others_cpu for t in timings if math.isfinite(t.others_cpu)]
     faults = [t.faults_per_call for t in timings if math.isfinite(t.faults_per_call)]
-    return Timing(**_stats(times), runs=len(times), number_per_run=timings[0].number_per_run,
-                  total_s=sum(t.total_s for t in timings), others_cpu=max(others) if others else math.nan,
-                  times=tuple(times), calls_total=sum(t.calls for t in timings),
+    return Timing(merged[0], timings[0].number_per_run, calls=sum(t.calls for t in timings),
+                  total_s=sum(t.total_s for t in timings),
+                  others_cpu=max(others) if others else math.nan,
                   faults_per_call=sum(faults) / len(faults) if faults else math.nan)
 
 
@@ -170,7 +181,6 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
     its page faults a call: where the allocator hands memory back to the OS and touches it afresh every call,
     the time measures that as much as the arithmetic.
     """
-    from torch.utils import benchmark  # imported here: it pulls in the C++ extension builder, seconds to import
 
     if min_run_time <= 0:
         raise ValueError("min_run_time must be positive")
@@ -180,25 +190,24 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, label=label or "measure",
                             num_threads=num_threads or torch.get_num_threads())
     with OtherCpu() as others:
-        m = timer.blocked_autorange(min_run_time=min_run_time)
-        times = list(m.times)
-        while len(times) < min_runs:
-            times += timer.timeit(m.number_per_run).times
+        blocks = [timer.blocked_autorange(min_run_time=min_run_time)]
+        n = blocks[0].number_per_run
+        while sum(len(b.raw_times) for b in blocks) < min_runs:
+            blocks.append(timer.timeit(n))
     faults = math.nan
     if count_faults and (before := minor_faults()) is not None:
-        for _ in range(m.number_per_run):
+        for _ in range(n):
             fn()
         synchronize(device)
-        faults = (minor_faults() - before) / m.number_per_run
-    return Timing(**_stats(times), runs=len(times), number_per_run=int(m.number_per_run),
-                  total_s=float(sum(times) * m.number_per_run), others_cpu=others.share, times=tuple(times),
-                  faults_per_call=faults)
+        faults = (minor_faults() - before) / n
+    m = benchmark.Measurement.merge(blocks)[0] if len(blocks) > 1 else blocks[0]
+    calls = sum(len(b.raw_times) for b in blocks) * n
+    return Timing(m, int(n), calls=calls, total_s=float(sum(sum(b.raw_times) for b in blocks)),
+                  others_cpu=others.share, faults_per_call=faults)
 
 
 def time_once(fn: Callable[[], Any], device: str = "cpu") -> float:
     """Wall seconds of one synchronised call (for compile time and probes, not for steady state)."""
-    import time
-
     synchronize(device)
     t0 = time.perf_counter()
     fn()
@@ -218,8 +227,6 @@ def training_flops(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> in
 
     The counter sees matrix products and convolutions (a multiply-add counted as 2), not the element-wise work.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(net(x), y).backward()
     net.zero_grad(set_to_none=True)

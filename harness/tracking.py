@@ -1,4 +1,10 @@
-"""MLflow, both ways: write runs (suite parent, one nested run per spec) and read them back for reports.
+"""MLflow, both ways: write runs and read them back for reports.
+
+The layout is the one sweep integrations use (Ray Tune, Optuna): a suite run (one ``reproduce``) is the parent
+of one run per spec, which holds the resolved spec, the verdicts and the environment, and is itself the parent
+of one run per (device, seed) unit, with params ``seed`` and ``device``, plain metric names (``loss``,
+``test_acc``, ...) and that unit's tables. The experiment is marked as model development, so MLflow's UI
+opens on its runs.
 
 The default store is a SQLite file in the working directory (``mlflow.db``, artifacts
 beside it in ``mlartifacts/``), which a plain ``mlflow ui`` run there
@@ -21,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import mlflow
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
 from harness.store import HEARTBEATS, creation_lock, identity, recover_orphans, retry_locked, sqlite_path
 
@@ -32,7 +41,8 @@ EXPERIMENT = "d2l-cnn-chapter"
 DEFAULT_DB = "mlflow.db"
 ROLE, SPEC_NAME = "harness.role", "harness.spec"
 CODE_ID, ENV_HASH, SPEC_HASH = "code.id", "env.hash", "spec.hash"
-UNITS = "units"  # artifacts units/<device>/seed<seed>.json: the measured values of each finished (device, seed)
+REUSED_FROM = "harness.reused_from"
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow 3: open on runs, not GenAI traces
 
 for _name in ("mlflow", "alembic", "mlflow.store.db.utils"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -47,16 +57,16 @@ def tracking_uri(explicit: str | None = None) -> str:
 @retry_locked
 def _experiment(uri: str, create: bool) -> str | None:
     """The harness's experiment in the store (created when missing and ``create``); the store's first touch."""
-    import mlflow
-
     exp = mlflow.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND[0]) is None:  # a store made before the kind was set
+            mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
         return exp.experiment_id
     if not create:
         return None
     path = sqlite_path(uri)
     location = (path.parent / "mlartifacts").as_uri() if path is not None else None
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
 
 
 def connect(explicit: str | None = None, create: bool = True) -> str | None:
@@ -64,8 +74,6 @@ def connect(explicit: str | None = None, create: bool = True) -> str | None:
 
     The store is created or upgraded under a lock, and runs whose process vanished are ended FAILED.
     """
-    import mlflow
-
     uri = tracking_uri(explicit)
     mlflow.set_tracking_uri(uri)
     with creation_lock(uri):
@@ -79,15 +87,11 @@ def connect(explicit: str | None = None, create: bool = True) -> str | None:
 
 @retry_locked
 def _start_run(name: str, tags: dict[str, str], nested: bool) -> Any:
-    import mlflow
-
     return mlflow.start_run(run_name=name, tags=tags | identity(), nested=nested)
 
 
 @retry_locked
 def _end_run(status: str) -> None:
-    import mlflow
-
     mlflow.end_run(status)
 
 
@@ -113,34 +117,29 @@ def recorded_run(name: str, tags: dict[str, str], nested: bool = False) -> Itera
 @retry_locked
 def log_metrics(metrics: dict[str, float]) -> None:
     """Metrics of the active run, at step 0."""
-    import mlflow
-
     mlflow.log_metrics(metrics)
 
 
 @retry_locked
 def log_dict(obj: Any, path: str) -> None:
     """A JSON artifact of the active run."""
-    import mlflow
-
     mlflow.log_dict(obj, path)
 
 
 @retry_locked
 def set_tags(tags: dict[str, str]) -> None:
     """Tags of the active run."""
-    import mlflow
-
     mlflow.set_tags(tags)
 
 
-def _safe(key: str) -> str:
+def safe_key(key: str) -> str:
+    """A metric key MLflow accepts."""
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
 
 
 @dataclass
 class Recorder:
-    """What a task writes into its spec's run, scoped to one (device, seed); ``plan`` holds its timing claims."""
+    """What a task writes into its unit's run (one device, one seed); ``plan`` holds the spec's timing claims."""
 
     run_id: str
     device: str
@@ -148,13 +147,11 @@ class Recorder:
     plan: Plan | None = field(default=None, repr=False)
 
     def key(self, name: str) -> str:
-        return _safe(f"{name}/{self.device}/s{self.seed}")
+        return safe_key(name)
 
     @retry_locked
     def log_series(self, name: str, values: list[float], steps: list[int] | None = None) -> None:
         """A metric curve, one point a step (steps default to 1..n)."""
-        from mlflow import MlflowClient
-        from mlflow.entities import Metric
 
         steps = steps or list(range(1, len(values) + 1))
         now = int(time.time() * 1000)
@@ -166,8 +163,6 @@ class Recorder:
     @retry_locked
     def log_round(self, number: int, values: dict[str, float]) -> None:
         """One timing round's values, as metrics ``round.<name>`` at step ``number``."""
-        from mlflow import MlflowClient
-        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = [Metric(self.key(f"round.{k}"), float(v), now, number) for k, v in values.items()
@@ -177,97 +172,96 @@ class Recorder:
 
     @retry_locked
     def log_metric(self, name: str, value: float, step: int = 0) -> None:
-        import mlflow
 
-        mlflow.log_metric(self.key(name), float(value), step=step)
+        MlflowClient().log_metric(self.run_id, self.key(name), float(value), step=step)
 
     @retry_locked
     def log_json(self, name: str, obj: Any) -> None:
-        import mlflow
 
-        mlflow.log_dict(obj, f"{self.device}/seed{self.seed}/{name}.json")
+        MlflowClient().log_dict(self.run_id, obj, f"{name}.json")
 
     def log_table(self, name: str, df: pd.DataFrame) -> None:
         """A pandas table, kept as an artifact the report reads back."""
         self.log_json(name, json.loads(df.to_json(orient="split", index=False, double_precision=15)))
 
 
+def flat_params(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested settings as MLflow params: dotted keys, lists and mappings as JSON, each value at most 500 characters."""
+    flat = pd.json_normalize(data, sep=".").iloc[0].to_dict() if data else {}
+    return {prefix + k: str(json.dumps(v) if isinstance(v, (list, dict)) else v)[:500] for k, v in flat.items()}
+
+
+@retry_locked
+def log_params(params: dict[str, Any]) -> None:
+    mlflow.log_params(params)
+
+
 @retry_locked
 def log_spec(spec: Any, path: Path) -> None:
-    """The resolved spec, as params (flattened) and as an artifact."""
-    import mlflow
-
+    """The resolved spec, as params (flattened) and as an artifact, the YAML as written, the entries it cites."""
     resolved = spec.resolved()
-    flat = pd.json_normalize({k: v for k, v in resolved.items() if k != "references"}, sep=".")
-    params = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in flat.iloc[0].items()}
-    params = {k: (str(v)[:500]) for k, v in params.items()}
-    mlflow.log_params(params)
+    mlflow.log_params(flat_params({k: v for k, v in resolved.items() if k != "references"}))
     mlflow.log_dict(resolved, "spec.json")
     mlflow.log_text(path.read_text(encoding="utf-8"), f"spec/{path.name}")
+    mlflow.log_dict(spec.cited, "references.json")
 
 
-# ---- units: one (device, seed) of a spec, kept as it finishes, reused by --resume ----------------------
-
-
-def unit_path(device: str, seed: int) -> str:
-    return f"{UNITS}/{device}/seed{seed}.json"
+# ---- units: one run per (device, seed), reused by --resume -----------------------------------------------
 
 
 @retry_locked
-def log_unit(device: str, seed: int, values: dict[str, Any]) -> None:
-    """A finished unit's measured values, written at once so that a later --resume can reuse the unit."""
-    log_dict(values, unit_path(device, seed))
+def finished_units(tags: dict[str, str]) -> dict[tuple[str, int], str]:
+    """FINISHED unit runs of the same spec (name and hash), code and environment, newest first, by (device, seed).
 
-
-@retry_locked
-def finished_units(tags: dict[str, str]) -> dict[tuple[str, int], tuple[str, dict[str, Any]]]:
-    """Units recorded by earlier runs of the same spec (name and hash), code and environment, newest first.
-
-    Runs still RUNNING are left out; a run that was killed or failed still lends the units it finished.
+    A unit that finished inside a spec run that was later killed or failed counts: it finished.
     """
-    import mlflow
-
     keys = (SPEC_NAME, SPEC_HASH, CODE_ID, ENV_HASH)
     where = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in keys)
-    runs = mlflow.search_runs(filter_string=f"tags.`{ROLE}` = 'spec' and {where}",
+    runs = mlflow.search_runs(filter_string=f"tags.`{ROLE}` = 'unit' and attributes.status = 'FINISHED' and {where}",
                               order_by=["attributes.start_time DESC"])
-    found: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
-    for run in runs.itertuples():
-        if run.status == "RUNNING":
-            continue
-        for path in artifact_paths(run.run_id, UNITS):
-            device, seed = path.removeprefix(f"{UNITS}/").removesuffix(".json").split("/seed")
-            found.setdefault((device, int(seed)), (run.run_id, load_json(run.run_id, path)))
+    found: dict[tuple[str, int], str] = {}
+    for _, run in runs.iterrows():
+        found.setdefault((run["tags.device"], int(run["tags.seed"])), run["run_id"])
     return found
 
 
-@retry_locked
-def copy_unit(source_run: str, device: str, seed: int) -> None:
-    """Copy a unit's curves, tables and values from ``source_run`` into the active run, as if it had run here."""
-    import mlflow
-    from mlflow import MlflowClient
+def copy_unit(source: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
+    """A new child run of the active run, holding a copy of unit run ``source``: params, curves, tables, values."""
 
-    client, target = MlflowClient(), mlflow.active_run().info.run_id
-    suffix = f"/{device}/s{seed}"
-    keys = [k for k in client.get_run(source_run).data.metrics if k.endswith(suffix) and not k.startswith("measured.")]
-    points = [m for k in keys for m in client.get_metric_history(source_run, k)]
-    for i in range(0, len(points), 1000):
-        client.log_batch(target, metrics=points[i:i + 1000])
-    folder = f"{device}/seed{seed}"
-    with tempfile.TemporaryDirectory() as tmp:
-        if artifact_paths(source_run, folder):
-            client.log_artifacts(target, client.download_artifacts(source_run, folder, tmp), folder)
-    log_unit(device, seed, load_json(source_run, unit_path(device, seed)))
-    client.set_tag(target, f"harness.reused.{device}.s{seed}", source_run)
+    client = MlflowClient()
+    src = client.get_run(source)
+    with recorded_run(name, tags=tags | {REUSED_FROM: source}, nested=True) as run:
+        target = run.info.run_id
+        params = [Param(k, v) for k, v in src.data.params.items()]
+        points = [m for key in src.data.metrics for m in client.get_metric_history(source, key)]
+        _log_batches(client, target, points, params)
+        with tempfile.TemporaryDirectory() as tmp:
+            client.log_artifacts(target, client.download_artifacts(source, "", tmp))
+    return load_json(source, "measured.json")
+
+
+@retry_locked
+def _log_batches(client: Any, run_id: str, metrics: list[Any], params: list[Any]) -> None:
+    client.log_batch(run_id, params=params[:100])
+    for i in range(100, len(params), 100):
+        client.log_batch(run_id, params=params[i:i + 100])
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])
 
 
 # ---- reading back ----------------------------------------------------------------
 
 
+def unit_runs(spec_run_id: str) -> pd.DataFrame:
+    """The finished unit runs (one per device and seed) under a spec run."""
+    return mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=(f"tags.`mlflow.parentRunId` = '{spec_run_id}' and tags.`{ROLE}` = 'unit' "
+                       "and attributes.status = 'FINISHED'"))
+
+
 def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:
     """Every finished spec run, newest first, with its params and tags (mlflow.search_runs)."""
-    import mlflow
-
     exp_id = connect(explicit_uri, create=False)
     if exp_id is None:
         return pd.DataFrame()
@@ -280,8 +274,6 @@ def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:
 
 
 def load_json(run_id: str, path: str) -> Any:
-    import mlflow
-
     return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
 
 
@@ -292,16 +284,14 @@ def load_table(run_id: str, path: str) -> pd.DataFrame:
 
 def metric_history(run_id: str, key: str) -> pd.DataFrame:
     """A metric's points as a (step, value) table, in step order."""
-    from mlflow import MlflowClient
 
-    hist = MlflowClient().get_metric_history(run_id, _safe(key))
+    hist = MlflowClient().get_metric_history(run_id, safe_key(key))
     df = pd.DataFrame({"step": [m.step for m in hist], "value": [m.value for m in hist]})
     return df.sort_values("step", kind="stable").reset_index(drop=True)
 
 
 def artifact_paths(run_id: str, under: str = "") -> list[str]:
     """Every artifact file of a run, recursively."""
-    from mlflow import MlflowClient
 
     client, out, todo = MlflowClient(), [], [under or None]
     while todo:

@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from harness.data import FashionMNIST
@@ -117,9 +119,6 @@ def make_optimizer(name: str, net: nn.Module, lr: float, fused: bool = False) ->
 
 def progress_bar(enabled: bool, description: str, total: int):
     """A rich progress bar over batches (on stderr, transient), or None: when disabled or stderr is no terminal."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
         return None
@@ -254,7 +253,7 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, epochs: int, on_epoch: Epo
 
 def load_data_fashion_mnist(batch_size: int, root: str, num_workers: int = 4):
     """``d2l.load_data_fashion_mnist``: torchvision's dataset, ``ToTensor()`` per item, DataLoaders."""
-    import torchvision
+    import torchvision  # about 2 s to import: only the tutorial's pipeline needs it
     from torchvision import transforms
 
     trans = transforms.ToTensor()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.spec import Reference
+from harness.schema import Reference
 from harness.stats import Interval, interval
 
 REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED = "reproduced", "not reproduced", "inconclusive", "skipped"
@@ -32,7 +32,6 @@ class Verdict:
     tolerance: str
     status: str
     detail: str
-    source: str
     note: str = ""
     gate: bool = True  # on this verdict's device
     low: float = math.nan  # the interval of a timing verdict
@@ -125,8 +124,8 @@ def _spread(values: list[Any]) -> str:
 
 
 def _base(ref: Reference, device: str) -> dict[str, Any]:
-    return dict(ref=ref.source.ref, metric=ref.metric, device=device, expected=expected_text(ref),
-                tolerance=tolerance_text(ref), source=f"page {ref.source.page}, {ref.source.ref}",
+    return dict(ref=ref.source, metric=ref.metric, device=device, expected=expected_text(ref),
+                tolerance=tolerance_text(ref),
                 note=ref.note, gate=ref.gates_on(device))
 
 

@@ -82,3 +82,13 @@ class MemoryRecorder:
 def memory_recorder():
     """Build a ``MemoryRecorder(device, seed, plan)``."""
     return MemoryRecorder
+
+
+def unit_of(spec_run_id: str, device: str = "cpu", seed: int = 0) -> str:
+    """The run id of one (device, seed) unit under a spec run."""
+    from harness import tracking
+
+    units = tracking.unit_runs(spec_run_id)
+    match = units[(units["tags.device"] == device) & (units["tags.seed"] == str(seed))]
+    assert len(match) == 1, f"no single unit run for {device}, seed {seed} under {spec_run_id}"
+    return match["run_id"].iloc[0]

@@ -10,10 +10,11 @@ import time
 
 from pydantic import Field
 
-from harness.spec import Strict
+from harness.schema import Strict
 
 KIND = "sleep"
 METRICS = {"slept"}
+TIMINGS: dict[str, str] = {}
 
 
 class Settings(Strict):
@@ -27,9 +28,13 @@ def run(settings: Settings, rec) -> dict[str, float]:
     return {"slept": time.time() - start}
 
 
+def section(view) -> str:
+    return ""
+
+
 def spec(seconds: float, name: str = "sleepy") -> dict:
     return {"name": name, "title": "sleeps", "kind": KIND, "seeds": [0], "settings": {"seconds": seconds},
-            "references": [{"metric": "slept", "source": {"page": "001", "ref": "C1"}, "at_least": 0}]}
+            "references": [{"metric": "slept", "source": "C1", "at_least": 0}]}
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ def test_report_from_store(recorded):
     assert main(["report", "--out", str(out)]) == 0
     text = (out / "REPORT.md").read_text()
     assert "## Summary" in text and "[edge-small](#edge-small)" in text
-    assert "| B1    | loss_drop_orders" in text and "✅ reproduced" in text
+    assert "| [B1](#ref-b1) | loss_drop_orders" in text and "✅ reproduced" in text
+    # each verdict links to its entry, rendered from the run's record with its public source
+    assert '<a id="ref-b1"></a>' in text and "### B1: Learning the 1x2 edge kernel" in text
+    assert "(https://github.com/ShusenTang/Dive-into-DL-PyTorch/blob/master/docs/chapter05_CNN/5.1_conv-layer.md)" \
+        in text
     assert "![loss curves of edge-small](figures/edge-small-loss.png)" in text
     assert (out / "figures" / "edge-small-loss.png").stat().st_size > 1000
     assert torch.__version__ in text

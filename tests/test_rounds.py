@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from harness.rounds import Plan, run_rounds
-from harness.spec import Reference, TimingPolicy
+from harness.schema import Reference, TimingPolicy
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, judge_timing
 
-SRC = {"page": "001", "ref": "C1"}
+SRC = "C1"
 
 
 def claim(**kw) -> Reference:

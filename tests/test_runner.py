@@ -14,8 +14,9 @@ from mlflow import MlflowClient
 from harness import tracking
 from harness.cli import EXIT_INCONCLUSIVE, main
 from harness.rounds import recorded_rounds
-from harness.spec import Strict
+from harness.schema import Strict
 from harness.tasks import TASKS, edge_kernel
+from tests.conftest import unit_of
 from tests.test_rounds import SyntheticTimer
 
 SPEC = {
@@ -26,8 +27,8 @@ SPEC = {
     "devices": ["cpu", "cuda"],
     "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 20, "checkpoints": [5, 20]},
     "references": [
-        {"metric": "loss_drop_orders", "source": {"page": "001", "ref": "B1"}, "at_least": 2},
-        {"metric": "kernel", "source": {"page": "001", "ref": "B1"}, "near": [[1, -1]], "atol": 0.2},
+        {"metric": "loss_drop_orders", "source": "B1", "at_least": 2},
+        {"metric": "kernel", "source": "B1", "near": [[1, -1]], "atol": 0.2},
     ],
 }
 
@@ -37,9 +38,12 @@ def spec_file(write_spec) -> Path:
     return write_spec(SPEC)
 
 
-def runs(status: str | None = None):
+def runs(status: str | None = None, role: str | None = "spec"):
+    """The runs in the store (spec runs by default), newest first."""
     tracking.connect()
     df = mlflow.search_runs(search_all_experiments=True)
+    if role is not None:
+        df = df[df["tags.harness.role"] == role]
     return df if status is None else df[df["status"] == status]
 
 
@@ -47,17 +51,26 @@ def test_run_records_everything(spec_file, store):
     assert main(["run", str(spec_file)]) == 0
     df = runs()
     assert list(df["status"]) == ["FINISHED"]
-    run = MlflowClient().get_run(df["run_id"][0])
+    run = MlflowClient().get_run(df["run_id"].iloc[0])
     tags, params = run.data.tags, run.data.params
     for key in ("spec.hash", "seeds", "git.commit", "torch", "torch.cuda", "cudnn", "device", "cpu.model",
                 "gpu.model", "harness.refs"):
         assert tags.get(key), key
     assert tags["seeds"] == "0,1" and tags["device"] == "cpu" and tags["torch"] == torch.__version__
     assert params["settings.lr"] == "0.01" and params["kind"] == "edge_kernel"
-    hist = tracking.metric_history(run.info.run_id, "loss/cpu/s0")
-    assert list(hist["step"]) == list(range(1, 21)) and hist["value"].iloc[-1] < hist["value"].iloc[0]
     arts = tracking.artifact_paths(run.info.run_id)
-    assert {"spec.json", "measured.json", "verdicts.json", "spec/edge-small.yaml"} <= set(arts)
+    assert {"spec.json", "measured.json", "verdicts.json", "spec/edge-small.yaml", "references.json"} <= set(arts)
+    assert tracking.load_json(run.info.run_id, "references.json")["B1"]["sources"][0]["url"].startswith("https://")
+    # one child run per (device, seed): params seed and device, plain metric names, that unit's values
+    units = runs(role="unit")
+    assert sorted(units["params.seed"]) == ["0", "1"] and set(units["params.device"]) == {"cpu"}
+    assert set(units["tags.mlflow.parentRunId"]) == {run.info.run_id} and set(units["status"]) == {"FINISHED"}
+    assert set(units["params.settings.lr"]) == {"0.01"}
+    hist = tracking.metric_history(unit_of(run.info.run_id), "loss")
+    assert list(hist["step"]) == list(range(1, 21)) and hist["value"].iloc[-1] < hist["value"].iloc[0]
+    unit = MlflowClient().get_run(unit_of(run.info.run_id, seed=1))
+    assert "measured.final_loss" in unit.data.metrics and "measured.json" in tracking.artifact_paths(unit.info.run_id)
+    assert unit.info.run_name == "edge-small cpu seed 1"
     verdicts = tracking.load_json(run.info.run_id, "verdicts.json")
     by_device = {(v["metric"], v["device"]): v for v in verdicts}
     assert by_device[("kernel", "cpu")]["status"] == "reproduced"
@@ -71,11 +84,11 @@ def test_same_spec_same_seed_identical_curves(spec_file, store):
     assert main(["run", str(spec_file)]) == 0
     first, second = runs()["run_id"]
     for seed in (0, 1):
-        a = tracking.metric_history(first, f"loss/cpu/s{seed}")["value"].tolist()
-        b = tracking.metric_history(second, f"loss/cpu/s{seed}")["value"].tolist()
+        a = tracking.metric_history(unit_of(first, seed=seed), "loss")["value"].tolist()
+        b = tracking.metric_history(unit_of(second, seed=seed), "loss")["value"].tolist()
         assert a == b and len(a) == 20
-    s0 = tracking.metric_history(first, "loss/cpu/s0")["value"].tolist()
-    s1 = tracking.metric_history(first, "loss/cpu/s1")["value"].tolist()
+    s0 = tracking.metric_history(unit_of(first), "loss")["value"].tolist()
+    s1 = tracking.metric_history(unit_of(first, seed=1), "loss")["value"].tolist()
     assert s0 != s1
 
 
@@ -85,7 +98,7 @@ def test_failing_task_ends_failed(spec_file, store, monkeypatch):
 
     monkeypatch.setattr(edge_kernel, "run", boom)
     assert main(["run", str(spec_file)]) == 1
-    assert list(runs()["status"]) == ["FAILED"]
+    assert list(runs()["status"]) == ["FAILED"] and list(runs(role="unit")["status"]) == ["FAILED"]
 
 
 def test_interrupt_ends_killed(spec_file, store, monkeypatch):
@@ -94,7 +107,7 @@ def test_interrupt_ends_killed(spec_file, store, monkeypatch):
 
     monkeypatch.setattr(edge_kernel, "run", interrupted)
     assert main(["run", str(spec_file)]) == 130
-    assert list(runs()["status"]) == ["KILLED"]
+    assert list(runs()["status"]) == ["KILLED"] and list(runs(role="unit")["status"]) == ["KILLED"]
 
 
 def test_missed_reference_exit_status(spec_file, store, tmp_path):
@@ -114,12 +127,16 @@ def test_seeds_override(spec_file, store):
 
 def test_suite_is_a_parent_run_with_nested_spec_runs(spec_file, store, tmp_path):
     assert main(["reproduce", str(tmp_path), "--out", str(tmp_path / "reports")]) == 0
-    df = runs()
+    df = runs(role=None)
     parent = df[df["tags.harness.role"] == "suite"]
     child = df[df["tags.harness.role"] == "spec"]
-    assert len(parent) == 1 and len(child) == 1
+    units = df[df["tags.harness.role"] == "unit"]
+    assert len(parent) == 1 and len(child) == 1 and len(units) == 2
     assert child["tags.mlflow.parentRunId"].iloc[0] == parent["run_id"].iloc[0]
+    assert set(units["tags.mlflow.parentRunId"]) == {child["run_id"].iloc[0]}
     assert set(df["status"]) == {"FINISHED"}
+    experiment = MlflowClient().get_experiment(parent["experiment_id"].iloc[0])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
     assert (tmp_path / "reports" / "REPORT.md").exists()
 
 
@@ -139,6 +156,10 @@ class SyntheticTimingKind:
         rounds = recorded_rounds(rec, lambda i: {"ratio": timer(i)["speedup"]})
         return rounds.measured(SyntheticTimingKind.TIMINGS)
 
+    @staticmethod
+    def section(view):
+        return ""
+
 
 @pytest.fixture
 def timing_spec(write_spec, monkeypatch):
@@ -150,7 +171,7 @@ def timing_spec(write_spec, monkeypatch):
             "name": "synthetic", "title": "a synthetic timing claim", "kind": SyntheticTimingKind.KIND,
             "seeds": [0], "deterministic": False, "settings": {"center": center},
             "timing": {"rounds": 4, "max_rounds": 8, "budget_s": 600},
-            "references": [{"metric": "ratio", "source": {"page": "001", "ref": "C1"}, "at_least": 3}]})
+            "references": [{"metric": "ratio", "source": "C1", "at_least": 3}]})
 
     return write
 
@@ -166,7 +187,7 @@ def test_straddled_timing_claim_is_inconclusive_and_fails_only_under_strict(timi
     verdict = tracking.load_json(run_id, "verdicts.json")[0]
     assert verdict["status"] == "inconclusive" and verdict["rounds"] == 8 and verdict["low"] < 3 < verdict["high"]
     assert "(95% CI " in verdict["measured"] and verdict["measured"].endswith("8 rounds)")
-    rounds = tracking.metric_history(run_id, "round.ratio/cpu/s0")  # every round is in MLflow
+    rounds = tracking.metric_history(unit_of(run_id), "round.ratio")  # every round is in MLflow
     assert list(rounds["step"]) == list(range(1, 9))
 
     assert main(["report", "--out", str(tmp_path / "reports")]) == 0
@@ -231,8 +252,12 @@ def test_without_resume_everything_runs_afresh(spec_file, store, monkeypatch):
     assert calls == [0, 1]
     assert main(["run", "--resume", str(spec_file)]) == 0
     assert calls == [0, 1]  # every unit finished before: nothing ran
-    reused = runs("FINISHED").iloc[0]
-    assert reused["tags.harness.reused.cpu.s0"] and reused["tags.harness.reused.cpu.s1"]
-    for seed in (0, 1):  # the reused units' curves are in the new run, as if they had run there
-        curve = tracking.metric_history(reused["run_id"], f"loss/cpu/s{seed}")
-        assert len(curve) == 20
+    newest = runs("FINISHED").iloc[0]
+    copies = runs(role="unit")
+    copies = copies[copies["tags.mlflow.parentRunId"] == newest["run_id"]]
+    assert len(copies) == 2 and copies["tags.harness.reused_from"].notna().all()
+    for seed in (0, 1):  # the reused units' curves are in the new spec run's children, as if they had run there
+        curve = tracking.metric_history(unit_of(newest["run_id"], seed=seed), "loss")
+        source = tracking.metric_history(copies[copies["tags.seed"] == str(seed)]["tags.harness.reused_from"].iloc[0],
+                                         "loss")
+        assert len(curve) == 20 and curve["value"].tolist() == source["value"].tolist()

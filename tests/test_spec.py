@@ -18,7 +18,7 @@ GOOD = {
     "kind": "edge_kernel",
     "seeds": [0],
     "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 3},
-    "references": [{"metric": "final_loss", "source": {"page": "001", "ref": "B1"}, "at_most": 1.0e9}],
+    "references": [{"metric": "final_loss", "source": "B1", "at_most": 1.0e9}],
 }
 
 
@@ -60,12 +60,13 @@ BAD = [
     ("unknown-metric", with_change("references.0.metric", "accuracy"), "references[0].metric"),
     ("two-comparisons", with_change("references.0.at_least", 0.0), "references[0]"),
     ("no-comparison", with_change("references.0.at_most", DELETE), "references[0]"),
-    ("page-unquoted", with_change("references.0.source.page", 1), "references[0].source.page"),
-    ("bad-ref-id", with_change("references.0.source.ref", "Z9"), "references[0].source.ref"),
+    ("source-old-form", with_change("references.0.source", {"page": "001", "ref": "B1"}), "references[0].source"),
+    ("bad-ref-id", with_change("references.0.source", "9 Z"), "references[0].source"),
+    ("unknown-ref-id", with_change("references.0.source", "Z9"), "references[0].source: unknown reference id 'Z9'"),
     ("band-reversed", {**with_change("references.0.at_most", DELETE),
-                       "references": [{"metric": "final_loss", "source": {"page": "001", "ref": "B1"},
+                       "references": [{"metric": "final_loss", "source": "B1",
                                        "band": [1.0, 0.5]}]}, "references[0]"),
-    ("equals-not-numbers", {**GOOD, "references": [{"metric": "kernel", "source": {"page": "001", "ref": "B1"},
+    ("equals-not-numbers", {**GOOD, "references": [{"metric": "kernel", "source": "B1",
                                                     "near": [["a", "b"]]}]}, "references[0]"),
     ("no-references", with_change("references", []), "references"),
     ("gate-unknown-device", with_change("references.0.gate", ["tpu"]), "references[0].gate"),
@@ -82,7 +83,7 @@ BAD = [
      "line 10: invalid YAML: duplicate key 'lr'"),
     ("duplicate-in-list", yaml.safe_dump(GOOD, sort_keys=False).replace("  at_most: 1000000000.0\n",
                                                                          "  at_most: 1.0e9\n  at_most: 2.0\n"),
-     "line 17: invalid YAML: duplicate key 'at_most'"),
+     "line 15: invalid YAML: duplicate key 'at_most'"),
     ("not-utf8", "name: caf\u00e9\n".encode("latin-1"), "(file): not UTF-8 text"),
     ("utf16", yaml.safe_dump(GOOD).encode("utf-16"), "(file): not UTF-8 text"),
     ("alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
@@ -159,7 +160,7 @@ def test_duplicate_names_rejected(tmp_path):
 
 def test_timing_reference_needs_a_comparison_an_interval_can_take(tmp_path):
     data = yaml.safe_load((EXPERIMENTS / "batch-speed.yaml").read_text())
-    data["references"] = [{"metric": "epoch_ratio_1_over_10", "source": {"page": "002", "ref": "D1"},
+    data["references"] = [{"metric": "epoch_ratio_1_over_10", "source": "D1",
                            "near": [9.8], "atol": 1}]
     path = write(tmp_path, "vector-near", data)
     with pytest.raises(SpecError, match=r"references\[0\]\.near: 'epoch_ratio_1_over_10' is a timing"):

@@ -51,8 +51,11 @@ def test_four_runners_on_a_fresh_store_all_finish(tmp_path):
         assert p.returncode == 0, err
         assert err == "", err  # a CPU-only run prints nothing on stderr: no library warning, no lock noise
     df = all_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert len(df) == 4 and set(df["status"]) == {"FINISHED"}
-    assert sorted(df["tags.harness.spec"]) == sorted(s.removesuffix(".yaml") for s in specs)
+    assert set(df["status"]) == {"FINISHED"}  # spec runs and their unit runs, none lost
+    spec_runs = df[df["tags.harness.role"] == "spec"]
+    assert sorted(spec_runs["tags.harness.spec"]) == sorted(s.removesuffix(".yaml") for s in specs)
+    units = df[df["tags.harness.role"] == "unit"]
+    assert set(units["tags.mlflow.parentRunId"]) == set(spec_runs["run_id"])
 
 
 def test_a_run_killed_outright_is_ended_by_the_next_command(tmp_path, store, write_spec, capsys):
@@ -60,9 +63,9 @@ def test_a_run_killed_outright_is_ended_by_the_next_command(tmp_path, store, wri
     child = subprocess.Popen([sys.executable, "-m", "tests.sleeper", "run", str(path)], cwd=tmp_path,
                              env=child_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the child's spec run is in flight
+    while time.time() < deadline:  # wait until the child's spec run and its unit run are in flight
         df = all_runs(store)
-        if not df.empty and "RUNNING" in set(df["status"]):
+        if len(df) == 2 and set(df["status"]) == {"RUNNING"}:
             break
         time.sleep(0.2)
     else:
@@ -70,16 +73,18 @@ def test_a_run_killed_outright_is_ended_by_the_next_command(tmp_path, store, wri
         pytest.fail("the child never started its run: " + child.stderr.read().decode())
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    run_id = df["run_id"].iloc[0]
-    assert df["tags.harness.pid"].iloc[0] == str(child.pid) and df["tags.harness.host"].iloc[0] == socket.gethostname()
+    assert set(df["tags.harness.pid"]) == {str(child.pid)} and set(df["tags.harness.host"]) == {socket.gethostname()}
 
     assert main(["run", str(EXPERIMENTS / "worked-pooling.yaml")]) == 0
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if "vanished" in line]
-    assert len(lines) == 1 and lines[0].startswith(f"harness: run {run_id[:8]} (sleepy) was left RUNNING")
-    assert lines[0].endswith("ended as FAILED") and f"pid {child.pid}" in lines[0]
-    killed = MlflowClient().get_run(run_id)
-    assert killed.info.status == "FAILED" and killed.data.tags[hs.ENDED_BY].startswith("process vanished")
+    lines = sorted(line for line in err.splitlines() if "vanished" in line)
+    names = dict(zip(df["run_id"], df["tags.mlflow.runName"]))
+    assert len(lines) == 2  # the spec run and its unit run, one line each
+    for run_id, line in zip(sorted(names, key=lambda r: f"harness: run {r[:8]}"), lines):
+        assert line.startswith(f"harness: run {run_id[:8]} ({names[run_id]}) was left RUNNING")
+        assert line.endswith("ended as FAILED") and f"pid {child.pid}" in line
+        killed = MlflowClient().get_run(run_id)
+        assert killed.info.status == "FAILED" and killed.data.tags[hs.ENDED_BY].startswith("process vanished")
     assert set(all_runs(store)["status"]) == {"FINISHED", "FAILED"}
     assert main(["report", "--out", str(tmp_path / "reports")]) == 0  # the report shows only the finished run
     text = (tmp_path / "reports" / "REPORT.md").read_text()

@@ -75,7 +75,9 @@ def test_matmul_peak_is_flops_over_median():
 
 
 def test_extrapolate_scales_linearly_and_says_how():
-    part = Timing(median=0.5, iqr=0.1, mean=0.5, min=0.4, max=0.6, runs=3, number_per_run=1, total_s=1.5)
+    part = Timing.of([0.4, 0.5, 0.6])
+    assert (part.median, part.min, part.max, part.runs, part.total_s) == pytest.approx((0.5, 0.4, 0.6, 3, 1.5))
+    assert part.iqr == pytest.approx(0.1)
     full, how = extrapolate(part, 10, 40)
     assert full.median == 2.0 and full.iqr == pytest.approx(0.4) and full.min == pytest.approx(1.6)
     assert full.runs == 3 and "extrapolated linearly" in how and "25%" in how and "x4" in how
@@ -87,9 +89,11 @@ def test_extrapolate_scales_linearly_and_says_how():
         extrapolate(part, 10, 5)
 
 
-def test_rel_spread_of_zero_median_is_nan():
-    t = Timing(0.0, 0.0, 0.0, 0.0, 0.0, 1, 1, 0.0)
-    assert math.isnan(t.rel_spread)
+def test_pool_merges_the_blocks_of_rounds():
+    a, b = Timing.of([1.0, 2.0], number_per_run=2), Timing.of([3.0, 4.0, 5.0], number_per_run=2)
+    both = T.pool([a, b])
+    assert both.times == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0]) and both.median == pytest.approx(3.0)
+    assert both.calls == 10 and both.total_s == pytest.approx(30.0) and both.runs == 5
 
 
 def test_cpu_threads_restores():

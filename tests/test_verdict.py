@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.spec import Reference
+from harness.schema import Reference
 from harness.stats import Interval
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, check_one, decide, judge, judge_timing, skipped
 
-SRC = {"page": "001", "ref": "B1"}
+SRC = "B1"
 
 
 def ref(**kw) -> Reference:

@@ -1,10 +1,33 @@
-"""One module per kind of experiment; each exports KIND, Settings, METRICS and run().
+"""One module per kind of experiment, each providing what ``Kind`` states.
 
-``run(settings, rec)`` runs one (seed, device) and returns the measured values by metric
-name; ``section(view)``, where a module has one, renders its part of the report from
-recorded runs.
+``run(settings, rec)`` runs one (device, seed) and returns the measured values by metric name (timings among them
+with their rounds); ``section(view)`` renders the kind's part of the report from recorded runs.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness.schema import Strict
 from harness.tasks import batch_speed, conv_throughput, edge_kernel, lenet, worked_examples
 
-TASKS = {m.KIND: m for m in (worked_examples, edge_kernel, conv_throughput, batch_speed, lenet)}
+if TYPE_CHECKING:
+    from harness.reportkit import RunView
+    from harness.tracking import Recorder
+
+
+class Kind(Protocol):
+    """What a kind of experiment provides."""
+
+    KIND: str
+    Settings: type[Strict]  # validates a spec's ``settings``
+    METRICS: set[str]  # the names references may use
+    TIMINGS: dict[str, str]  # the metrics measured in rounds (judged on their interval), with their units
+
+    def run(self, settings: Any, rec: Recorder) -> dict[str, Any]: ...
+
+    def section(self, view: RunView) -> str: ...
+
+
+KINDS: tuple[Kind, ...] = (worked_examples, edge_kernel, conv_throughput, batch_speed, lenet)
+TASKS: dict[str, Kind] = {m.KIND: m for m in KINDS}

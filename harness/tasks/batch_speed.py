@@ -18,19 +18,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from harness.data import load_fashion_mnist
 from harness.models import build, init_xavier
 from harness.rounds import Rounds, recorded_rounds
-from harness.spec import Strict
+from harness.schema import Strict
 from harness.stats import interval
 from harness.timing import Timing, busy_note, cpu_threads, measure, pool, time_once
-from harness.tracking import Recorder
+
+if TYPE_CHECKING:
+    from harness.reportkit import RunView
+    from harness.tracking import Recorder
 
 KIND = "batch_speed"
 
@@ -84,8 +88,6 @@ TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "rounds", "
 
 def train_data(settings: Settings, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST's training images and labels, on ``device``."""
-    from harness.data import load_fashion_mnist
-
     data = load_fashion_mnist(settings.data_dir, device=device)
     return data.train_x, data.train_y
 
@@ -251,11 +253,12 @@ def _fmt(df: pd.DataFrame, epoch_examples: int, full_examples: int) -> pd.DataFr
     })
 
 
-def section(view) -> str:
+def section(view: RunView) -> str:
     """Report: examples/s and seconds per update against the batch size, one line per device; the tables."""
+    # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
 
-    from harness.report import md_table, save_figure
+    from harness.reportkit import md_table, save_figure
 
     settings = view.spec["settings"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -24,8 +24,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,7 @@ from pydantic import Field, model_validator
 
 from harness import ops
 from harness.rounds import Rounds, recorded_rounds
-from harness.spec import Strict
+from harness.schema import Strict
 from harness.stats import interval
 from harness.timing import (
     Timing,
@@ -46,7 +47,10 @@ from harness.timing import (
     pool,
     time_once,
 )
-from harness.tracking import Recorder
+
+if TYPE_CHECKING:
+    from harness.reportkit import RunView
+    from harness.tracking import Recorder
 
 KIND = "conv_throughput"
 
@@ -441,12 +445,12 @@ def _x(v: Any) -> str:
     return f"{v:,.0f}x" if v >= 10 else f"{v:.2g}x"
 
 
-def section(view) -> str:
+def section(view: RunView) -> str:
     """Report: the ceiling, the throughput table and a GFLOP/s chart per device, and how the loop was timed."""
+    # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    from harness.report import md_table, save_figure
+    from harness.reportkit import md_table, save_figure
 
     parts: list[str] = []
     devices = list(view.measured)

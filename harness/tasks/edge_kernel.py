@@ -8,17 +8,21 @@ The loss is the summed squared error, as both pages compute it; every step is re
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
 import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from harness.models import Conv2D
 from harness.ops import corr2d
-from harness.spec import Strict
+from harness.schema import Strict
 from harness.tasks.worked_examples import edge_image
-from harness.tracking import Recorder
+
+if TYPE_CHECKING:
+    from harness.reportkit import RunView
+    from harness.tracking import Recorder
 
 KIND = "edge_kernel"
 
@@ -48,6 +52,7 @@ class Settings(Strict):
         return self
 
 
+TIMINGS: dict[str, str] = {}  # nothing here is timed
 METRICS = {"initial_loss", "final_loss", "loss_drop_orders", "loss_at_checkpoints", "kernel", "bias",
            "kernel_max_abs_error"}
 
@@ -107,12 +112,12 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     }
 
 
-def section(view) -> str:
+def section(view: RunView) -> str:
     """Report: the loss curve of every seed (log scale) and the learned kernel and bias."""
+    # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
-    import pandas as pd
 
-    from harness.report import md_table, save_figure
+    from harness.reportkit import md_table, save_figure
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     rows = []

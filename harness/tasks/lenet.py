@@ -12,22 +12,32 @@ example and measures the matmul ceiling, so the harness loop's GFLOP/s can be se
 ``eval_first_batches`` evaluates the whole test set after each of the first batches of epoch 1, as
 the notebook of C3 did after every batch, and only for those batches.
 
-Recorded per (device, seed): per-epoch series ``<loop>.loss``, ``<loop>.train_acc``,
-``<loop>.test_acc``, ``<loop>.epoch_seconds``, ``<loop>.examples_per_sec`` (step = epoch), the
-first-batch series ``<loop>.first_batches.*`` (step = batch), every round (``round.*``), and the
-tables ``epochs``, ``rounds`` and ``first_batches``.
+Recorded in each (device, seed) unit's run: per-epoch metrics ``loss``, ``train_acc``, ``test_acc``,
+``epoch_seconds`` and ``examples_per_sec`` (step = epoch; the first loop's by these plain names, another
+loop's prefixed, ``tutorial.test_acc``), the first-batch series ``first_batches.*`` (step = batch), every
+timing round (``round.*``), and the tables ``epochs``, ``rounds`` and ``first_batches``.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import pandas as pd
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from harness.spec import Strict
-from harness.tracking import Recorder
+from harness.data import load_fashion_mnist
+from harness.models import build, init_xavier
+from harness.rounds import Plan, recorded_rounds
+from harness.schema import Strict
+from harness.stats import METHOD, interval
+from harness.timing import matmul_peak, training_flops
+from harness.train import CPU_FOLD, HarnessLoop, TutorialLoop, end_epoch, progress_bar, summary
+
+if TYPE_CHECKING:
+    from harness.reportkit import RunView
+    from harness.tracking import Recorder
 
 KIND = "lenet"
 LOOPS = ("harness", "tutorial")
@@ -87,9 +97,13 @@ METRICS = (set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | s
            | {"harness.training_flop_per_example", "harness.matmul_peak_gflops"})
 
 
+def series_key(loop: str, name: str, loops: list[str]) -> str:
+    """A unit's metric name: plain for the first loop (``test_acc``), prefixed for another (``tutorial.test_acc``)."""
+    return name if loop == loops[0] else f"{loop}.{name}"
+
+
 def _model(settings: Settings, seed: int) -> torch.nn.Module:
     """The spec's LeNet, initialised from the run's seed (so every loop starts from the same weights)."""
-    from harness.models import build, init_xavier
 
     torch.manual_seed(seed)
     net = build(settings.model)
@@ -97,7 +111,6 @@ def _model(settings: Settings, seed: int) -> torch.nn.Module:
 
 
 def _values(result) -> dict[str, Any]:
-    from harness.train import summary
 
     out = summary(result)
     out["test_acc_per_epoch"] = [e.test_acc for e in result.epochs]
@@ -108,7 +121,6 @@ def _values(result) -> dict[str, Any]:
 
 def _fold_words(fold: int | None) -> str:
     """The speed table's words for the batch fold (``None``: the default, folded on the CPU only)."""
-    from harness.train import CPU_FOLD
 
     if fold is None:
         return f", batch folded {CPU_FOLD} images deep into grouped convolutions on the CPU"
@@ -117,7 +129,6 @@ def _fold_words(fold: int | None) -> str:
 
 def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, Any]:
     """Each loop the spec names, set up from the same initial weights."""
-    from harness.train import HarnessLoop, TutorialLoop
 
     common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size)
     loops: dict[str, Any] = {}
@@ -136,8 +147,6 @@ def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, An
 
 def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
     """Training FLOP per example (forward and backward, counted by torch.utils.flop_counter) and the matmul ceiling."""
-    from harness.models import build
-    from harness.timing import matmul_peak, training_flops
 
     x, y = data.train_x[:settings.batch_size], data.train_y[:settings.batch_size]
     flop = training_flops(build(settings.model).to(device), x, y) / len(y)
@@ -146,11 +155,7 @@ def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
 
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     """Every loop an epoch a round, interleaved; the first ``epochs`` rounds train and evaluate, the rest time."""
-    import pandas as pd
 
-    from harness.data import load_fashion_mnist
-    from harness.rounds import Plan, recorded_rounds
-    from harness.train import end_epoch, progress_bar
 
     data = load_fashion_mnist(settings.data_dir, device=rec.device, download=settings.download)
     plan = rec.plan or Plan(device=rec.device)
@@ -163,7 +168,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     def on_epoch(loop: str, stats) -> None:
         for name, value in (("loss", stats.loss), ("train_acc", stats.train_acc), ("test_acc", stats.test_acc),
                             ("epoch_seconds", stats.seconds), ("examples_per_sec", stats.examples_per_sec)):
-            rec.log_metric(f"{loop}.{name}", value, step=stats.epoch)
+            rec.log_metric(series_key(loop, name, settings.loops), value, step=stats.epoch)
 
     def one_round(i: int) -> dict[str, float]:
         training = i < settings.epochs
@@ -201,7 +206,8 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
             fb = result.first_batches
             steps = [b.batch for b in fb]
             for key in ("loss", "train_acc", "test_acc"):
-                rec.log_series(f"{name}.first_batches.{key}", [getattr(b, key) for b in fb], steps)
+                rec.log_series(series_key(name, f"first_batches.{key}", settings.loops), [getattr(b, key) for b in fb],
+                               steps)
             rec.log_table("first_batches", pd.DataFrame([vars(b) for b in fb]))
             early = fb[:settings.chance_batches]
             measured.update({
@@ -235,13 +241,13 @@ def _converged_band(view) -> tuple[float, float] | None:
     return max(bands, key=lambda b: b[1] - b[0]) if bands else None
 
 
-def section(view) -> str:
+def section(view: RunView) -> str:
     """Accuracy per epoch against the printed curve, a per-seed table, the loops' speed table."""
+    # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
-    import pandas as pd
     from matplotlib.ticker import MaxNLocator
 
-    from harness.report import md_table, save_figure
+    from harness.reportkit import md_table, save_figure
 
     settings = view.spec["settings"]
     loops = settings["loops"]
@@ -254,13 +260,13 @@ def section(view) -> str:
     for ax, device in zip(axes[0], view.devices):
         for seed, m in view.measured[device].items():
             for loop in loops:
-                test = view.series(f"{loop}.test_acc", device, seed)
-                train = view.series(f"{loop}.train_acc", device, seed)
+                test = view.series(series_key(loop, "test_acc", loops), device, seed)
+                train = view.series(series_key(loop, "train_acc", loops), device, seed)
                 style = "-" if loop == "harness" else ":"
                 line, = ax.plot(test["step"], test["value"], style, marker="o", ms=3,
                                 label=f"test, seed {seed}" + ("" if len(loops) == 1 else f", {loop} loop"))
                 ax.plot(train["step"], train["value"], style, color=line.get_color(), alpha=0.45, lw=1)
-                secs = view.series(f"{loop}.epoch_seconds", device, seed)
+                secs = view.series(series_key(loop, "epoch_seconds", loops), device, seed)
                 acc = m[f"{loop}.test_acc"]
                 rows.append({"device": device, "seed": seed, "loop": loop, "epochs": len(test),
                              "loss": f"{m[f'{loop}.loss']:.4f}", "train acc": f"{m[f'{loop}.train_acc']:.3f}",
@@ -290,8 +296,8 @@ def section(view) -> str:
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         ax2 = ax.twinx()
         for device, seed in early:
-            acc = view.series("harness.first_batches.test_acc", device, seed)
-            loss = view.series("harness.first_batches.loss", device, seed)
+            acc = view.series(series_key("harness", "first_batches.test_acc", loops), device, seed)
+            loss = view.series(series_key("harness", "first_batches.loss", loops), device, seed)
             line, = ax.plot(acc["step"], acc["value"], marker="o", ms=3, label=f"test acc, seed {seed} ({device})")
             ax2.plot(loss["step"], loss["value"], "--", color=line.get_color(), alpha=0.6)
         ax.axvline(settings["chance_batches"], color="grey", lw=0.8)
@@ -317,11 +323,10 @@ def _pooled_rounds(view, device: str, metric: str) -> list[float]:
 
 def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str]:
     """The loops' speed with its interval over interleaved rounds, the harness loop against the ceiling, a plot."""
+    # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
-    import pandas as pd
 
-    from harness.report import md_table, save_figure
-    from harness.stats import METHOD, interval
+    from harness.reportkit import md_table, save_figure
 
     table = []
     fig, ax = plt.subplots(figsize=(6.4, 3.4))

@@ -13,6 +13,7 @@ from harness.cli import main
 from harness.report import write_report
 from harness.spec import SpecError, load_spec, parse_spec
 from harness.tasks import TASKS, lenet
+from tests.conftest import unit_of
 from tests.test_data import make_dataset
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -63,7 +64,7 @@ def test_tutorial_optimisation_in_the_specs():
 
 def test_unknown_metric_is_a_spec_error(tmp_path):
     data = {"name": "x", "title": "x", "kind": "lenet", "seeds": [0], "settings": BASE,
-            "references": [{"metric": "accuracy", "source": {"page": "001", "ref": "C1"}, "at_least": 0.5}]}
+            "references": [{"metric": "accuracy", "source": "C1", "at_least": 0.5}]}
     with pytest.raises(SpecError, match="unknown metric 'accuracy'"):
         parse_spec(data, tmp_path / "x.yaml")
 
@@ -78,11 +79,11 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
                      "loops": ["harness", "tutorial"], "tutorial_workers": 0, "eval_first_batches": 3,
                      "chance_batches": 2, "data_dir": str(tmp_path / "idx"), "progress": False},
         "references": [
-            {"metric": "test_acc", "source": {"page": "001", "ref": "C1"}, "band": [0.0, 1.0], "over": "mean"},
-            {"metric": "test_acc_per_epoch", "source": {"page": "001", "ref": "C1"}, "near": [0.5, 0.6],
+            {"metric": "test_acc", "source": "C1", "band": [0.0, 1.0], "over": "mean"},
+            {"metric": "test_acc_per_epoch", "source": "C1", "near": [0.5, 0.6],
              "atol": 1, "gate": False},
-            {"metric": "early_test_acc_max", "source": {"page": "000", "ref": "C3"}, "at_most": 1.0},
-            {"metric": "speedup", "source": {"page": "001", "ref": "C1"}, "at_least": 0.0, "gate": False},
+            {"metric": "early_test_acc_max", "source": "C3", "at_most": 1.0},
+            {"metric": "speedup", "source": "C1", "at_least": 0.0, "gate": False},
         ],
     }
     path = write_spec(spec)
@@ -95,9 +96,9 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
                    "figures/lenet-tiny-speedup-rounds.png", "6 (0), 6 (0)"):
         assert needle in text, needle
     run = tracking.spec_runs().iloc[0]
-    epochs = tracking.load_table(run.run_id, "cpu/seed0/epochs.json")
+    epochs = tracking.load_table(unit_of(run.run_id), "epochs.json")
     assert epochs.groupby("loop").size().to_dict() == {"harness": 2, "tutorial": 2}  # trained and evaluated
-    rounds = tracking.load_table(run.run_id, "cpu/seed0/rounds.json")
+    rounds = tracking.load_table(unit_of(run.run_id), "rounds.json")
     # a timing is judged, so the policy's 6 rounds run: 2 that train and evaluate, 4 that train on for timing
     assert list(rounds["round"]) == list(range(1, 7))
     assert rounds["speedup"].tolist() == pytest.approx(
