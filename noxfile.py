@@ -62,5 +62,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and import-linter's layer contract (pyproject.toml): no import cycle inside harness/."""
+    session.install("ruff", "import-linter")
+    session.install("-e", ".", "--no-deps")
     session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("lint-imports")

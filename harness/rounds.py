@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -21,10 +21,18 @@ from harness.schema import Reference, TimingPolicy
 from harness.stats import interval
 from harness.verdict import INCONCLUSIVE, decide
 
-if TYPE_CHECKING:
-    from harness.tracking import Recorder
-
 RoundFn = Callable[[int], dict[str, float]]
+
+
+class RoundsRecorder(Protocol):
+    """What ``recorded_rounds`` needs of a recorder (``harness.tracking.Recorder`` is one)."""
+
+    device: str
+    plan: Plan | None
+
+    def log_round(self, number: int, values: dict[str, float]) -> None: ...
+
+    def log_table(self, name: str, df: pd.DataFrame) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ def run_rounds(one_round: RoundFn, plan: Plan, first: int | None = None,
     return out
 
 
-def recorded_rounds(rec: Recorder, one_round: RoundFn, first: int | None = None) -> Rounds:
+def recorded_rounds(rec: RoundsRecorder, one_round: RoundFn, first: int | None = None) -> Rounds:
     """``run_rounds`` under the recorder's plan, each round logged as it ends and the rounds kept as a table."""
     plan = rec.plan or Plan(device=rec.device)
     out = run_rounds(one_round, plan, first, on_round=rec.log_round)
