@@ -1,4 +1,4 @@
-"""Sessions: tests (default), reproduce (the main job), bench, lint.
+"""Sessions: tests (default), reproduce (the main job), ui, bench, lint.
 
 Each session installs the project into its own virtualenv (reused between runs: torch is
 large). torch/torchvision come from the pinned builds this machine keeps on disk.
@@ -23,15 +23,25 @@ def install(session: nox.Session) -> None:
     session.install("-e", ".[test]")
 
 
-def ensure_fashion_mnist(session: nox.Session) -> None:
-    """Install Debian's dataset-fashion-mnist when it is missing and we may (root with apt-get)."""
-    if FASHION_MNIST.is_dir() or os.environ.get("FASHION_MNIST_DIR"):
-        return
+def apt_install(session: nox.Session, package: str, why: str) -> None:
+    """Install a Debian package when we may (root with apt-get); otherwise say what is missing and why."""
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "dataset-fashion-mnist", external=True)
+        session.run("apt-get", "install", "-y", "-qq", package, external=True)
     else:
-        session.warn("Fashion-MNIST not found: install Debian's dataset-fashion-mnist or set FASHION_MNIST_DIR")
+        session.warn(f"{package} is not installed: {why}")
+
+
+def ensure_fashion_mnist(session: nox.Session) -> None:
+    """Debian's dataset-fashion-mnist, unless Fashion-MNIST is already there."""
+    if not (FASHION_MNIST.is_dir() or os.environ.get("FASHION_MNIST_DIR")):
+        apt_install(session, "dataset-fashion-mnist", "install it, or set FASHION_MNIST_DIR to the idx files")
+
+
+def ensure_chromium(session: nox.Session) -> None:
+    """Debian's chromium, for the browser test of MLflow's UI (Playwright drives it; it downloads no browser)."""
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        apt_install(session, "chromium", "the browser test of MLflow's UI is skipped without it")
 
 
 @nox.session
@@ -39,6 +49,7 @@ def tests(session: nox.Session) -> None:
     """The default test run: fast tests; long runs and benchmarks are skipped."""
     install(session)
     ensure_fashion_mnist(session)
+    ensure_chromium(session)
     session.run("pytest", *session.posargs)
 
 
@@ -48,6 +59,19 @@ def reproduce(session: nox.Session) -> None:
     install(session)
     ensure_fashion_mnist(session)
     session.run("harness", "reproduce", "experiments", *session.posargs)
+
+
+@nox.session
+def ui(session: nox.Session) -> None:
+    """MLflow's UI on the store `nox -s reproduce` left here, in headless chromium: the suite, its specs, and
+    lenet-c2's three seeds overlaid on one test_acc chart; the screenshot goes to reports/."""
+    install(session)
+    ensure_chromium(session)
+    store = Path("mlflow.db").resolve()
+    if not store.is_file():
+        session.error("no mlflow.db here: run `nox -s reproduce` first")
+    session.run("pytest", "tests/test_ui.py", "-k", "reproduce_store", "-rs", *session.posargs,
+                env={"HARNESS_UI_STORE": f"sqlite:///{store}"})
 
 
 @nox.session

@@ -106,8 +106,10 @@ def cmd_run(args, suite: str | None = None) -> int:
     paths = spec_paths(args.specs)
     if not specs:
         raise SpecError(f"{' '.join(args.specs)}: (files): no spec files found")
-    tracking.connect(args.tracking_uri)
+    experiment = tracking.connect(args.tracking_uri)
     missed, inconclusive, failed = run_many(paths, specs, suite, resume=args.resume)
+    console.print(f"[dim]runs: `mlflow ui` where the store is, then http://127.0.0.1:5000/#/experiments/"
+                  f"{experiment}?workflowType=machine_learning[/]")
     status = 0
     if inconclusive:
         why = "failing: --strict" if args.strict else "not failing without --strict"

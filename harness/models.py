@@ -79,7 +79,7 @@ def lenet_d2l() -> nn.Sequential:
 
 
 def lenet_pad_max() -> nn.Sequential:
-    """The notebook's LeNet (page 000): padding 2 and max pooling (C3)."""
+    """The notebook's LeNet (C3's study notebook): padding 2 and max pooling (C3)."""
     return nn.Sequential(
         nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(),
         nn.MaxPool2d(2, 2),

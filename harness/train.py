@@ -75,7 +75,7 @@ class EpochStats:
 
 @dataclass
 class BatchEval:
-    """The notebook's per-batch print (page 000): running loss and train acc, and the test acc, after batch i."""
+    """C3's study notebook's per-batch print: running loss and train acc, and the test acc, after batch i."""
 
     batch: int
     loss: float  # running mean over the batches so far, as the notebook printed train_l_sum / batch_count

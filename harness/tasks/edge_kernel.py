@@ -132,7 +132,7 @@ def section(view: RunView) -> str:
     for ref in view.spec["references"]:
         if ref["metric"] == "loss_at_checkpoints" and ref.get("near"):
             ax.plot(settings["checkpoints"], ref["near"], "kx", markersize=9, mew=2,
-                    label=f"printed on page {ref['source']['page']}")
+                    label=f"printed in {ref['source']}")
             break
     ax.set(yscale="log", xlabel="step", ylabel="summed squared error",
            title=f"{view.name}: lr {settings['lr']}, target {settings['target_kernel']}")
