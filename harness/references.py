@@ -8,6 +8,7 @@ project's own ``references/``; an id defined twice is an error, so a user's entr
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
@@ -63,11 +64,32 @@ def load_file(path: Path) -> list[Entry]:
     return entries
 
 
+FileKey = tuple[Path, int | None, int | None]  # a file, its mtime_ns and size (None where it cannot be stat'ed)
+
+
+def _file_key(path: Path) -> FileKey:
+    try:
+        st = path.stat()
+    except OSError:  # gone since the glob: load_file says so, and an error is never cached
+        return path, None, None
+    return path, st.st_mtime_ns, st.st_size
+
+
 def registry(dirs: tuple[Path, ...]) -> dict[str, tuple[Entry, Path]]:
-    """Every entry in ``dirs`` by id, with the file that defines it."""
+    """Every entry in ``dirs`` by id, with the file that defines it.
+
+    Read once per process while no file changes: the result is cached by directory and by each file's path,
+    modification time and size, so a spec batch does not re-read and re-validate the registry for every spec.
+    """
+    files = tuple((folder, tuple(_file_key(path) for path in sorted(folder.glob("*.yaml")))) for folder in dirs)
+    return dict(_registry(files))
+
+
+@functools.cache
+def _registry(files: tuple[tuple[Path, tuple[FileKey, ...]], ...]) -> dict[str, tuple[Entry, Path]]:
     out: dict[str, tuple[Entry, Path]] = {}
-    for folder in dirs:
-        for path in sorted(folder.glob("*.yaml")):
+    for _folder, keys in files:
+        for path, _mtime_ns, _size in keys:
             for i, entry in enumerate(load_file(path)):
                 if entry.id in out:
                     raise SpecError(f"{path}: [{i}].id: {entry.id!r} is already defined in {out[entry.id][1]}")

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from harness.schema import Reference, TimingPolicy
-from harness.stats import interval
+from harness.stats import geomean, interval
 from harness.verdict import INCONCLUSIVE, decide
 
 RoundFn = Callable[[int], dict[str, float]]
@@ -28,7 +28,7 @@ class RoundsRecorder(Protocol):
     """What ``recorded_rounds`` needs of a recorder (``harness.tracking.Recorder`` is one)."""
 
     device: str
-    plan: Plan | None
+    plan: Plan
 
     def log_round(self, number: int, values: dict[str, float]) -> None: ...
 
@@ -80,7 +80,7 @@ class Rounds:
 
     def measured(self, metrics: list[str] | set[str]) -> dict[str, Any]:
         """Point estimates (geometric means over rounds) of ``metrics``, their rounds, and how the rounds went."""
-        out: dict[str, Any] = {m: interval(self.series(m)).estimate for m in sorted(metrics)}
+        out: dict[str, Any] = {m: geomean(self.series(m)) for m in sorted(metrics)}
         out["rounds"] = {m: self.series(m) for m in sorted(metrics)}
         out["rounds_info"] = {"rounds": len(self.values), "first": self.first, "extra": self.extra,
                               "stop": self.stop, "seconds": sum(self.seconds)}
@@ -127,7 +127,6 @@ def run_rounds(one_round: RoundFn, plan: Plan, first: int | None = None,
 
 def recorded_rounds(rec: RoundsRecorder, one_round: RoundFn, first: int | None = None) -> Rounds:
     """``run_rounds`` under the recorder's plan, each round logged as it ends and the rounds kept as a table."""
-    plan = rec.plan or Plan(device=rec.device)
-    out = run_rounds(one_round, plan, first, on_round=rec.log_round)
+    out = run_rounds(one_round, rec.plan, first, on_round=rec.log_round)
     rec.log_table("rounds", out.table())
     return out

@@ -172,8 +172,6 @@ def _unique_keys(loader: SpecLoader, node: yaml.MappingNode) -> dict[Any, Any]:
 SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
 
 
-
-
 def natural_order(ref_id: str) -> tuple:
     """Sort key for reference ids: A1, A2, ..., A10."""
     head = ref_id.rstrip("0123456789")

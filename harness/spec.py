@@ -83,9 +83,6 @@ class Spec(Strict):
         return self._cited
 
 
-
-
-
 def parse_spec(data: Any, path: Path) -> Spec:
     """Validate already-loaded YAML data; settings by the kind's own model, sources by the references registry."""
     if data is None:

@@ -54,6 +54,17 @@ def _num(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
+def geomean(values: Sequence[float]) -> float:
+    """Geometric mean of positive per-round values (the point estimate of ``interval``, without the bootstrap).
+
+    NaN when there are no values or one is not a positive finite number.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.all(np.isfinite(x)) or np.any(x <= 0):
+        return math.nan
+    return float(np.exp(np.log(x).mean()))
+
+
 def interval(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
     """Geometric mean of positive per-round values and its BCa bootstrap interval.
 
@@ -64,10 +75,10 @@ def interval(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -
 
     x = np.asarray(values, dtype=float)
     n = int(x.size)
-    if n == 0 or not np.all(np.isfinite(x)) or np.any(x <= 0):
+    estimate = geomean(x)
+    if math.isnan(estimate):  # no values, or one that is not a positive finite number
         return Interval(math.nan, math.nan, math.nan, n, confidence)
     logs = np.log(x)
-    estimate = float(np.exp(logs.mean()))
     if n < 2:
         return Interval(estimate, math.nan, math.nan, n, confidence)
     if np.ptp(logs) == 0:

@@ -98,8 +98,8 @@ def creation_lock(uri: str):
 
 def identity() -> dict[str, str]:
     """Where this process's runs live: host, pid and the process's start time (to tell a reused pid apart)."""
-    return {HOST: socket.gethostname(), PID: str(psutil.Process().pid),
-            STARTED: f"{psutil.Process().create_time():.3f}"}
+    proc = psutil.Process()
+    return {HOST: socket.gethostname(), PID: str(proc.pid), STARTED: f"{proc.create_time():.3f}"}
 
 
 def _gone(tags: dict[str, str], start_ms: int, now: float) -> str | None:
@@ -126,7 +126,6 @@ def _gone(tags: dict[str, str], start_ms: int, now: float) -> str | None:
 @retry_locked
 def recover_orphans(experiment_id: str) -> list[str]:
     """End as FAILED every RUNNING harness run whose process is gone; one line each, also printed to stderr."""
-
     client, now, lines = MlflowClient(), time.time(), []
     running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
     for run in running:
@@ -165,7 +164,6 @@ class Heartbeat:
             self.runs.discard(run_id)
 
     def _beat(self) -> None:
-
         while True:
             time.sleep(HEARTBEAT_S)
             with self.lock:

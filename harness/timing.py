@@ -11,16 +11,43 @@ part of a slow loop to the whole, and says how.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils import benchmark
-from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    from torch.utils import benchmark
+
+
+def _quiet_cuda_home_notice() -> None:
+    """Keep torch's "No CUDA runtime is found, using CUDA_HOME=..." off a CPU-only run.
+
+    torch.utils.cpp_extension logs it when it is imported (by torch.utils.benchmark's C++ timer support, imported
+    by ``_benchmark`` below, and by torch.compile's C++ backend) on a machine that has nvcc on its PATH but no
+    usable GPU. It concerns building CUDA extensions, which the harness never does; only that module's logger is
+    turned down, and only where CUDA is unavailable. Done when this module is imported (cheap: it makes no CUDA
+    context), which every kind that times or compiles does at its own import, before either of those imports.
+    """
+    if not torch.cuda.is_available():
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
+_quiet_cuda_home_notice()
+
+
+def _benchmark() -> ModuleType:
+    """torch.utils.benchmark, imported on first use: about 0.15 s, and it imports torch.utils.cpp_extension, so
+    commands that time nothing (``harness list``) do not pay for it."""
+    from torch.utils import benchmark
+
+    return benchmark
 
 
 @dataclass(frozen=True)
@@ -39,6 +66,7 @@ class Timing:
     @classmethod
     def of(cls, times: list[float], number_per_run: int = 1, label: str = "measure", **extra: Any) -> Timing:
         """A timing from per-call block times (``number_per_run`` calls a block)."""
+        benchmark = _benchmark()
         m = benchmark.Measurement(number_per_run, [t * number_per_run for t in times],
                                   benchmark.utils.common.TaskSpec(stmt="fn()", setup="pass", label=label))
         return cls(m, number_per_run, calls=len(times) * number_per_run, total_s=float(sum(times) * number_per_run),
@@ -63,7 +91,7 @@ class Timing:
     def scaled(self, factor: float) -> Timing:
         """The same timing for ``factor`` times the work (linear extrapolation)."""
         m = self.measurement
-        scaled = benchmark.Measurement(m.number_per_run, [t * factor for t in m.raw_times], m.task_spec)
+        scaled = _benchmark().Measurement(m.number_per_run, [t * factor for t in m.raw_times], m.task_spec)
         return Timing(scaled, self.number_per_run, self.calls, self.total_s, self.others_cpu,
                       self.faults_per_call * factor)
 
@@ -83,7 +111,7 @@ def pool(timings: list[Timing]) -> Timing:
     """
     if not timings:
         raise ValueError("nothing to pool")
-    merged = benchmark.Measurement.merge([t.measurement for t in timings])
+    merged = _benchmark().Measurement.merge([t.measurement for t in timings])
     if len(merged) != 1:
         raise ValueError("pool() takes timings of one statement")
     others = [t.others_cpu for t in timings if math.isfinite(t.others_cpu)]
@@ -181,9 +209,9 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
     its page faults a call: where the allocator hands memory back to the OS and touches it afresh every call,
     the time measures that as much as the arithmetic.
     """
-
     if min_run_time <= 0:
         raise ValueError("min_run_time must be positive")
+    benchmark = _benchmark()
     for _ in range(warmup):
         fn()
     synchronize(device)
@@ -227,6 +255,8 @@ def training_flops(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> in
 
     The counter sees matrix products and convolutions (a multiply-add counted as 2), not the element-wise work.
     """
+    from torch.utils.flop_counter import FlopCounterMode  # about 0.09 s: only when FLOP are counted
+
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(net(x), y).backward()
     net.zero_grad(set_to_none=True)

@@ -21,21 +21,19 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
+from harness.rounds import Plan
 from harness.store import HEARTBEATS, creation_lock, identity, recover_orphans, retry_locked, sqlite_path
-
-if TYPE_CHECKING:
-    from harness.rounds import Plan
 
 EXPERIMENT = "d2l-cnn-chapter"
 DEFAULT_DB = "mlflow.db"
@@ -137,47 +135,57 @@ def safe_key(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
 
 
+def is_finite_number(v: Any) -> bool:
+    """Is ``v`` a finite int or float (not a bool)? Only those become MLflow metrics."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # MLflow's limits for one log_batch
+
+
+def _log_batches(client: Any, run_id: str, metrics: Sequence[Metric], params: Sequence[Param] = ()) -> None:
+    """``params`` then ``metrics`` into run ``run_id``, in as many ``log_batch`` calls as MLflow's limits need."""
+    for i in range(0, len(params), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=params[i:i + PARAMS_PER_BATCH])
+    for i in range(0, len(metrics), METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[i:i + METRICS_PER_BATCH])
+
+
 @dataclass
 class Recorder:
-    """What a task writes into its unit's run (one device, one seed); ``plan`` holds the spec's timing claims."""
+    """What a task writes into its unit's run (one device, one seed); ``plan`` holds the spec's timing claims
+    (none given: no timing claim on ``device``, the default policy)."""
 
     run_id: str
     device: str
     seed: int
-    plan: Plan | None = field(default=None, repr=False)
+    plan: Plan = field(default=None, repr=False)  # type: ignore[assignment]  # None: set in __post_init__
 
-    def key(self, name: str) -> str:
-        return safe_key(name)
+    def __post_init__(self) -> None:
+        if self.plan is None:
+            self.plan = Plan(device=self.device)
 
     @retry_locked
     def log_series(self, name: str, values: list[float], steps: list[int] | None = None) -> None:
         """A metric curve, one point a step (steps default to 1..n)."""
-
         steps = steps or list(range(1, len(values) + 1))
         now = int(time.time() * 1000)
-        metrics = [Metric(self.key(name), float(v), now, int(s)) for s, v in zip(steps, values)]
-        client = MlflowClient()
-        for i in range(0, len(metrics), 1000):
-            client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+        _log_batches(MlflowClient(), self.run_id,
+                     [Metric(safe_key(name), float(v), now, int(s)) for s, v in zip(steps, values)])
 
     @retry_locked
     def log_round(self, number: int, values: dict[str, float]) -> None:
         """One timing round's values, as metrics ``round.<name>`` at step ``number``."""
-
         now = int(time.time() * 1000)
-        metrics = [Metric(self.key(f"round.{k}"), float(v), now, number) for k, v in values.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-        for i in range(0, len(metrics), 1000):
-            MlflowClient().log_batch(self.run_id, metrics=metrics[i:i + 1000])
+        _log_batches(MlflowClient(), self.run_id, [Metric(safe_key(f"round.{k}"), float(v), now, number)
+                                                   for k, v in values.items() if is_finite_number(v)])
 
     @retry_locked
     def log_metric(self, name: str, value: float, step: int = 0) -> None:
-
-        MlflowClient().log_metric(self.run_id, self.key(name), float(value), step=step)
+        MlflowClient().log_metric(self.run_id, safe_key(name), float(value), step=step)
 
     @retry_locked
     def log_json(self, name: str, obj: Any) -> None:
-
         MlflowClient().log_dict(self.run_id, obj, f"{name}.json")
 
     def log_table(self, name: str, df: pd.DataFrame) -> None:
@@ -226,27 +234,22 @@ def finished_units(tags: dict[str, str]) -> dict[tuple[str, int], str]:
 
 
 def copy_unit(source: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
-    """A new child run of the active run, holding a copy of unit run ``source``: params, curves, tables, values."""
+    """A new child run of the active run, holding a copy of unit run ``source``: params, curves, tables, values.
 
+    Returns the unit's ``measured.json``, read from the artifacts downloaded for the copy.
+    """
     client = MlflowClient()
     src = client.get_run(source)
-    with recorded_run(name, tags=tags | {REUSED_FROM: source}, nested=True) as run:
-        target = run.info.run_id
-        params = [Param(k, v) for k, v in src.data.params.items()]
-        points = [m for key in src.data.metrics for m in client.get_metric_history(source, key)]
-        _log_batches(client, target, points, params)
-        with tempfile.TemporaryDirectory() as tmp:
-            client.log_artifacts(target, client.download_artifacts(source, "", tmp))
-    return load_json(source, "measured.json")
-
-
-@retry_locked
-def _log_batches(client: Any, run_id: str, metrics: list[Any], params: list[Any]) -> None:
-    client.log_batch(run_id, params=params[:100])
-    for i in range(100, len(params), 100):
-        client.log_batch(run_id, params=params[i:i + 100])
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+    with tempfile.TemporaryDirectory() as tmp:
+        with recorded_run(name, tags=tags | {REUSED_FROM: source}, nested=True) as run:
+            target = run.info.run_id
+            params = [Param(k, v) for k, v in src.data.params.items()]
+            points = [m for key in src.data.metrics for m in client.get_metric_history(source, key)]
+            retry_locked(_log_batches)(client, target, points, params)
+            local = client.download_artifacts(source, "", tmp)
+            client.log_artifacts(target, local)
+        with open(Path(local) / "measured.json") as f:
+            return json.load(f)
 
 
 # ---- reading back ----------------------------------------------------------------
@@ -284,7 +287,6 @@ def load_table(run_id: str, path: str) -> pd.DataFrame:
 
 def metric_history(run_id: str, key: str) -> pd.DataFrame:
     """A metric's points as a (step, value) table, in step order."""
-
     hist = MlflowClient().get_metric_history(run_id, safe_key(key))
     df = pd.DataFrame({"step": [m.step for m in hist], "value": [m.value for m in hist]})
     return df.sort_values("step", kind="stable").reset_index(drop=True)
@@ -292,7 +294,6 @@ def metric_history(run_id: str, key: str) -> pd.DataFrame:
 
 def artifact_paths(run_id: str, under: str = "") -> list[str]:
     """Every artifact file of a run, recursively."""
-
     client, out, todo = MlflowClient(), [], [under or None]
     while todo:
         for info in client.list_artifacts(run_id, todo.pop()):

@@ -55,7 +55,10 @@ class MemoryRecorder:
     """A stand-in for ``tracking.Recorder`` that keeps what a task logs in memory (no MLflow)."""
 
     def __init__(self, device: str = "cpu", seed: int = 0, plan=None):
-        self.device, self.seed, self.plan = device, seed, plan
+        from harness.rounds import Plan
+
+        self.device, self.seed = device, seed
+        self.plan = Plan(device=device) if plan is None else plan  # as Recorder: no plan, no timing claim
         self.rounds: list[tuple[int, dict]] = []
         self.tables: dict = {}
         self.series: dict = {}

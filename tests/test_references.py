@@ -68,3 +68,22 @@ def test_an_id_defined_twice_is_an_error(tmp_path):
     write(tmp_path / "references" / "b.yaml", [ENTRY | {"id": "B1"}])  # the chapter's id, taken again
     with pytest.raises(SpecError, match="'B1' is already defined"):
         load_spec(write(tmp_path / "experiments" / "mine.yaml", SPEC))
+
+
+def test_the_registry_is_read_once_until_a_file_changes(tmp_path):
+    path = write(tmp_path / "references" / "mine.yaml", [ENTRY])
+    dirs = (tmp_path / "references",)
+    first = references.registry(dirs)
+    hits = references._registry.cache_info().hits
+    again = references.registry(dirs)
+    assert again == first and references._registry.cache_info().hits == hits + 1
+    again.clear()  # a caller's copy: the cache keeps its own
+    assert set(references.registry(dirs)) == {"X1"}
+    write(path, [ENTRY, ENTRY | {"id": "X2", "sources": [dict(ENTRY["sources"][0])]}])  # rewritten: another size
+    assert set(references.registry(dirs)) == {"X1", "X2"}
+    write(tmp_path / "references" / "more.yaml", [ENTRY | {"id": "X3"}])  # a new file
+    assert set(references.registry(dirs)) == {"X1", "X2", "X3"}
+    write(tmp_path / "references" / "twice.yaml", [ENTRY])  # an error is raised again, never cached
+    for _ in range(2):
+        with pytest.raises(SpecError, match="'X1' is already defined"):
+            references.registry(dirs)

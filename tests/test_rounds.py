@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.rounds import Plan, run_rounds
+from harness.rounds import Plan, recorded_rounds, run_rounds
 from harness.schema import Reference, TimingPolicy
+from harness.stats import interval
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, judge_timing
 
 SRC = "C1"
@@ -104,3 +105,21 @@ def test_every_round_is_handed_to_the_recorder():
     run_rounds(timer, Plan(refs=(claim(at_least=3),), policy=POLICY), clock=timer.clock,
                on_round=lambda n, v: seen.append((n, v["speedup"])))
     assert [n for n, _ in seen] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_recorder_without_a_plan_measures_the_default_rounds_and_no_more(memory_recorder):
+    rec = memory_recorder(device="cuda")
+    timer = SyntheticTimer(center=2.0)
+    rounds = recorded_rounds(rec, timer)
+    assert rec.plan == Plan(device="cuda")
+    assert len(rounds.values) == TimingPolicy().rounds and rounds.stop == "no gating timing claim on this device"
+    assert [n for n, _ in rec.rounds] == list(range(1, TimingPolicy().rounds + 1)) and "rounds" in rec.tables
+
+
+def test_measured_estimates_are_the_intervals_estimates():
+    timer = SyntheticTimer(center=2.0)
+    rounds = run_rounds(timer, Plan(policy=POLICY), clock=timer.clock)
+    rounds.values[-1]["partial"] = 1.0  # a metric some rounds lack: NaN, as its interval's
+    out = rounds.measured({"speedup", "partial"})
+    assert out["speedup"] == interval(rounds.series("speedup")).estimate
+    assert np.isnan(out["partial"]) and np.isnan(interval(rounds.series("partial")).estimate)

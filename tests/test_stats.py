@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.stats import Interval, interval
+from harness.stats import Interval, geomean, interval
 
 
 def lognormal_rounds(center: float, sigma: float, n: int, seed: int = 0) -> list[float]:
@@ -56,3 +56,12 @@ def test_text():
     assert Interval(3.72, 3.31, 4.12, 7).text("x") == "3.72x (95% CI 3.31-4.12, 7 rounds)"
     assert Interval(23573.2, 21000.0, 26000.4, 5).text(" ex/s") == "23,573 ex/s (95% CI 21,000-26,000, 5 rounds)"
     assert Interval(0.257, 0.234, 0.27, 8).text("%") == "25.7% (95% CI 23.4-27, 8 rounds)"
+
+
+@pytest.mark.parametrize("values", [[2.0, 8.0, 4.0], [3.0], [3.0, 3.0], lognormal_rounds(3.7, 0.2, 9), [],
+                                    [1.0, math.nan], [1.0, math.inf], [1.0, -2.0], [0.0, 1.0]])
+def test_geomean_is_the_interval_s_estimate(values):
+    """The point estimate alone, without the bootstrap: the same number, NaN where the interval's is NaN."""
+    expected = interval(values).estimate
+    got = geomean(values)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
