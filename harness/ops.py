@@ -2,7 +2,8 @@
 
 ``corr2d``, ``corr2d_multi_in``, ``corr2d_multi_in_out``, ``corr2d_multi_in_out_1x1`` and
 ``pool2d`` are d2l's code (section 6.2-6.5, Chinese edition), kept line for line so a reader
-recognises them; they are the definition, not a fast way to compute.
+recognises them; they are the definition, not a fast way to compute. The convolutions take a
+``stride`` (an int or (s_h, s_w), section 6.3); at the default stride 1 they are the pages' code.
 """
 
 from __future__ import annotations
@@ -11,28 +12,35 @@ import torch
 import torch.nn.functional as F
 
 
-def corr2d(X, K):
-    """Compute 2D cross-correlation (d2l: 计算二维互相关运算)."""
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def corr2d(X, K, stride=1):
+    """Compute 2D cross-correlation (d2l: 计算二维互相关运算), windows ``stride`` apart."""
     h, w = K.shape
-    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    sh, sw = _pair(stride)
+    Y = torch.zeros(((X.shape[0] - h) // sh + 1, (X.shape[1] - w) // sw + 1))
     for i in range(Y.shape[0]):
         for j in range(Y.shape[1]):
-            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+            Y[i, j] = (X[i * sh:i * sh + h, j * sw:j * sw + w] * K).sum()
     return Y
 
 
-def corr2d_multi_in(X, K):
+def corr2d_multi_in(X, K, stride=1):
     """Iterate over the input channels, cross-correlate each, and add them up."""
-    return sum(corr2d(x, k) for x, k in zip(X, K))
+    return sum(corr2d(x, k, stride) for x, k in zip(X, K))
 
 
-def corr2d_multi_in_out(X, K):
+def corr2d_multi_in_out(X, K, stride=1):
     """Iterate over the output channels of K, each a multi-input cross-correlation; stack them."""
-    return torch.stack([corr2d_multi_in(X, k) for k in K], 0)
+    return torch.stack([corr2d_multi_in(X, k, stride) for k in K], 0)
 
 
-def corr2d_multi_in_out_1x1(X, K):
-    """A 1x1 convolution is a matrix product over the channels."""
+def corr2d_multi_in_out_1x1(X, K, stride=1):
+    """A 1x1 convolution is a matrix product over the channels (strided: of every s-th pixel)."""
+    sh, sw = _pair(stride)
+    X = X[:, ::sh, ::sw]
     c_i, h, w = X.shape
     c_o = K.shape[0]
     X = X.reshape((c_i, h * w))
@@ -57,13 +65,9 @@ def pool2d(X, pool_size, mode="max"):
 # ---- faster twins: same maths, batched ---------------------------------------------
 
 
-def conv2d_library(X, K):
+def conv2d_library(X, K, stride=1):
     """The library convolution (oneDNN on CPU, cuDNN on CUDA) on (C_i,H,W) x (C_o,C_i,kh,kw)."""
-    return F.conv2d(X.unsqueeze(0), K).squeeze(0)
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+    return F.conv2d(X.unsqueeze(0), K, stride=stride).squeeze(0)
 
 
 def conv_output_hw(h: int, w: int, kh: int, kw: int, padding=0, stride=1) -> tuple[int, int]:
@@ -72,22 +76,23 @@ def conv_output_hw(h: int, w: int, kh: int, kw: int, padding=0, stride=1) -> tup
     return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
 
-def conv2d_loop(X, K, padding=0):
+def conv2d_loop(X, K, padding=0, stride=1):
     """The tutorial's loop on a batch: per image, ``corr2d_multi_in_out`` on the zero-padded image.
 
-    X is (N, C_i, H, W), K is (C_o, C_i, kh, kw), stride 1, as F.conv2d; the result is moved back
+    X is (N, C_i, H, W), K is (C_o, C_i, kh, kw), padding and stride as F.conv2d; the result is moved back
     to X's device (``corr2d`` builds its output on the CPU, one Python-level element at a time).
     """
     ph, pw = _pair(padding)
     if ph or pw:
         X = F.pad(X, (pw, pw, ph, ph))
-    return torch.stack([corr2d_multi_in_out(x, K) for x in X], 0).to(X.device)
+    return torch.stack([corr2d_multi_in_out(x, K, stride) for x in X], 0).to(X.device)
 
 
-def corr2d_unfold(X, K):
+def corr2d_unfold(X, K, stride=1):
     """``corr2d`` (2-D X and K) without a Python loop: every window at once, as a strided view."""
     h, w = K.shape
-    windows = X.unfold(0, h, 1).unfold(1, w, 1)  # (H_o, W_o, h, w), a view, no copy
+    sh, sw = _pair(stride)
+    windows = X.unfold(0, h, sh).unfold(1, w, sw)  # (H_o, W_o, h, w), a view, no copy
     return (windows * K).sum(dim=(-2, -1))
 
 

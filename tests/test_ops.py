@@ -1,4 +1,4 @@
-"""The tutorial's operations: exact printed outputs, and agreement with the library on random inputs."""
+"""The tutorial's operations: exact printed outputs, and agreement with the library on random inputs, strided too."""
 
 from __future__ import annotations
 
@@ -62,3 +62,44 @@ def test_loops_agree_with_library(c_in, h, w, c_out, kh, kw):
     x = X[0][None, None]
     assert torch.equal(pool2d(X[0], (kh, kw)), F.max_pool2d(x, (kh, kw), stride=1)[0, 0])
     torch.testing.assert_close(pool2d(X[0], (kh, kw), "avg"), F.avg_pool2d(x, (kh, kw), stride=1)[0, 0])
+
+
+def _d2l_corr2d(X, K):
+    """d2l's corr2d as the page prints it, without a stride."""
+    h, w = K.shape
+    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+    return Y
+
+
+def test_stride_1_is_the_pages_corr2d_bit_for_bit():
+    g = torch.Generator().manual_seed(5)
+    X, K = torch.randn(9, 7, generator=g), torch.randn(3, 2, generator=g)
+    assert torch.equal(corr2d(X, K), _d2l_corr2d(X, K)) and torch.equal(corr2d(X, K, 1), _d2l_corr2d(X, K))
+    assert torch.equal(corr2d(X, K, (1, 1)), _d2l_corr2d(X, K))
+
+
+def test_stride_examples_of_6_3():
+    X = torch.rand(8, 8)
+    assert corr2d(F.pad(X, (1, 1, 1, 1)), torch.rand(3, 3), 2).shape == (4, 4)
+    assert corr2d(F.pad(X, (1, 1, 0, 0)), torch.rand(3, 5), (3, 4)).shape == (2, 2)
+
+
+def test_strided_corr2d_picks_every_s_th_window():
+    X = torch.arange(36.0).reshape(6, 6)
+    assert corr2d(X, torch.ones(1, 1), (2, 3)).tolist() == [[0, 3], [12, 15], [24, 27]]
+    assert corr2d(X, torch.ones(2, 2), 4).tolist() == [[14, 30], [110, 126]]
+
+
+@pytest.mark.parametrize("stride", [2, (3, 4), (1, 2), 5], ids=str)
+def test_strided_loops_agree_with_library(stride):
+    g = torch.Generator().manual_seed(7)
+    X, K = torch.randn(2, 11, 13, generator=g), torch.randn(3, 2, 3, 2, generator=g)
+    ref = conv2d_library(X, K, stride)
+    torch.testing.assert_close(corr2d_multi_in_out(X, K, stride), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(corr2d_multi_in(X, K[0], stride), ref[0], rtol=1e-5, atol=1e-5)
+    K1 = K[:, :, :1, :1]
+    torch.testing.assert_close(corr2d_multi_in_out_1x1(X, K1, stride), conv2d_library(X, K1, stride), rtol=1e-5,
+                               atol=1e-5)

@@ -1,6 +1,6 @@
 """D2: convolution implementations side by side, over a grid of shapes, against the device's matmul ceiling.
 
-Implementations (same (N, C_i, H, W) x (C_o, C_i, kh, kw) maths, stride 1, zero padding):
+Implementations (same (N, C_i, H, W) x (C_o, C_i, kh, kw) maths, zero padding, a stride per shape, default 1):
 
 - ``loop``: the tutorial's ``corr2d_multi_in_out`` per image (Python loops over channels, rows, columns);
 - ``unfold``: im2col by ``F.unfold`` and one matrix product;
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness import ops
 from harness.rounds import Rounds, recorded_rounds
@@ -61,7 +61,7 @@ FUNCS = {"loop": ops.conv2d_loop, "unfold": ops.conv2d_unfold, "strided": ops.co
 
 
 class Shape(Strict):
-    """One convolution: input (n, c_in, h, w), kernel (c_out, c_in, kh, kw), zero padding on each side."""
+    """One convolution: input (n, c_in, h, w), kernel (c_out, c_in, kh, kw), zero padding on each side, a stride."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
     n: int = Field(ge=1, le=4096)
@@ -72,7 +72,16 @@ class Shape(Strict):
     kh: int = Field(ge=1, le=64)
     kw: int = Field(ge=1, le=64)
     padding: int = Field(default=0, ge=0, le=32)
+    stride: int | tuple[int, int] = Field(default=1, description="an int, or [s_h, s_w]; each from 1 to 64")
     note: str = ""
+
+    @field_validator("stride", mode="before")
+    @classmethod
+    def _stride(cls, v: Any) -> Any:
+        pair = list(v) if isinstance(v, (list, tuple)) and len(v) == 2 else [v]
+        if not all(type(s) is int and 1 <= s <= 64 for s in pair):
+            raise ValueError(f"stride must be an int from 1 to 64 or a pair [s_h, s_w] of them (got {repr(v)[:40]})")
+        return tuple(pair) if isinstance(v, (list, tuple)) else v
 
     @model_validator(mode="after")
     def _fits(self) -> Shape:
@@ -84,7 +93,16 @@ class Shape(Strict):
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        return ops.conv_output_hw(self.h, self.w, self.kh, self.kw, self.padding)
+        return ops.conv_output_hw(self.h, self.w, self.kh, self.kw, self.padding, self.stride)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return (self.stride, self.stride) if isinstance(self.stride, int) else self.stride
+
+    @property
+    def stride_text(self) -> str:
+        sh, sw = self.stride_hw
+        return str(sh) if sh == sw else f"{sh}x{sw}"
 
     @property
     def flops(self) -> int:
@@ -100,7 +118,8 @@ class Shape(Strict):
 
 
 # The default grid: the tutorial's edge image, one 28x28 image, LeNet's two convolutions at batch 256
-# (d2l v2: padding 2 on the first), then larger images and channel counts.
+# (d2l v2: padding 2 on the first), then larger images and channel counts, then AlexNet's
+# stride-4 first layer.
 DEFAULT_SHAPES: list[dict[str, Any]] = [
     {"id": "edge_6x8", "n": 1, "c_in": 1, "h": 6, "w": 8, "c_out": 1, "kh": 1, "kw": 2,
      "note": "the tutorial's edge image and its 1x2 kernel"},
@@ -114,6 +133,8 @@ DEFAULT_SHAPES: list[dict[str, Any]] = [
      "note": "one 224x224 RGB image, 64 3x3 kernels"},
     {"id": "feat_56_c64", "n": 8, "c_in": 64, "h": 56, "w": 56, "c_out": 64, "kh": 3, "kw": 3, "padding": 1,
      "note": "8 feature maps of 64 channels at 56x56, 64 3x3 kernels"},
+    {"id": "alexnet_c1", "n": 1, "c_in": 1, "h": 224, "w": 224, "c_out": 96, "kh": 11, "kw": 11, "padding": 1,
+     "stride": 4, "note": "AlexNet's first convolution as d2l 7.1 builds it: 96 11x11 kernels, stride 4, 54x54 out"},
 ]
 
 
@@ -156,9 +177,9 @@ TIMINGS = {"unfold_over_loop_claim": "x", "library_over_loop_claim": "x", "strid
            "library_fraction_of_peak_lenet_min": "", "library_fraction_of_peak_lenet_max": ""}
 METRICS = set(TIMINGS) | {"matmul_peak_gflops"}
 
-TABLE_COLUMNS = ["shape", "input", "kernel", "padding", "flops", "gflop", "impl", "backend", "median_s", "iqr_s",
-                 "rel_spread", "runs", "calls", "gflops", "speedup_over_loop", "fraction_of_peak", "extrapolated",
-                 "method", "max_rel_err", "compile_s", "others_cpu", "status"]
+TABLE_COLUMNS = ["shape", "input", "kernel", "padding", "stride", "flops", "gflop", "impl", "backend", "median_s",
+                 "iqr_s", "rel_spread", "runs", "calls", "gflops", "speedup_over_loop", "fraction_of_peak",
+                 "extrapolated", "method", "max_rel_err", "compile_s", "others_cpu", "status"]
 
 
 BACKENDS = {"Cudnn": "cuDNN", "CudnnTranspose": "cuDNN", "Miopen": "MIOpen", "Mkldnn": "oneDNN (mkldnn)",
@@ -166,10 +187,11 @@ BACKENDS = {"Cudnn": "cuDNN", "CudnnTranspose": "cuDNN", "Miopen": "MIOpen", "Mk
             "Overrideable": "out-of-tree backend", "Mps": "MPS"}
 
 
-def library_backend(X: torch.Tensor, K: torch.Tensor, padding: int) -> str:
+def library_backend(X: torch.Tensor, K: torch.Tensor, padding: int, stride: int | tuple[int, int] = 1) -> str:
     """Which kernel F.conv2d dispatches to for these tensors (PyTorch's own backend choice)."""
+    strides = [stride, stride] if isinstance(stride, int) else list(stride)
     try:
-        choice = torch._C._select_conv_backend(X, K, None, [1, 1], [padding, padding], [1, 1], False, [0, 0], 1,
+        choice = torch._C._select_conv_backend(X, K, None, strides, [padding, padding], [1, 1], False, [0, 0], 1,
                                                None)
     except (AttributeError, RuntimeError, TypeError):
         return "unknown"
@@ -212,14 +234,15 @@ def _loop_case(case: Case, Xp: torch.Tensor, K: torch.Tensor, ref: torch.Tensor,
     h_o, _ = shape.out_hw
     n, c_o = shape.n, shape.c_out
     probe_x, probe_k = Xp[:1, :, :shape.kh], K[:1]
-    unit = min(time_once(lambda: ops.conv2d_loop(probe_x, probe_k), device) for _ in range(2))
+    loop = partial(ops.conv2d_loop, stride=shape.stride)
+    unit = min(time_once(lambda: loop(probe_x, probe_k), device) for _ in range(2))
     units = max(1, int(budget / 4 / max(unit, 1e-9)))
     rows = min(h_o, units)
     chans = min(c_o, max(1, units // h_o)) if rows == h_o else 1
     imgs = min(n, max(1, units // (h_o * c_o))) if chans == c_o else 1
-    X_part, K_part = Xp[:imgs, :, :rows + shape.kh - 1], K[:chans]
-    case.row["max_rel_err"] = _rel_err(ops.conv2d_loop(X_part, K_part), ref[:imgs, :chans, :rows])
-    case.call = partial(ops.conv2d_loop, X_part, K_part)
+    X_part, K_part = Xp[:imgs, :, :(rows - 1) * shape.stride_hw[0] + shape.kh], K[:chans]
+    case.row["max_rel_err"] = _rel_err(loop(X_part, K_part), ref[:imgs, :chans, :rows])
+    case.call = partial(loop, X_part, K_part)
     case.part_work, case.full_work = imgs * chans * rows, n * c_o * h_o
     if case.scale != 1:
         case.row["extrapolated"] = True
@@ -246,10 +269,10 @@ def prepare(settings: Settings, device: str, seed: int) -> list[Case]:
         g = torch.Generator(device="cpu").manual_seed(seed * 1000 + index)
         X_cpu = torch.randn(shape.n, shape.c_in, shape.h, shape.w, generator=g)
         K_cpu = torch.randn(shape.c_out, shape.c_in, shape.kh, shape.kw, generator=g)
-        ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding)
+        ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding, stride=shape.stride)
         X, K = X_cpu.to(device), K_cpu.to(device)
         base = {"shape": shape.id, "input": shape.input_text, "kernel": shape.kernel_text,
-                "padding": shape.padding, "flops": shape.flops, "gflop": shape.flops / 1e9}
+                "padding": shape.padding, "stride": shape.stride_text, "flops": shape.flops, "gflop": shape.flops / 1e9}
         for impl in settings.implementations:
             case = Case(shape, impl, base | {"impl": impl, "backend": "", "extrapolated": False,
                                              "method": "measured whole", "compile_s": math.nan, "status": "ok"})
@@ -260,16 +283,16 @@ def prepare(settings: Settings, device: str, seed: int) -> list[Case]:
                 fn = FUNCS.get(impl, compiled)
                 if impl == "unfold_compiled":
                     try:
-                        case.row["compile_s"] = time_once(partial(fn, X, K, shape.padding), device)
+                        case.row["compile_s"] = time_once(partial(fn, X, K, shape.padding, shape.stride), device)
                     except Exception as err:  # noqa: BLE001 - a compiler failure is a result to record
                         case.row["status"] = (f"compile failed: {type(err).__name__}: "
                                               f"{str(err).splitlines()[0][:200]}")
                         fn = None
                 if impl == "library":
-                    case.row["backend"] = library_backend(X, K, shape.padding)
+                    case.row["backend"] = library_backend(X, K, shape.padding, shape.stride)
                 if fn is not None:
-                    case.row["max_rel_err"] = _rel_err(fn(X, K, shape.padding), ref)
-                    case.call = partial(fn, X, K, shape.padding)
+                    case.call = partial(fn, X, K, shape.padding, shape.stride)
+                    case.row["max_rel_err"] = _rel_err(case.call(), ref)
             if case.row.get("max_rel_err", 0.0) > tol:
                 case.row["status"] = f"check failed: max rel err {case.row['max_rel_err']:.3g} > {tol:g}; not timed"
                 case.call = None
@@ -362,6 +385,7 @@ def _metrics(df: pd.DataFrame, rounds: Rounds, peak: dict[str, Any]) -> dict[str
 def _fmt_table(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "shape": df["shape"], "input": df["input"], "kernel": df["kernel"], "pad": df["padding"],
+        "stride": df["stride"] if "stride" in df else "1",
         "impl": [f"{i} ({b})" if isinstance(b, str) and b else i for i, b in zip(df["impl"], df["backend"])],
         "time": [_fmt_s(v) for v in df["median_s"]],
         "IQR/median": [f"{v:.1%}" if _finite(v) else "-" for v in df["rel_spread"]],

@@ -46,16 +46,17 @@ def _inputs(shape: Shape) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("shape,impl", cases())
 def test_conv(benchmark, shape: Shape, impl: str, device: str):
     X_cpu, K_cpu = _inputs(shape)
-    ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding)
+    ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding, stride=shape.stride)
     X, K = X_cpu.to(device), K_cpu.to(device)
-    benchmark.group = f"{shape.id} ({shape.input_text} * {shape.kernel_text}, pad {shape.padding})"
+    benchmark.group = (f"{shape.id} ({shape.input_text} * {shape.kernel_text}, pad {shape.padding}, "
+                       f"stride {shape.stride_text})")
     benchmark.extra_info.update({"shape": shape.id, "impl": impl, "device": device, "flops": shape.flops})
     if impl == "unfold_compiled":
         torch._dynamo.reset()
         fn = torch.compile(ops.conv2d_unfold, dynamic=False)
         t0 = time.perf_counter()
         try:
-            fn(X, K, shape.padding)
+            fn(X, K, shape.padding, shape.stride)
         except Exception as err:  # noqa: BLE001
             pytest.skip(f"torch.compile failed here: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
         if device == "cuda":
@@ -63,13 +64,13 @@ def test_conv(benchmark, shape: Shape, impl: str, device: str):
         benchmark.extra_info["compile_s"] = time.perf_counter() - t0
     else:
         fn = FUNCS[impl]
-    y = fn(X, K, shape.padding)
+    y = fn(X, K, shape.padding, shape.stride)
     tol = 5e-3 if device == "cuda" and torch.backends.cudnn.allow_tf32 else 1e-4
     err = float((y.double().cpu() - ref).abs().max() / ref.abs().max())
     assert err <= tol, f"{impl} disagrees with F.conv2d: max relative error {err:.3g}"
 
     def call():
-        fn(X, K, shape.padding)
+        fn(X, K, shape.padding, shape.stride)
         if device == "cuda":
             torch.cuda.synchronize()
 

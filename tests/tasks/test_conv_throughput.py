@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from pydantic import ValidationError
 
 from harness import tracking
 from harness.cli import main
+from harness.spec import SpecError, load_spec
 from harness.tasks import conv_throughput
 from harness.tasks.conv_throughput import Settings, Shape, library_backend
 from tests.conftest import unit_of
@@ -18,6 +21,8 @@ SHAPES = [
     {"id": "edge", "n": 1, "c_in": 1, "h": 6, "w": 8, "c_out": 1, "kh": 1, "kw": 2},
     {"id": "small", "n": 1, "c_in": 1, "h": 10, "w": 10, "c_out": 1, "kh": 3, "kw": 3},
     {"id": "layer", "n": 6, "c_in": 2, "h": 12, "w": 12, "c_out": 3, "kh": 3, "kw": 3, "padding": 1},
+    {"id": "strided", "n": 16, "c_in": 2, "h": 16, "w": 15, "c_out": 4, "kh": 3, "kw": 3, "padding": 1,
+     "stride": [2, 3]},
 ]
 SETTINGS = {"shapes": SHAPES, "implementations": ["loop", "unfold", "strided", "library", "unfold_compiled"],
             "claim_shape": "small", "lenet_shapes": ["layer"], "min_run_time": 0.01, "loop_budget_s": 0.02,
@@ -41,6 +46,23 @@ def test_default_settings_hold_the_tutorial_grid():
     assert ids[:4] == ["edge_6x8", "img_28x28", "lenet_c1", "lenet_c2"] and s.claim_shape == "img_28x28"
     lenet1 = s.shapes[2]
     assert lenet1.out_hw == (28, 28) and lenet1.flops == 2 * 256 * 6 * 28 * 28 * 25
+    alexnet = s.shapes[ids.index("alexnet_c1")]
+    assert alexnet.out_hw == (54, 54) and alexnet.flops == 2 * 96 * 54 * 54 * 11 * 11
+
+
+def test_spec_runs_the_default_grid():
+    spec = Settings.model_validate(load_spec("experiments/conv-throughput.yaml").settings)
+    assert [s.model_dump(exclude={"note"}) for s in spec.shapes] == [
+        s.model_dump(exclude={"note"}) for s in Settings().shapes]
+    assert "4" in {s.stride_text for s in spec.shapes}
+
+
+@pytest.mark.parametrize("stride,out,text", [(1, (8, 8), "1"), (2, (4, 4), "2"), ([3, 4], (3, 2), "3x4"),
+                                             ((9, 9), (1, 1), "9")])
+def test_stride_sets_output_size_and_flops(stride, out, text):
+    shape = Shape(id="s", n=2, c_in=3, h=8, w=8, c_out=5, kh=3, kw=3, padding=1, stride=stride)
+    assert shape.out_hw == out and shape.stride_text == text
+    assert shape.flops == 2 * 2 * 5 * out[0] * out[1] * 3 * 3 * 3
 
 
 @pytest.mark.parametrize("change,msg", [
@@ -53,6 +75,8 @@ def test_default_settings_hold_the_tutorial_grid():
     ({"shapes": [dict(SHAPES[0], kh=7)] + SHAPES[1:]}, "larger than the padded"),
     ({"shapes": [dict(SHAPES[0], n=0)] + SHAPES[1:]}, "greater than or equal to 1"),
     ({"shapes": [dict(SHAPES[0], extra=1)] + SHAPES[1:]}, "Extra inputs"),
+    *[({"shapes": [dict(SHAPES[0], stride=bad)] + SHAPES[1:]}, "stride must be an int from 1 to 64")
+      for bad in (0, -1, 65, [2, 0], [1, 2, 3], [2], 1.5, True, "2", None)],
     ({"min_run_time": 0}, "greater than 0"),
     ({"loop_budget_s": -1.0}, "greater than 0"),
     ({"threads": 0}, "greater than or equal to 1"),
@@ -68,9 +92,42 @@ def test_shape_rejects_huge_input():
         Shape(id="big", n=4096, c_in=4096, h=64, w=64, c_out=1, kh=1, kw=1)
 
 
-def test_library_backend_names_a_kernel():
+def test_bad_stride_in_a_spec_is_one_line_naming_the_field(write_spec):
+    shapes = [dict(SHAPES[0], stride=[2, 0])] + SHAPES[1:]
+    with pytest.raises(SpecError) as err:
+        load_spec(write_spec(SPEC | {"settings": SETTINGS | {"shapes": shapes}}))
+    assert "\n" not in str(err.value) and "settings.shapes[0].stride: stride must be" in str(err.value)
+
+
+@pytest.mark.parametrize("stride", [1, 2, (3, 4)], ids=str)
+def test_library_backend_names_a_kernel(stride):
     X, K = torch.randn(2, 3, 16, 16), torch.randn(4, 3, 3, 3)
-    assert library_backend(X, K, 1) not in ("", "unknown")
+    assert library_backend(X, K, 1, stride) not in ("", "unknown")
+
+
+def test_loop_part_of_a_strided_shape_is_checked_and_scaled():
+    shape = Shape(id="s", n=2, c_in=2, h=13, w=11, c_out=3, kh=3, kw=2, padding=1, stride=[2, 3])
+    X, K = torch.randn(2, 2, 13, 11), torch.randn(3, 2, 3, 2)
+    ref = F.conv2d(X.double(), K.double(), padding=1, stride=(2, 3))
+    case = conv_throughput.Case(shape, "loop", {})
+    conv_throughput._loop_case(case, F.pad(X, (1,) * 4), K, ref, "cpu", budget=1e-9)
+    assert case.row["max_rel_err"] < 1e-6 and case.call().shape == (1, 1, 1, 4)
+    assert (case.part_work, case.full_work) == (1, 2 * 3 * 7) and case.row["extrapolated"]
+
+
+def test_prepare_checks_every_implementation_at_the_shape_stride(monkeypatch):
+    seen = []
+
+    def spy(X, K, padding, stride):
+        seen.append(stride)
+        return conv_throughput.ops.conv2d_unfold(X, K, padding, stride)
+
+    monkeypatch.setitem(conv_throughput.FUNCS, "strided", spy)
+    settings = Settings.model_validate(SETTINGS | {"implementations": ["loop", "unfold", "strided", "library"]})
+    cases = conv_throughput.prepare(settings, "cpu", 0)
+    assert all(c.row["status"] == "ok" and c.row["max_rel_err"] < 1e-5 for c in cases)
+    assert seen == [1, 1, 1, (2, 3)]
+    assert [c.row["stride"] for c in cases if c.impl == "library"] == ["1", "1", "1", "2x3"]
 
 
 @pytest.fixture
@@ -90,9 +147,9 @@ def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile,
     df = tracking.load_table(unit_of(run.run_id), "conv_throughput.json")
     peak = tracking.load_table(unit_of(run.run_id), "matmul_peak.json").iloc[0]
     assert peak["n"] == 64 and peak["gflops"] > 0
-    assert len(df) == 3 * 5 and set(df["impl"]) == set(SETTINGS["implementations"])
+    assert len(df) == 4 * 5 and set(df["impl"]) == set(SETTINGS["implementations"])
     timed = df[df["status"] == "ok"]
-    assert len(timed) == 3 * 4  # the compiled version failed to compile, and says so
+    assert len(timed) == 4 * 4  # the compiled version failed to compile, and says so
     failed = df[df["impl"] == "unfold_compiled"]
     assert all(s.startswith("compile failed: RuntimeError: no compiler here") for s in failed["status"])
     assert failed["median_s"].isna().all()
@@ -102,6 +159,8 @@ def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile,
     assert (loops["speedup_over_loop"] == 1).all()
     assert not loops.at["edge", "extrapolated"] and loops.at["edge", "method"] == "measured whole"
     assert loops.at["layer", "extrapolated"] and "extrapolated linearly" in loops.at["layer", "method"]
+    assert loops.at["strided", "extrapolated"] and str(loops.at["strided", "stride"]) == "2x3"
+    assert loops.at["strided", "flops"] == 2 * 16 * 4 * 8 * 5 * 2 * 3 * 3
     lib = timed[timed["impl"] == "library"]
     assert (lib["backend"] != "").all()
     # tables go through JSON with 10 decimals: compare them relatively, to 1e-3
@@ -123,6 +182,7 @@ def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile,
     assert main(["report", "--out", str(out)]) == 0
     text = (out / "REPORT.md").read_text()
     assert "### cpu (seed 0): convolution throughput" in text and "matrix product" in text
+    assert re.search(r"\|\s*stride\s*\|", text) and re.search(r"\|\s*2x3\s*\|", text)
     assert "**extrapolated** on `layer`" in text and "compile failed" in text
     assert "![GFLOP/s by implementation and shape](figures/conv-tiny-gflops-cpu.png)" in text
     assert (out / "figures" / "conv-tiny-gflops-cpu.png").stat().st_size > 1000
@@ -133,8 +193,8 @@ def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile,
 def test_a_wrong_implementation_is_not_timed(monkeypatch, store):
     from harness.tracking import Recorder, connect, recorded_run
 
-    def wrong(X, K, padding):
-        return conv_throughput.ops.conv2d_unfold(X, K, padding) + 1
+    def wrong(X, K, padding, stride):
+        return conv_throughput.ops.conv2d_unfold(X, K, padding, stride) + 1
 
     monkeypatch.setitem(conv_throughput.FUNCS, "strided", wrong)
     settings = Settings.model_validate(SETTINGS | {"implementations": ["loop", "unfold", "strided", "library"]})
