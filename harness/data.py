@@ -1,31 +1,44 @@
-"""Fashion-MNIST, found where it is already installed, verified, and loaded once into tensors.
+"""Fashion-MNIST and MNIST, found where they are already installed, verified, and loaded once into tensors.
 
-Where the four idx files are looked for (the first location that holds all four is used):
+Both datasets go through one path (``load(name)``; ``load_fashion_mnist`` is ``load("fashion-mnist")``). Where
+the four idx files are looked for (the first location that holds all four is used):
 
-1. the ``root`` argument (a spec's ``data_dir`` setting), else the ``FASHION_MNIST_DIR``
-   environment variable: a configured directory is the only place looked at;
+1. the ``root`` argument (a spec's ``data_dir`` setting), else the dataset's environment variable
+   (``FASHION_MNIST_DIR``, ``MNIST_DIR``): a configured directory is the only place looked at;
 2. torchvision's and the book's conventional roots: ``./data`` (torchvision's examples and
    ``d2l.load_data_fashion_mnist(root='../data')``), ``../data`` and ``~/Datasets`` (Dive-into-DL-PyTorch's
    ``~/Datasets/FashionMNIST``);
-3. Debian's ``dataset-fashion-mnist`` package: ``/usr/share/datasets/fashion-mnist``;
-4. this harness's cache ``~/.cache/d2l-harness`` (``$XDG_CACHE_HOME``), where an earlier download went;
+3. Debian's package, where there is one: ``dataset-fashion-mnist`` installs ``/usr/share/datasets/fashion-mnist``;
+   Debian has no MNIST package (bookworm, checked with ``apt-cache search mnist``), so MNIST has no such place;
+4. this harness's cache ``~/.cache/d2l-harness`` (``$XDG_CACHE_HOME``), where an earlier download or copy went;
 5. only when ``download=True``: torchvision's own download into the cache.
 
-In each location the files may sit directly, under ``raw/`` or under torchvision's
-``FashionMNIST/raw/``, plain (``train-images-idx3-ubyte``) or gzipped (``...-ubyte.gz``).
+In each location the files may sit directly, under ``raw/`` or under torchvision's ``FashionMNIST/raw/`` or
+``MNIST/raw/``, plain (``train-images-idx3-ubyte``) or gzipped (``...-ubyte.gz``).
 
 Every file is verified before use, each time it is used, whether or not the cache holds a copy: its
-decompressed size, its idx magic number (2051 for images, 2049 for labels) and the SHA-256 of the
-decompressed bytes (a process checks a file once per version: size, mtime and inode). Debian
-recompressed the ``.gz`` files, so their MD5s differ from torchvision's resource list (which checks
-the .gz as downloaded); the decompressed bytes are the originals, so the SHA-256s below are of the
-decompressed files (the decompressed MD5s are 8181f547... / 15d48437... for t10k images / labels,
-f4a8712d... / 9018921c... for train images / labels, if you compare with other lists). Gzipped files
-are decompressed once into the cache in torchvision's layout (``<cache>/FashionMNIST/raw``), so that
-``torchvision.datasets.FashionMNIST(root, download=False)`` both parses them for the fast loop and
-serves the tutorial's own pipeline. The cache is only ever a copy of a verified source. Anything
-missing or corrupt raises one ``DataError`` whose
-one-line message names the path and says how to get the data.
+decompressed size, its idx magic number (2051 for images, 2049 for labels) and a published or recorded checksum
+(a process checks a file once per version: size, mtime and inode).
+
+- Fashion-MNIST: the SHA-256 of the decompressed bytes. Debian recompressed the ``.gz`` files, so their MD5s
+  differ from torchvision's resource list (which checks the .gz as downloaded); the decompressed bytes are the
+  originals, so the SHA-256s below are of the decompressed files (the decompressed MD5s are 8181f547... /
+  15d48437... for t10k images / labels, f4a8712d... / 9018921c... for train images / labels, if you compare
+  with other lists).
+- MNIST: a ``.gz`` is checked against the MD5 that torchvision publishes for it (``torchvision.datasets.MNIST
+  .resources``, the file as downloaded), then decompressed and checked by size and magic. A plain (already
+  decompressed) MNIST file is checked by size and magic only, because no published checksum of the
+  decompressed bytes is at hand (none is made up here); one whose SHA-256 is that of a Fashion-MNIST file (same
+  names, same sizes) is refused. Where a location holds both forms, the ``.gz`` is the one verified, and the
+  plain file beside it is used only if its bytes hash the same as the verified ``.gz``'s decompressed bytes.
+
+Gzipped files are decompressed once into the cache in torchvision's layout (``<cache>/FashionMNIST/raw``,
+``<cache>/MNIST/raw``; an MNIST ``.gz`` whose MD5 was checked is copied beside its plain file, so the copy stays
+verifiable), so that ``torchvision.datasets.FashionMNIST(root, download=False)`` (or ``MNIST``) both parses them
+for the fast loop and serves the tutorial's own pipeline. The cache is only ever a copy of a verified source:
+a cached or in-place plain file is used only if it has the bytes of the verified source. A dataset that is not
+found (nor downloaded) raises ``DataMissing``; one found but corrupt or unreadable raises ``DataError`` (of which
+``DataMissing`` is a kind). Either message is one line, names the path and says how to get the data.
 """
 
 from __future__ import annotations
@@ -36,24 +49,37 @@ import hashlib
 import os
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+
+FASHION, MNIST = "fashion-mnist", "mnist"
+DATASETS = (FASHION, MNIST)
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 ENV_DIR = "FASHION_MNIST_DIR"
 HOW_TO_GET = (f"install it with `apt-get install dataset-fashion-mnist`, set {ENV_DIR} to a directory holding the "
               "four idx files, or allow torchvision's download (spec setting `download: true`)")
 
+MNIST_DEBIAN_DIR: Path | None = None  # Debian packages no MNIST (bookworm: `apt-cache search mnist`)
+MNIST_ENV_DIR = "MNIST_DIR"
+MNIST_HOW_TO_GET = (f"set {MNIST_ENV_DIR} to a directory holding the four idx files (plain, or .gz as torchvision "
+                    "downloads them), place torchvision's MNIST/raw files under ./data, ../data or ~/Datasets, or "
+                    "allow torchvision's download (spec setting `download: true`)")
+
 
 @dataclass(frozen=True)
 class IdxFile:
-    """What one decompressed idx file must be."""
+    """What one idx file must be: decompressed size and magic, and a checksum where one is known.
+
+    ``sha256`` is of the decompressed bytes; ``gz_md5`` is of the ``.gz`` as published (torchvision's resources).
+    """
 
     size: int
     magic: int
-    sha256: str
+    sha256: str | None = None
+    gz_md5: str | None = None
 
 
 # The original Fashion-MNIST files (Xiao et al. 2017), decompressed. Computed once from Debian's
@@ -69,24 +95,63 @@ FILES: dict[str, IdxFile] = {
                                       "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 }
 
-
-class DataError(RuntimeError):
-    """Fashion-MNIST is missing or corrupt; the message is one line and says how to get it."""
+# MNIST (LeCun et al. 1998): decompressed sizes and magic numbers, and the MD5 of each .gz exactly as torchvision
+# lists it (torchvision 0.29 ``datasets/mnist.py``, ``MNIST.resources``). No SHA-256 of the decompressed bytes.
+MNIST_FILES: dict[str, IdxFile] = {
+    "train-images-idx3-ubyte": IdxFile(47_040_016, 2051, gz_md5="f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    "train-labels-idx1-ubyte": IdxFile(60_008, 2049, gz_md5="d53e105ee54ea40749a09fcbcd1e9432"),
+    "t10k-images-idx3-ubyte": IdxFile(7_840_016, 2051, gz_md5="9fb629c4189551a2d022fa330f9573f3"),
+    "t10k-labels-idx1-ubyte": IdxFile(10_008, 2049, gz_md5="ec29112dd5afa0611ce80d1b7f02629c"),
+}
 
 
 @dataclass(frozen=True)
-class FashionMNIST:
-    """The whole dataset as tensors: images (N, 1, 28, 28) float32 in [0, 1], labels int64."""
+class Source:
+    """One dataset's name, torchvision class (also its folder), environment variable, places and files."""
+
+    name: str
+    title: str
+    folder: str  # torchvision's class name, and its folder: ``<root>/<folder>/raw``
+    env: str
+    debian: Path | None
+    files: dict[str, IdxFile]
+    how_to_get: str
+
+
+def source(name: str) -> Source:
+    """The dataset ``name`` ("fashion-mnist" or "mnist"), read from the module's tables when called."""
+    if name == FASHION:
+        return Source(FASHION, "Fashion-MNIST", "FashionMNIST", ENV_DIR, DEBIAN_DIR, FILES, HOW_TO_GET)
+    if name == MNIST:
+        return Source(MNIST, "MNIST", "MNIST", MNIST_ENV_DIR, MNIST_DEBIAN_DIR, MNIST_FILES, MNIST_HOW_TO_GET)
+    raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+
+
+class DataError(RuntimeError):
+    """A dataset is missing, unreadable or corrupt; the message is one line and says how to get it."""
+
+
+class DataMissing(DataError):
+    """A dataset was not found where it was looked for (nor downloaded): nothing is there to verify."""
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A whole dataset as tensors: images (N, 1, 28, 28) float32 in [0, 1], labels int64."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    root: Path  # the torchvision root (``root/FashionMNIST/raw``) the tensors were read from
+    root: Path  # the torchvision root (``root/FashionMNIST/raw``, ``root/MNIST/raw``) the tensors were read from
+    name: str = FASHION  # which dataset: "fashion-mnist" or "mnist"
 
-    def to(self, device: str | torch.device) -> FashionMNIST:
-        return FashionMNIST(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
-                            self.test_y.to(device), self.root)
+    def to(self, device: str | torch.device) -> ImageSet:
+        return ImageSet(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
+                        self.test_y.to(device), self.root, self.name)
+
+
+FashionMNIST = ImageSet  # the name it had when Fashion-MNIST was the only dataset
 
 
 def cache_dir() -> Path:
@@ -94,149 +159,228 @@ def cache_dir() -> Path:
     return base / "d2l-harness"
 
 
-def default_locations() -> list[Path]:
-    """Where an unconfigured search looks, in order (see the module docstring)."""
-    return [Path("data"), Path("../data"), Path.home() / "Datasets", DEBIAN_DIR, cache_dir()]
+def default_locations(name: str = FASHION) -> list[Path]:
+    """Where an unconfigured search for dataset ``name`` looks, in order (see the module docstring)."""
+    debian = source(name).debian
+    return [Path("data"), Path("../data"), Path.home() / "Datasets", *([debian] if debian else []), cache_dir()]
 
 
-def _find_in(location: Path) -> dict[str, Path] | None:
-    """The four files under one location (directly, raw/ or FashionMNIST/raw/, plain or .gz), or None."""
-    for sub in (location, location / "raw", location / "FashionMNIST" / "raw"):
+def _find_in(location: Path, name: str = FASHION) -> dict[str, Path] | None:
+    """The four files under one location (directly, raw/ or <folder>/raw/, plain or .gz), or None.
+
+    A file with a published checksum of its .gz (MNIST) is taken gzipped where both forms are there.
+    """
+    src = source(name)
+    for sub in (location, location / "raw", location / src.folder / "raw"):
         found = {}
-        for name in FILES:
-            for candidate in (sub / name, sub / f"{name}.gz"):
+        for file, want in src.files.items():
+            forms = (sub / f"{file}.gz", sub / file) if want.gz_md5 else (sub / file, sub / f"{file}.gz")
+            for candidate in forms:
                 if candidate.is_file():
-                    found[name] = candidate
+                    found[file] = candidate
                     break
-        if len(found) == len(FILES):
+        if len(found) == len(src.files):
             return found
     return None
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, name: str = FASHION) -> bytes:
+    """A file's bytes as stored, or a DataError."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
         return path.read_bytes()
+    except OSError as err:
+        src = source(name)
+        raise DataError(f"{path}: cannot read {src.title} ({err.strerror or err}); {src.how_to_get}") from None
+
+
+def _gunzip(stored: bytes, path: Path, name: str) -> bytes:
+    try:
+        return gzip.decompress(stored)
     except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: cannot read Fashion-MNIST ({err}); {HOW_TO_GET}") from None
+        src = source(name)
+        raise DataError(f"{path}: cannot read {src.title} ({err}); {src.how_to_get}") from None
 
 
-def verify_bytes(name: str, data: bytes, path: Path) -> None:
-    """Size, magic number and SHA-256 of one decompressed idx file, or a DataError."""
-    want = FILES[name]
+def verify_bytes(file: str, data: bytes, path: Path, want: IdxFile | None = None, name: str = FASHION) -> str:
+    """Size, magic number and (where known) SHA-256 of one decompressed idx file; its SHA-256, or a DataError."""
+    src = source(name)
+    want = want or src.files[file]
+    corrupt = f"{path}: corrupt {src.title} file"
     if len(data) != want.size:
-        raise DataError(f"{path}: corrupt Fashion-MNIST file: {len(data)} bytes decompressed, expected {want.size}; "
-                        f"{HOW_TO_GET}")
+        raise DataError(f"{corrupt}: {len(data)} bytes decompressed, expected {want.size}; {src.how_to_get}")
     magic = int.from_bytes(data[:4], "big")
     if magic != want.magic:
-        raise DataError(f"{path}: corrupt Fashion-MNIST file: idx magic number {magic}, expected {want.magic}; "
-                        f"{HOW_TO_GET}")
+        raise DataError(f"{corrupt}: idx magic number {magic}, expected {want.magic}; {src.how_to_get}")
     digest = hashlib.sha256(data).hexdigest()
-    if digest != want.sha256:
-        raise DataError(f"{path}: corrupt Fashion-MNIST file: SHA-256 {digest[:12]}... of the decompressed bytes, "
-                        f"expected {want.sha256[:12]}...; {HOW_TO_GET}")
+    if want.sha256 is not None and digest != want.sha256:
+        raise DataError(f"{corrupt}: SHA-256 {digest[:12]}... of the decompressed bytes, expected "
+                        f"{want.sha256[:12]}...; {src.how_to_get}")
+    for other in DATASETS:  # same names, same sizes: a plain file checked by size and magic could be the other's
+        if other != name and digest in {f.sha256 for f in source(other).files.values()}:
+            raise DataError(f"{corrupt}: its bytes are {source(other).title}'s {file} (same SHA-256), not "
+                            f"{src.title}'s; {src.how_to_get}")
+    return digest
 
 
-def verify(files: dict[str, Path]) -> None:
-    """Verify every file; a file already verified in this process, unchanged since (size, mtime, inode), passes."""
-    for name, path in files.items():
+def _decoded(file: str, path: Path, want: IdxFile, name: str) -> tuple[bytes, bytes]:
+    """(the bytes as stored, the decompressed bytes) of one file, both verified: .gz MD5 where published, then
+    size, magic and SHA-256 where known."""
+    stored = _read(path, name)
+    if path.suffix != ".gz":
+        verify_bytes(file, stored, path, want, name)
+        return stored, stored
+    if want.gz_md5 is not None:
+        md5 = hashlib.md5(stored, usedforsecurity=False).hexdigest()
+        if md5 != want.gz_md5:
+            src = source(name)
+            raise DataError(f"{path}: corrupt {src.title} file: MD5 {md5[:12]}... of the .gz, expected "
+                            f"{want.gz_md5[:12]}... (torchvision's published checksum); {src.how_to_get}")
+    data = _gunzip(stored, path, name)
+    verify_bytes(file, data, path, want, name)
+    return stored, data
+
+
+def verify(files: dict[str, Path], name: str = FASHION,
+           wants: dict[str, IdxFile] | None = None) -> dict[str, str]:
+    """Verify every file; returns the SHA-256 of each one's decompressed bytes.
+
+    A file already verified in this process, unchanged since (size, mtime, inode), passes without a read.
+    """
+    wants = wants or source(name).files
+    digests = {}
+    for file, path in files.items():
         try:
             st = path.stat()
         except OSError as err:
-            raise DataError(f"{path}: cannot read Fashion-MNIST ({err.strerror or err}); {HOW_TO_GET}") from None
-        _verify_version(name, str(path), st.st_size, st.st_mtime_ns, st.st_ino, FILES[name])
+            src = source(name)
+            raise DataError(f"{path}: cannot read {src.title} ({err.strerror or err}); {src.how_to_get}") from None
+        digests[file] = _verify_version(file, str(path), st.st_size, st.st_mtime_ns, st.st_ino, wants[file], name)
+    return digests
 
 
 @functools.cache
-def _verify_version(name: str, path: str, size: int, mtime_ns: int, inode: int, want: IdxFile) -> None:
-    verify_bytes(name, _read(Path(path)), Path(path))
+def _verify_version(file: str, path: str, size: int, mtime_ns: int, inode: int, want: IdxFile, name: str) -> str:
+    return hashlib.sha256(_decoded(file, Path(path), want, name)[1]).hexdigest()
 
 
-def _materialise(files: dict[str, Path], cache: Path) -> Path:
+def _copies(files: dict[str, Path], digests: dict[str, str], name: str) -> bool:
+    """Are these plain files copies of the verified source (same size, magic and SHA-256)?"""
+    table = source(name).files
+    if not all(p.is_file() for p in files.values()):
+        return False
+    try:
+        verify(files, name, {f: replace(table[f], sha256=digests[f], gz_md5=None) for f in files})
+    except DataError:
+        return False
+    return True
+
+
+def _write(path: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(data)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, path)
+
+
+def _materialise(files: dict[str, Path], cache: Path, name: str = FASHION) -> Path:
     """A torchvision root holding the verified, decompressed files; plain files in place are used as they are.
 
     The source is verified every time, whether or not the cache holds a copy: the cache is only ever a copy of
     a source that passed, never a substitute for one.
     """
-    verify(files)
+    src = source(name)
+    digests = verify(files, name)
     raw_dirs = {p.parent for p in files.values()}
-    if all(p.suffix != ".gz" for p in files.values()) and len(raw_dirs) == 1:
+    if len(raw_dirs) == 1:
         raw = raw_dirs.pop()
-        if raw.name == "raw" and raw.parent.name == "FashionMNIST":
-            return raw.parent.parent
-    target = cache / "FashionMNIST" / "raw"
-    cached = {name: target / name for name in FILES}
-    if all(p.is_file() for p in cached.values()):
-        try:
-            verify(cached)
-            return cache
-        except DataError:
-            pass  # a stale or damaged copy: rebuild it from the verified source below
+        if (raw.name == "raw" and raw.parent.name == src.folder and not (raw.parent / "processed").exists()
+                and _copies({f: raw / f for f in files if raw / f != files[f]}, digests, name)):
+            return raw.parent.parent  # torchvision's layout already (a processed/ folder would be read instead)
+    target = cache / src.folder / "raw"
+    if _copies({f: target / f for f in files}, digests, name):
+        return cache
     target.mkdir(parents=True, exist_ok=True)
-    for name, src in files.items():
-        data = _read(src)
-        verify_bytes(name, data, src)  # the bytes copied are the bytes checked
-        with tempfile.NamedTemporaryFile(dir=target, prefix=f".{name}.", delete=False) as tmp:
-            tmp.write(data)
-        os.chmod(tmp.name, 0o644)
-        os.replace(tmp.name, target / name)
+    for file, path in files.items():
+        want = src.files[file]
+        stored, data = _decoded(file, path, want, name)  # the bytes copied are the bytes checked
+        _write(target / file, data)
+        if path.suffix == ".gz" and want.gz_md5 is not None:
+            _write(target / path.name, stored)  # keeps the cached copy checkable against the published MD5
     return cache
 
 
-def _download(cache: Path) -> Path:
+def _download(cache: Path, name: str = FASHION) -> Path:
     from torchvision import datasets  # torchvision takes about 2 s to import: only loading data needs it
 
+    src = source(name)
+    raw = cache / src.folder / "raw"
     try:
         for train in (True, False):
-            datasets.FashionMNIST(str(cache), train=train, download=True)
+            getattr(datasets, src.folder)(str(cache), train=train, download=True)
     except Exception as err:  # URLError, RuntimeError, ...: one line either way
-        raise DataError(f"{cache}: torchvision could not download Fashion-MNIST ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''}); {HOW_TO_GET}") from None
-    files = _find_in(cache / "FashionMNIST" / "raw")
-    if files is None:
-        raise DataError(f"{cache}: torchvision's download left no idx files; {HOW_TO_GET}")
-    for gz in (cache / "FashionMNIST" / "raw").glob("*.gz"):
-        gz.unlink()  # the plain files are what torchvision reads
-    return _materialise(_find_in(cache / "FashionMNIST" / "raw"), cache)
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise DataMissing(f"{cache}: {src.title} not found, and torchvision could not download it "
+                          f"({type(err).__name__}: {first}); {src.how_to_get}") from None
+    if _find_in(raw, name) is None:
+        raise DataMissing(f"{cache}: torchvision's download left no {src.title} idx files; {src.how_to_get}")
+    for gz in raw.glob("*.gz"):
+        want = src.files.get(gz.name.removesuffix(".gz"))
+        if want is None or want.gz_md5 is None:
+            gz.unlink()  # no published checksum to check it by: the plain files are what torchvision reads
+    return _materialise(_find_in(raw, name), cache, name)
 
 
-def locate(root: str | Path | None = None, download: bool = False, cache: Path | None = None) -> Path:
-    """A verified torchvision root: ``torchvision.datasets.FashionMNIST(root, download=False)`` works on it."""
+def locate(root: str | Path | None = None, download: bool = False, cache: Path | None = None,
+           name: str = FASHION) -> Path:
+    """A verified torchvision root: ``torchvision.datasets.FashionMNIST(root, download=False)`` (``MNIST``) works
+    on it. Raises ``DataMissing`` when the dataset is nowhere looked, ``DataError`` when it is found but corrupt."""
+    src = source(name)
     cache = cache or cache_dir()
-    configured = root if root is not None else os.environ.get(ENV_DIR) or None
-    places = [Path(configured).expanduser()] if configured is not None else default_locations()
+    configured = root if root is not None else os.environ.get(src.env) or None
+    places = [Path(configured).expanduser()] if configured is not None else default_locations(name)
     for place in places:
-        files = _find_in(place)
+        files = _find_in(place, name)
         if files is not None:
-            return _materialise(files, cache)
+            return _materialise(files, cache, name)
     if download:
-        return _download(cache)
+        return _download(cache, name)
     where = str(places[0]) if configured is not None else ", ".join(str(p) for p in places)
-    raise DataError(f"{where}: Fashion-MNIST not found (looked for train-images-idx3-ubyte[.gz] and the other "
-                    f"three idx files); {HOW_TO_GET}")
+    raise DataMissing(f"{where}: {src.title} not found (looked for train-images-idx3-ubyte[.gz] and the other three "
+                      f"idx files, directly, under raw/ and under {src.folder}/raw/); {src.how_to_get}")
+
+
+def torchvision_dataset(name: str, root: str | Path, train: bool, transform=None):
+    """torchvision's own dataset class for ``name`` on a root ``locate`` returned (never downloads)."""
+    from torchvision import datasets  # about 2 s to import: only loading data needs it
+
+    return getattr(datasets, source(name).folder)(str(root), train=train, transform=transform, download=False)
 
 
 @functools.cache
-def _tensors(torchvision_root: Path) -> tuple[torch.Tensor, ...]:
+def _tensors(torchvision_root: Path, name: str = FASHION) -> tuple[torch.Tensor, ...]:
     """Parse once per process with torchvision's own reader; images scaled as ToTensor does (/255)."""
-    from torchvision import datasets  # about 2 s to import: only loading data needs it
-
     out = []
     for train in (True, False):
-        ds = datasets.FashionMNIST(str(torchvision_root), train=train, download=False)
+        ds = torchvision_dataset(name, torchvision_root, train)
         out += [ds.data.unsqueeze(1).to(torch.float32).div_(255), ds.targets.to(torch.int64)]
     return tuple(out)
 
 
-def load_fashion_mnist(root: str | Path | None = None, device: str = "cpu", *,
-                       download: bool = False) -> FashionMNIST:
-    """The verified dataset, decoded once per process and moved to ``device`` (the GPU when training runs there)."""
-    tv_root = locate(root, download=download).resolve()
-    train_x, train_y, test_x, test_y = _tensors(tv_root)
-    data = FashionMNIST(train_x, train_y, test_x, test_y, tv_root)
+def load(name: str, root: str | Path | None = None, device: str = "cpu", download: bool = False) -> ImageSet:
+    """The verified dataset ``name``, decoded once per process and moved to ``device``.
+
+    Raises ``DataMissing`` when it is not found (nor downloaded), ``DataError`` when it is found but corrupt.
+    """
+    tv_root = locate(root, download=download, name=name).resolve()
+    train_x, train_y, test_x, test_y = _tensors(tv_root, name)
+    data = ImageSet(train_x, train_y, test_x, test_y, tv_root, name)
     return data if str(device) == "cpu" else data.to(device)
+
+
+def load_fashion_mnist(root: str | Path | None = None, device: str = "cpu", *,
+                       download: bool = False) -> ImageSet:
+    """``load("fashion-mnist", ...)``."""
+    return load(FASHION, root, device, download)
 
 
 def clear_cache() -> None:
@@ -245,4 +389,6 @@ def clear_cache() -> None:
     _verify_version.cache_clear()
 
 
-__all__ = ["DataError", "FILES", "FashionMNIST", "IdxFile", "clear_cache", "load_fashion_mnist", "locate"]
+__all__ = ["DATASETS", "DataError", "DataMissing", "FASHION", "FILES", "FashionMNIST", "IdxFile", "ImageSet", "MNIST",
+           "MNIST_FILES", "Source", "clear_cache", "load", "load_fashion_mnist", "locate", "source",
+           "torchvision_dataset"]

@@ -262,3 +262,73 @@ def test_without_resume_everything_runs_afresh(spec_file, store, monkeypatch):
         source = tracking.metric_history(copies[copies["tags.seed"] == str(seed)]["tags.harness.reused_from"].iloc[0],
                                          "loss")
         assert len(curve) == 20 and curve["value"].tolist() == source["value"].tolist()
+
+
+class NeedsMnistKind:
+    """A kind that loads MNIST from ``root`` (nowhere, here): the loader's DataMissing is a skip, not a failure."""
+
+    KIND = "needs_mnist"
+    TIMINGS: dict[str, str] = {}
+    METRICS = {"test_acc"}
+
+    class Settings(Strict):
+        root: str
+
+    @staticmethod
+    def run(settings, rec):
+        from harness import data
+
+        data.load("mnist", settings.root)
+        raise AssertionError("no MNIST is there")
+
+    @staticmethod
+    def section(view):
+        return ""
+
+
+def test_a_spec_whose_dataset_is_missing_is_skipped_and_the_suite_goes_on(write_spec, store, tmp_path, monkeypatch,
+                                                                           capsys):
+    monkeypatch.setitem(TASKS, NeedsMnistKind.KIND, NeedsMnistKind)
+    nowhere = tmp_path / "no-mnist-here"
+    path = write_spec({"name": "mnist-absent", "title": "needs MNIST", "kind": NeedsMnistKind.KIND, "seeds": [0, 1],
+                       "devices": ["cpu"], "settings": {"root": str(nowhere)},
+                       "references": [{"metric": "test_acc", "source": "C1", "at_least": 0.9},
+                                      {"metric": "test_acc", "source": "C1", "at_least": 0.5, "gate": False}]})
+    write_spec(SPEC)
+    assert main(["reproduce", str(tmp_path), "--out", str(tmp_path / "reports")]) == 0  # skipped does not fail
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "skipped" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"harness: skipped: {path} on cpu")
+    assert f"{nowhere}: MNIST not found" in lines[0] and "MNIST_DIR" in lines[0]
+
+    df = runs(role=None)
+    assert "RUNNING" not in set(df["status"]) and set(df["status"]) == {"FINISHED"}
+    spec_run = df[(df["tags.harness.role"] == "spec") & (df["tags.harness.spec"] == "mnist-absent")].iloc[0]
+    assert spec_run["tags.verdict"] == "skipped" and spec_run["tags.harness.devices_ran"] == ""
+    verdicts = tracking.load_json(spec_run["run_id"], "verdicts.json")
+    assert {v["status"] for v in verdicts} == {"skipped"} and len(verdicts) == 2
+    assert {v["detail"] for v in verdicts} == {lines[0].split(" on cpu: ", 1)[1]}
+    assert tracking.load_json(spec_run["run_id"], "measured.json") == {}
+    # one unit ran (seed 0 on the CPU) and ended FINISHED, marked skipped; seed 1 was not started
+    children = df[df["tags.mlflow.parentRunId"] == spec_run["run_id"]]
+    assert list(children["tags.harness.role"]) == ["skipped"] and list(children["tags.seed"]) == ["0"]
+    assert "MNIST not found" in children["tags.harness.skipped"].iloc[0]
+    # the other spec ran as usual, and the report holds both
+    assert set(df[df["tags.harness.role"] == "spec"]["tags.verdict"]) == {"skipped", "reproduced"}
+    report = (tmp_path / "reports" / "REPORT.md").read_text()
+    assert "mnist-absent" in report and "⏭ skipped" in report
+
+    # --resume does not take the skipped unit for a finished one: it looks for the data again
+    assert main(["run", "--resume", str(path)]) == 0
+    assert list(runs()["tags.verdict"])[0] == "skipped" and "RUNNING" not in set(runs(role=None)["status"])
+
+
+def test_a_corrupt_dataset_still_fails_the_spec(write_spec, store, tmp_path, monkeypatch):
+    from harness import data
+
+    def corrupt(settings, rec):
+        raise data.DataError(f"{tmp_path}/t10k-images-idx3-ubyte.gz: corrupt MNIST file: MD5 ...")
+
+    monkeypatch.setattr(edge_kernel, "run", corrupt)
+    assert main(["run", str(write_spec(SPEC))]) == 1
+    assert list(runs()["status"]) == ["FAILED"] and list(runs(role="unit")["status"]) == ["FAILED"]
