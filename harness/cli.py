@@ -1,4 +1,4 @@
-"""The ``harness`` command: run, reproduce, list, report.
+"""The ``harness`` command: run, reproduce, list, show, report.
 
 Exit status: 0 no gating reference was decisively not reproduced; 1 one was (unless --allow-miss)
 or a run failed; 2 a bad spec or bad arguments; 3 with --strict, a gating timing reference stayed
@@ -74,13 +74,18 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
                 console.print(f"[dim]reusing {spec.name} on {device}, seed {seed} from run {reused_from[:8]}[/]")
             else:
                 console.print(f"[dim]running {spec.name} on {device}, seed {seed}[/]")
+        absent: dict[str, list[str]] = {}  # a data set's not-found message -> the devices it skipped
         try:
-            verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed, resume=resume)
+            verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed, resume=resume,
+                                on_skip=lambda device, why: absent.setdefault(why, []).append(device))
         except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
             failed += 1
             err_console.print(f"harness: [bold red]error[/]: {escape(f'{path}: {type(exc).__name__}: {exc}')}")
             return
         print_verdicts(spec, verdicts, time.perf_counter() - start)
+        for why, devices in absent.items():  # skipped, not failed: the exit status stays 0
+            where = f"{path} on {','.join(devices)}"
+            err_console.print(f"harness: [yellow]skipped[/]: {escape(f'{where}: {why}')}")
         missed += sum(v.gating_miss for v in verdicts)
         inconclusive += sum(v.gating_inconclusive for v in verdicts)
 
@@ -138,6 +143,30 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_show(args) -> int:
+    """Each spec's network, layer by layer: output shape, parameters and forward FLOP (torch.utils.flop_counter)."""
+    from harness import nets
+
+    specs = [s for s in load_specs(args.specs) if getattr(s.settings, "model", None) is not None]
+    if not specs:
+        raise SpecError(f"{', '.join(args.specs)}: no spec here defines a network (settings.model)")
+    for spec in specs:
+        model = spec.settings.model
+        shape = getattr(spec.settings, "input_shape", None) or nets.input_shape(model)
+        rows = nets.layer_table(model, shape)
+        table = Table(title=f"{spec.name}: {nets.describe(model)} on 1x{'x'.join(map(str, shape))}",
+                      title_justify="left")
+        for col in ("layer", "type", "output shape", "parameters", "forward MFLOP"):
+            table.add_column(col, justify="left" if col in ("type", "output shape") else "right")
+        for r in rows:
+            table.add_row(str(r["layer"]), r["type"], "x".join(map(str, r["output shape"])), f"{r['parameters']:,}",
+                          f"{r['forward FLOP'] / 1e6:,.2f}")
+        table.add_row("", "total", "", f"{sum(r['parameters'] for r in rows):,}",
+                      f"{sum(r['forward FLOP'] for r in rows) / 1e6:,.2f}", end_section=True)
+        console.print(table)
+    return 0
+
+
 def cmd_report(args) -> int:
     from harness.report import write_report
 
@@ -177,6 +206,9 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the specs and what they reproduce")
     ls.add_argument("specs", nargs="*", default=["experiments"], metavar="SPEC")
 
+    sh = sub.add_parser("show", help="print the network of each spec: output shape, parameters, FLOP per layer")
+    sh.add_argument("specs", nargs="+", metavar="SPEC")
+
     rp = sub.add_parser("report", help="write REPORT.md from the runs recorded in MLflow")
     common(rp, with_specs=False)
     rp.add_argument("--out", default="reports", help="report directory (default: reports)")
@@ -193,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, suite=f"reproduce {time.strftime('%Y-%m-%d %H:%M:%S')}")
         if args.command == "list":
             return cmd_list(args)
+        if args.command == "show":
+            return cmd_show(args)
         return cmd_report(args)
     except SpecError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

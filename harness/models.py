@@ -1,7 +1,8 @@
-"""The chapter's models: the hand-written Conv2D layer and the LeNet variants, by name.
+"""The chapter's models as the pages write them: Conv2D, the LeNets, and the modern CNNs' blocks.
 
-The code follows the pages (d2l v2 section 6.2 and 6.6; Dive-into-DL-PyTorch 5.1 and 5.5)
-so it stays recognisable; ``MODELS`` maps the names a spec may choose to builders.
+The code follows the pages (d2l v2 sections 6.2, 6.6 and 7.1-7.4; Dive-into-DL-PyTorch 5.1 and 5.5) so it stays
+recognisable. Specs build networks from the vocabulary in ``harness.nets``, which calls the blocks here; the LeNet
+classes stay as the pages' code, and the tests check that the named networks build the same thing.
 """
 
 from __future__ import annotations
@@ -109,9 +110,44 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def build(name: str) -> nn.Module:
-    """A fresh model by its spec name."""
-    return MODELS[name]()
+def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequential:
+    """d2l 7.2's VGG block: ``num_convs`` 3x3 convolutions (padding 1) with ReLU, then a 2x2 max-pool."""
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+        layers.append(nn.ReLU())
+        in_channels = out_channels
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+
+
+def nin_block(in_channels: int, out_channels: int, kernel_size, strides, padding) -> nn.Sequential:
+    """d2l 7.3's NiN block: a convolution, then two 1x1 convolutions acting as per-pixel dense layers, all ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, strides, padding), nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU())
+
+
+class Inception(nn.Module):
+    """d2l 7.4's Inception block: four parallel paths joined on the channels; c1-c4 are their output channels."""
+
+    def __init__(self, in_channels, c1, c2, c3, c4, **kwargs):
+        super().__init__(**kwargs)
+        self.p1_1 = nn.Conv2d(in_channels, c1, kernel_size=1)  # path 1: a 1x1 convolution
+        self.p2_1 = nn.Conv2d(in_channels, c2[0], kernel_size=1)  # path 2: 1x1, then 3x3
+        self.p2_2 = nn.Conv2d(c2[0], c2[1], kernel_size=3, padding=1)
+        self.p3_1 = nn.Conv2d(in_channels, c3[0], kernel_size=1)  # path 3: 1x1, then 5x5
+        self.p3_2 = nn.Conv2d(c3[0], c3[1], kernel_size=5, padding=2)
+        self.p4_1 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)  # path 4: 3x3 max-pool, then 1x1
+        self.p4_2 = nn.Conv2d(in_channels, c4, kernel_size=1)
+
+    def forward(self, x):
+        p1 = F.relu(self.p1_1(x))
+        p2 = F.relu(self.p2_2(F.relu(self.p2_1(x))))
+        p3 = F.relu(self.p3_2(F.relu(self.p3_1(x))))
+        p4 = F.relu(self.p4_2(self.p4_1(x)))
+        return torch.cat((p1, p2, p3, p4), dim=1)
 
 
 def _layers(net: nn.Module) -> list[nn.Module]:
@@ -172,10 +208,23 @@ class BatchFolded(nn.Module):
         return h
 
 
+FOLDABLE = (nn.Conv2d, nn.Sigmoid, nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def foldable(net: nn.Module) -> bool:
+    """Can the batch be folded into the channels? Only through plain convolutions, activations and pooling."""
+    layers = _layers(net)
+    flat = next((i for i, m in enumerate(layers) if isinstance(m, nn.Flatten)), None)
+    return flat is not None and all(isinstance(m, FOLDABLE) for m in layers[:flat])
+
+
 def fast_network(net: nn.Module, pool_first: bool = True, fold: int = 1, channels_last: bool = True) -> nn.Module:
-    """The harness loop's view of ``net``, sharing its parameters: max-pool before the sigmoid, the batch folded."""
+    """The harness loop's view of ``net``, sharing its parameters: max-pool before the sigmoid, the batch folded.
+
+    A network with other layers before its flatten (blocks, batch norm, dropout) is not folded.
+    """
     fast = pool_before_sigmoid(net) if pool_first else net
-    if fold > 1:
+    if fold > 1 and foldable(fast):
         layout = torch.channels_last if channels_last else torch.contiguous_format
         fast = BatchFolded(nn.Sequential(*_layers(fast)), fold, layout)
     return fast

@@ -162,7 +162,10 @@ def render(views: list[RunView], uri: str) -> str:
         if view.spec.get("description"):
             parts += [view.spec["description"].strip(), ""]
         parts += [verdict_table(view), ""]
-        parts += [TASKS[view.kind].section(view), ""]
+        if view.devices:
+            parts += [TASKS[view.kind].section(view), ""]
+        else:
+            parts += ["Nothing was measured: every device was skipped, for the reasons in the table above.", ""]
     parts += references_section(views)
     return "\n".join(parts)
 
@@ -182,9 +185,6 @@ def references_section(views: list[RunView]) -> list[str]:
         parts += ["", "Printed:", "", "```text", entry["printed"].rstrip(), "```", "",
                   f"Read as: {entry['reading'].strip()}", ""]
     return parts
-
-
-
 
 
 def _display_uri(uri: str) -> str:

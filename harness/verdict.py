@@ -61,11 +61,13 @@ def _flatten(value: Any) -> tuple[str, np.ndarray]:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     shape, leaves = _flatten(value)
     try:
         arr = np.asarray(value, dtype=float)
     except ValueError:
-        return f"ragged list of {len(value)}" if leaves.size > 8 else str(value)
+        return f"ragged list of {len(value)}, last {value[-1]}" if leaves.size > 8 else str(value)
     if arr.ndim == 0:
         return f"{float(arr):.6g}"
     if arr.size <= 8:

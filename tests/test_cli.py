@@ -1,4 +1,4 @@
-"""The command line: list, help, and argument errors."""
+"""The command line: list, show, help, and argument errors."""
 
 from __future__ import annotations
 
@@ -16,6 +16,19 @@ def test_list_shows_every_spec(capsys):
     out = capsys.readouterr().out
     for path in EXPERIMENTS.glob("*.yaml"):
         assert path.stem in out
+
+
+def test_show_prints_each_layer_with_shape_parameters_and_flop(capsys):
+    assert main(["show", str(EXPERIMENTS / "structure-googlenet.yaml"), str(EXPERIMENTS / "lenet-relu.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "structure-googlenet: googlenet on 1x1x96x96" in out and "1x832x3x3" in out and "5,977,530" in out
+    assert "lenet-relu: lenet_pad2_avg, relu on 1x1x28x28" in out and "61,706" in out
+    assert "0.24" in out  # the first convolution: 2 x 6 x 28 x 28 x 25 FLOP = 0.24 MFLOP
+
+
+def test_show_without_a_network_is_an_error(capsys):
+    assert main(["show", str(EXPERIMENTS / "worked-pooling.yaml")]) == 2
+    assert "no spec here defines a network" in capsys.readouterr().err
 
 
 def test_unknown_command_exits_2():

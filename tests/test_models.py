@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.models import MODELS, BatchFolded, build, fast_network, init_xavier, layer_shapes, pool_before_sigmoid
+from harness.models import MODELS, BatchFolded, fast_network, init_xavier, layer_shapes, pool_before_sigmoid
+from harness.nets import build
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

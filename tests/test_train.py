@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from harness import data as D
-from harness.models import build
+from harness.nets import build
 from harness.train import evaluate, train_fast, train_tutorial
 from tests.test_data import make_dataset
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.schema import Strict
-from harness.tasks import batch_speed, conv_throughput, edge_kernel, lenet, worked_examples
+from harness.tasks import batch_speed, conv_throughput, edge_kernel, lenet, modern_cnn, structure, worked_examples
 
 if TYPE_CHECKING:
     from harness.reportkit import RunView
@@ -29,5 +29,5 @@ class Kind(Protocol):
     def section(self, view: RunView) -> str: ...
 
 
-KINDS: tuple[Kind, ...] = (worked_examples, edge_kernel, conv_throughput, batch_speed, lenet)
+KINDS: tuple[Kind, ...] = (worked_examples, structure, edge_kernel, conv_throughput, batch_speed, lenet, modern_cnn)
 TASKS: dict[str, Kind] = {m.KIND: m for m in KINDS}

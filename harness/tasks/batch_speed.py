@@ -25,8 +25,9 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from harness import nets
 from harness.data import load_fashion_mnist
-from harness.models import build, init_xavier
+from harness.models import init_xavier
 from harness.rounds import Rounds, recorded_rounds
 from harness.schema import Strict
 from harness.stats import interval
@@ -108,7 +109,7 @@ class Bench:
 def prepare(batch: int, x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str, seed: int) -> Bench:
     """A fresh LeNet for one batch size, its batches (a cycle of at most ~4k examples, gathered once, so no
     loader cost is timed), and its ``update``; warmed up by ``warmup_updates`` updates."""
-    net = init_xavier(build(settings.model)).to(device)
+    net = init_xavier(nets.build(settings.model)).to(device)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=settings.lr)
     loss = nn.CrossEntropyLoss()

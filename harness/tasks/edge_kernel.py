@@ -1,7 +1,9 @@
-"""B1-B3: learn the 1x2 edge kernel from the edge image by plain gradient descent.
+"""B1-B5: learn a kernel from what it does to an image, by plain gradient descent.
 
 ``layer: handwritten`` is Dive-into-DL-PyTorch 5.1.4 (Conv2D with a bias, loop corr2d);
-``layer: nn_conv2d`` is d2l v2 6.2.4 (nn.Conv2d(1, 1, (1, 2), bias=False) on 4-D tensors).
+``layer: nn_conv2d`` is d2l v2 6.2.4 (nn.Conv2d(1, 1, kernel_size, bias=False) on 4-D tensors).
+The image is the pages' edge image, its transpose (d2l 6.2's exercise) or a diagonal edge; the target is
+``corr2d(image, target_kernel)`` for a kernel of any shape, and the learned kernel has that shape.
 The loss is the summed squared error, as both pages compute it; every step is recorded.
 """
 
@@ -27,8 +29,22 @@ if TYPE_CHECKING:
 KIND = "edge_kernel"
 
 
+IMAGES = ("edge", "transposed", "diagonal")
+
+
+def diagonal_image(n: int = 8) -> torch.Tensor:
+    """An n x n image, white above the diagonal and black on and below it: an edge at 45 degrees."""
+    return torch.triu(torch.ones(n, n), diagonal=1)
+
+
+def image(name: str) -> torch.Tensor:
+    """The spec's input image by name."""
+    return {"edge": edge_image, "transposed": lambda: edge_image().t(), "diagonal": diagonal_image}[name]()
+
+
 class Settings(Strict):
     layer: Literal["handwritten", "nn_conv2d"]
+    image: Literal["edge", "transposed", "diagonal"] = "edge"
     init: Literal["randn", "rand", "default"] = "randn"
     target_kernel: list[list[float]] = Field(default=[[1.0, -1.0]])
     lr: float = Field(gt=0, le=10)
@@ -38,8 +54,11 @@ class Settings(Strict):
     @field_validator("target_kernel")
     @classmethod
     def _kernel(cls, k: list[list[float]]) -> list[list[float]]:
-        if len(k) != 1 or len(k[0]) != 2:
-            raise ValueError("target_kernel must be a 1x2 kernel, like [[1, -1]]")
+        if not k or not k[0] or any(len(row) != len(k[0]) for row in k):
+            raise ValueError("target_kernel must be a rectangular kernel: rows of equal length, like [[1, -1]] "
+                             "or [[1], [-1]]")
+        if not all(math.isfinite(v) for row in k for v in row):
+            raise ValueError("target_kernel must hold finite numbers")
         return k
 
     @model_validator(mode="after")
@@ -49,17 +68,25 @@ class Settings(Strict):
             raise ValueError(f"init {self.init!r} does not fit layer {self.layer!r} (use {' or '.join(allowed)})")
         if any(not 1 <= c <= self.steps for c in self.checkpoints):
             raise ValueError(f"checkpoints must lie in [1, steps={self.steps}]")
+        h, w = image(self.image).shape
+        if len(self.target_kernel) > h or len(self.target_kernel[0]) > w:
+            raise ValueError(f"target_kernel {self.kernel_size[0]}x{self.kernel_size[1]} is larger than the "
+                             f"{self.image} image ({h}x{w})")
         return self
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return len(self.target_kernel), len(self.target_kernel[0])
 
 
 TIMINGS: dict[str, str] = {}  # nothing here is timed
 METRICS = {"initial_loss", "final_loss", "loss_drop_orders", "loss_at_checkpoints", "kernel", "bias",
-           "kernel_max_abs_error"}
+           "kernel_max_abs_error", "target_max_abs", "output_max_abs", "kernel_sum"}
 
 
 def train_handwritten(X, Y, settings: Settings) -> tuple[list[float], nn.Module]:
     """The 5.1.4 loop, as printed: forward, summed squared error, manual SGD step, zero grads."""
-    conv2d = Conv2D(kernel_size=(1, 2), init=settings.init)
+    conv2d = Conv2D(kernel_size=settings.kernel_size, init=settings.init)
     losses = []
     for _ in range(settings.steps):
         Y_hat = conv2d(X)
@@ -75,8 +102,8 @@ def train_handwritten(X, Y, settings: Settings) -> tuple[list[float], nn.Module]
 
 def train_nn_conv2d(X, Y, settings: Settings) -> tuple[list[float], nn.Module]:
     """The d2l v2 6.2.4 loop: nn.Conv2d without bias on (1, 1, H, W) tensors."""
-    conv2d = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False)
-    X, Y = X.reshape((1, 1, 6, 8)), Y.reshape((1, 1, 6, 7))
+    conv2d = nn.Conv2d(1, 1, kernel_size=settings.kernel_size, bias=False)
+    X, Y = X.reshape((1, 1) + X.shape), Y.reshape((1, 1) + Y.shape)
     losses = []
     for _ in range(settings.steps):
         Y_hat = conv2d(X)
@@ -89,7 +116,7 @@ def train_nn_conv2d(X, Y, settings: Settings) -> tuple[list[float], nn.Module]:
 
 
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
-    X = edge_image()
+    X = image(settings.image)
     K = torch.tensor(settings.target_kernel)
     Y = corr2d(X, K)
     if settings.layer == "handwritten":
@@ -97,7 +124,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     else:
         losses, conv = train_nn_conv2d(X, Y, settings)
     rec.log_series("loss", losses)
-    kernel = conv.weight.data.reshape(1, 2)
+    kernel = conv.weight.data.reshape(settings.kernel_size)
     bias = float(conv.bias.data) if getattr(conv, "bias", None) is not None else 0.0
     first, last = losses[0], losses[-1]
     drop = math.log10(first / last) if last > 0 else math.inf
@@ -109,6 +136,9 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
         "kernel": kernel.tolist(),
         "bias": bias,
         "kernel_max_abs_error": float((kernel - K).abs().max()),
+        "kernel_sum": float(kernel.sum()),
+        "target_max_abs": float(Y.abs().max()),
+        "output_max_abs": float((corr2d(X, kernel) + bias).abs().max()),
     }
 
 
@@ -135,7 +165,8 @@ def section(view: RunView) -> str:
                     label=f"printed in {ref['source']}")
             break
     ax.set(yscale="log", xlabel="step", ylabel="summed squared error",
-           title=f"{view.name}: lr {settings['lr']}, target {settings['target_kernel']}")
+           title=f"{view.name}: {settings.get('image', 'edge')} image, lr {settings['lr']}, "
+                 f"target {settings['target_kernel']}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     image = save_figure(fig, view, "loss", f"loss curves of {view.name}")

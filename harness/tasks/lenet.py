@@ -1,6 +1,8 @@
-"""C1-C3: LeNet on Fashion-MNIST, with the harness loop and/or the tutorial's own loop.
+"""C1-C3 and the other trained networks: a CNN on Fashion-MNIST or MNIST, with the harness loop and/or the tutorial's.
 
-A spec picks the model (``harness.models.MODELS``), its initialisation, the tutorial's optimiser,
+A spec picks the network (a name or layers in ``harness.nets``' vocabulary), the dataset (optionally a subset,
+optionally resized once in memory, on the device, as the book's ``resize=`` does), its initialisation, the tutorial's
+optimiser,
 learning rate, batch size and epochs, and which loops run (``loops: [harness, tutorial]`` runs both
 from the same initial weights, so one run compares their speed and accuracy side by side).
 The loops run interleaved, an epoch each a round (harness, tutorial, harness, tutorial, ...), so a slow
@@ -20,16 +22,19 @@ timing round (``round.*``), and the tables ``epochs``, ``rounds`` and ``first_ba
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
-from harness.data import load_fashion_mnist
-from harness.models import build, init_xavier
-from harness.rounds import Plan, recorded_rounds
+from harness import nets
+from harness.data import load
+from harness.models import foldable, init_xavier
+from harness.rounds import recorded_rounds
 from harness.schema import Strict
 from harness.stats import METHOD, interval
 from harness.timing import matmul_peak, training_flops
@@ -48,7 +53,11 @@ EARLY = ("early_test_acc_min", "early_test_acc_max", "early_loss_first", "early_
 
 
 class Settings(Strict):
-    model: Literal["lenet_nopad_max", "lenet_pad2_avg", "lenet_pad2_max"]
+    model: nets.ModelRef = Field(description="a named network (harness.nets.NAMED) or a network definition")
+    dataset: Literal["fashion-mnist", "mnist"] = "fashion-mnist"
+    resize: int | None = Field(None, ge=8, le=512, description="images resized to resize x resize, once, in memory")
+    train_examples: int | None = Field(None, ge=1, le=60_000, description="train on the first N examples only")
+    test_examples: int | None = Field(None, ge=1, le=10_000, description="test on the first N examples only")
     init: Literal["default", "xavier"] = Field("default", description="xavier: train_ch6's xavier_uniform_ init")
     optimizer: Literal["adam", "sgd"]
     lr: float = Field(gt=0, le=10)
@@ -78,14 +87,30 @@ class Settings(Strict):
             raise ValueError("loops must not repeat")
         return loops
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """One example's (C, H, W) as the network sees it."""
+        return (1, self.resize or 28, self.resize or 28)
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        size = self.resize or 28
+        try:
+            nets.trace(self.model, (1, size, size))
+        except nets.NetError as err:
+            raise ValueError(f"model.{err} (on {size}x{size} images)") from None
+        if "tutorial" in self.loops and (self.dataset != "fashion-mnist" or self.resize or self.train_examples
+                                         or self.test_examples):
+            raise ValueError("the tutorial loop reads the whole Fashion-MNIST at 28x28: drop dataset, resize, "
+                             "train_examples and test_examples, or the tutorial loop")
+        if self.fold and self.fold > 1 and not foldable(nets.build(self.model, (1, size, size), device="meta")):
+            raise ValueError("fold needs plain convolutions, activations and pooling before the flatten")
         if self.eval_first_batches and "harness" not in self.loops:
             raise ValueError("eval_first_batches needs the harness loop in loops")
         if self.eval_first_batches and self.chance_batches > self.eval_first_batches:
             raise ValueError(f"chance_batches ({self.chance_batches}) must not exceed eval_first_batches "
                              f"({self.eval_first_batches})")
-        if self.eval_first_batches > -(-60_000 // self.batch_size):
+        if self.eval_first_batches > -(-(self.train_examples or 60_000) // self.batch_size):
             raise ValueError("eval_first_batches exceeds the batches of one epoch")
         return self
 
@@ -103,15 +128,27 @@ def series_key(loop: str, name: str, loops: list[str]) -> str:
 
 
 def _model(settings: Settings, seed: int) -> torch.nn.Module:
-    """The spec's LeNet, initialised from the run's seed (so every loop starts from the same weights)."""
-
+    """The spec's network, initialised from the run's seed (so every loop starts from the same weights)."""
     torch.manual_seed(seed)
-    net = build(settings.model)
+    net = nets.build(settings.model, settings.input_shape)
     return init_xavier(net) if settings.init == "xavier" else net
 
 
-def _values(result) -> dict[str, Any]:
+def prepared(settings: Settings, device: str):
+    """The spec's dataset on ``device``: the first N examples where asked, resized once (bilinear) where asked."""
+    data = load(settings.dataset, settings.data_dir, device=device, download=settings.download)
+    if not (settings.resize or settings.train_examples or settings.test_examples):
+        return data
+    train_x, test_x = data.train_x[:settings.train_examples], data.test_x[:settings.test_examples]
+    if settings.resize:
+        size = (settings.resize, settings.resize)
+        train_x = F.interpolate(train_x, size=size, mode="bilinear", align_corners=False)
+        test_x = F.interpolate(test_x, size=size, mode="bilinear", align_corners=False)
+    return replace(data, train_x=train_x, train_y=data.train_y[:settings.train_examples], test_x=test_x,
+                   test_y=data.test_y[:settings.test_examples])
 
+
+def _values(result) -> dict[str, Any]:
     out = summary(result)
     out["test_acc_per_epoch"] = [e.test_acc for e in result.epochs]
     out["train_acc_per_epoch"] = [e.train_acc for e in result.epochs]
@@ -121,7 +158,6 @@ def _values(result) -> dict[str, Any]:
 
 def _fold_words(fold: int | None) -> str:
     """The speed table's words for the batch fold (``None``: the default, folded on the CPU only)."""
-
     if fold is None:
         return f", batch folded {CPU_FOLD} images deep into grouped convolutions on the CPU"
     return f", batch folded {fold} images deep into grouped convolutions" if fold > 1 else ""
@@ -129,7 +165,6 @@ def _fold_words(fold: int | None) -> str:
 
 def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, Any]:
     """Each loop the spec names, set up from the same initial weights."""
-
     common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size)
     loops: dict[str, Any] = {}
     for name in settings.loops:
@@ -147,23 +182,21 @@ def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, An
 
 def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
     """Training FLOP per example (forward and backward, counted by torch.utils.flop_counter) and the matmul ceiling."""
-
     x, y = data.train_x[:settings.batch_size], data.train_y[:settings.batch_size]
-    flop = training_flops(build(settings.model).to(device), x, y) / len(y)
+    flop = training_flops(nets.build(settings.model, settings.input_shape).to(device), x, y) / len(y)
     return {"training_flop_per_example": flop, "matmul_peak_gflops": matmul_peak(device)["gflops"]}
 
 
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     """Every loop an epoch a round, interleaved; the first ``epochs`` rounds train and evaluate, the rest time."""
-
-
-    data = load_fashion_mnist(settings.data_dir, device=rec.device, download=settings.download)
-    plan = rec.plan or Plan(device=rec.device)
+    data = prepared(settings, rec.device)
+    plan = rec.plan
     limit = ceiling(settings, data, rec.device) if settings.ceiling and "harness" in settings.loops else {}
     loops = make_loops(settings, data, rec.seed, rec.device)
     first = max(settings.epochs, plan.policy.rounds) if plan.judged else settings.epochs
     per_round = sum(loop.num_batches for loop in loops.values())
-    bar = progress_bar(settings.progress, "LeNet: " + " and ".join(f"{n} loop" for n in loops), first * per_round)
+    what = f"{nets.describe(settings.model)}: " + " and ".join(f"{n} loop" for n in loops)
+    bar = progress_bar(settings.progress, what, first * per_round)
 
     def on_epoch(loop: str, stats) -> None:
         for name, value in (("loss", stats.loss), ("train_acc", stats.train_acc), ("test_acc", stats.test_acc),
@@ -312,7 +345,7 @@ def section(view: RunView) -> str:
                   f"batches only (the claim covers the first {settings['chance_batches']}); evaluation time is "
                   "excluded from examples/s.", ""]
 
-    if len(loops) > 1:
+    if len(loops) > 1 or settings.get("ceiling"):
         parts += _speed_section(view, loops, settings)
     return "\n".join(parts)
 
@@ -322,13 +355,14 @@ def _pooled_rounds(view, device: str, metric: str) -> list[float]:
 
 
 def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str]:
-    """The loops' speed with its interval over interleaved rounds, the harness loop against the ceiling, a plot."""
+    """The loops' speed with its interval over (interleaved) rounds, the harness loop against the ceiling, a plot."""
     # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
 
     from harness.reportkit import md_table, save_figure
 
     table = []
+    both = set(LOOPS) <= set(loops)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for device in view.devices:
         seeds = view.measured[device]
@@ -337,7 +371,7 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str
                "rounds (extra)": ", ".join(f"{i.get('rounds', '-')} ({i.get('extra', 0)})" for i in info)}
         for loop in loops:
             row[f"{loop} examples/s"] = interval(_pooled_rounds(view, device, f"{loop}.examples_per_sec")).text()
-        if set(LOOPS) <= set(loops):
+        if both:
             ratios = _pooled_rounds(view, device, "speedup")
             row["harness / tutorial"] = interval(ratios).text("x")
             ax.plot(range(1, len(ratios) + 1), ratios, "o-", ms=4, label=f"{device}: ratio in each round")
@@ -359,26 +393,33 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str
             where = "" if gate is True else " (info)" if gate is False else f" (gating on {', '.join(gate)})"
             ax.axhline(ref["at_least"], color="k", ls=":" if gate is False else "--", lw=1,
                        label=f"claim >= {ref['at_least']:g}x{where}")
-    ax.set(xlabel="round (one epoch of each loop)", ylabel="harness / tutorial examples/s",
-           title="speed-up, round by round")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    image = save_figure(fig, view, "speedup-rounds", "speed-up of the harness loop in each round")
+    if both:
+        ax.set(xlabel="round (one epoch of each loop)", ylabel="harness / tutorial examples/s",
+               title="speed-up, round by round")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        image = save_figure(fig, view, "speedup-rounds", "speed-up of the harness loop in each round")
+    else:
+        image = ""
+        plt.close(fig)
     words = ("in-memory tensors, randperm batches, inference-mode evaluation"
              + (", channels_last" if settings["channels_last"] else "")
              + (", fused optimiser step" if settings.get("fused_optimizer") else "")
              + (", max-pool before sigmoid" if settings.get("pool_first") else "")
              + _fold_words(settings.get("fold", 1))
              + (", torch.compile" if settings["compile"] else ""))
-    return ["### Speed: this harness's loop vs the tutorial's loop", "",
-            md_table(pd.DataFrame(table)), "", image, "",
+    how = ("The loops ran interleaved in one process, an epoch of each a round, from the same initial weights; "
+           if both else "Each epoch is a round; ")
+    return ["### Speed: this harness's loop vs the tutorial's loop" if both else "### Speed and the machine's ceiling",
+            "", md_table(pd.DataFrame(table)), "", image, "",
             "examples/s = training examples / seconds of a training pass (data loading included, test evaluation "
-            "excluded). The loops ran interleaved in one process, an epoch of each a round, from the same initial "
-            f"weights; the first {settings['epochs']} rounds trained and evaluated, later rounds trained on for "
-            f"timing only. Estimates are geometric means over rounds; intervals: {METHOD}. Tutorial loop: "
-            f"torchvision FashionMNIST + ToTensor + DataLoader(batch {settings['batch_size']}, shuffle, "
-            f"{settings['tutorial_workers']} workers) and "
-            f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; harness loop: {words}. "
+            f"excluded). {how}the first {settings['epochs']} rounds trained and evaluated, later rounds trained "
+            f"on for timing only. Estimates are geometric means over rounds; intervals: {METHOD}. "
+            + (f"Tutorial loop: torchvision FashionMNIST + ToTensor + DataLoader(batch {settings['batch_size']}, "
+               f"shuffle, {settings['tutorial_workers']} workers) and "
+               f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; " if both else "")
+            + f"Harness loop: {words}. "
             "GFLOP/s = the training FLOP of one example (forward and backward, counted once by "
             "`torch.utils.flop_counter` on the tutorial's network: matrix products and convolutions only) x the "
-            "round's examples/s; the ceiling is a 2048x2048 matrix product timed in the same run.", ""]
+            "round's examples/s; the ceiling is a 2048x2048 matrix product timed in the same run, a yardstick rather than "
+            "the machine's hard limit: above 100%, the network's kernels ran faster than that one product did.", ""]

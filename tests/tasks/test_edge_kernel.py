@@ -1,7 +1,10 @@
-"""B1-B3: the loss falls by orders of magnitude, the kernel is learned, and runs are deterministic."""
+"""B1-B5: the loss falls by orders of magnitude, the kernel is learned (any shape, any image), deterministically."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 
 from harness.ops import corr2d
@@ -50,3 +53,49 @@ def test_same_seed_same_curve_other_seed_other_curve():
     b, _ = train("handwritten", "randn", 0.01, 20, seed=7)
     c, _ = train("handwritten", "randn", 0.01, 20, seed=8)
     assert a == b and a != c
+
+
+def run_kind(memory_recorder, seed=0, **settings):
+    from harness.tasks.edge_kernel import run
+
+    seed_everything(seed)
+    return run(Settings(**{"layer": "handwritten", "lr": 0.01, "steps": 20} | settings), memory_recorder())
+
+
+def test_transposed_image_with_a_2x1_kernel_is_b1_transposed(memory_recorder):
+    upright = run_kind(memory_recorder, seed=3)
+    transposed = run_kind(memory_recorder, seed=3, image="transposed", target_kernel=[[1], [-1]])
+    assert transposed["kernel"] == [[w] for w in upright["kernel"][0]]  # the same draw, the same steps
+    assert transposed["final_loss"] == pytest.approx(upright["final_loss"], rel=1e-5)
+
+
+def test_the_1x2_kernel_finds_nothing_on_the_transposed_image(memory_recorder):
+    out = run_kind(memory_recorder, image="transposed", target_kernel=[[1, -1]], steps=30)
+    assert out["target_max_abs"] == 0.0
+    assert out["output_max_abs"] < 0.05 and abs(out["kernel_sum"]) < 0.05
+
+
+def test_any_kernel_shape_on_the_diagonal_image(memory_recorder):
+    from harness.tasks.edge_kernel import diagonal_image
+
+    assert torch.equal(corr2d(diagonal_image(3), torch.tensor([[1.0, -1.0]])), torch.tensor([[-1.0, 0.0],
+                                                                                          [0.0, -1.0],
+                                                                                          [0.0, 0.0]]))
+    out = run_kind(memory_recorder, image="diagonal", target_kernel=[[1, -1], [-1, 1]], layer="nn_conv2d",
+                   init="default", lr=0.01, steps=200)
+    assert len(out["kernel"]) == 2 and len(out["kernel"][0]) == 2 and out["loss_drop_orders"] > 1
+
+
+@pytest.mark.parametrize("kernel,image,message", [
+    ([[1, -1], [1]], "edge", "rectangular"),
+    ([[1] * 9], "edge", "larger than the edge image (6x8)"),
+    ([[1]] * 7, "transposed", None),
+    ([[1]] * 9, "transposed", "larger than the transposed image (8x6)"),
+])
+def test_bad_target_kernels_are_refused(kernel, image, message):
+    settings = {"layer": "handwritten", "lr": 0.01, "steps": 2, "target_kernel": kernel, "image": image}
+    if message is None:
+        Settings(**settings)
+        return
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Settings(**settings)

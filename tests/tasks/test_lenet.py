@@ -107,3 +107,33 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
     assert verdict["rounds"] == 12 and "rounds of 2 seeds pooled" in verdict["detail"]
     assert (tmp_path / "reports" / "figures" / "lenet-tiny-accuracy.png").is_file()
     assert (tmp_path / "reports" / "figures" / "lenet-tiny-first-batches.png").is_file()
+
+
+def test_a_network_written_in_the_spec(tmp_path):
+    relu = lenet.Settings.model_validate(BASE | {"model": {"from": "lenet_pad2_avg", "activation": "relu"}})
+    assert relu.input_shape == (1, 28, 28)
+    data = {"name": "x", "title": "x", "kind": "lenet", "seeds": [0], "settings": BASE | {"model": {
+        "input": [1, 28, 28], "layers": [{"type": "conv", "channels": 16, "kernel": 5}, {"type": "relu"},
+                                         {"type": "flatten"}, {"type": "linear", "features": 10, "in_features": 400}]}},
+        "references": [{"metric": "test_acc", "source": "C1", "at_least": 0.5}]}
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, tmp_path / "x.yaml")
+    assert str(err.value) == (f"{tmp_path / 'x.yaml'}: settings: model.layers[3]: linear expects 400 inputs, gets "
+                              "9216 (on 28x28 images)")
+
+
+def test_resize_and_subsets_happen_once_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "idx", monkeypatch, n_train=64, n_test=20)
+    D.clear_cache()
+    settings = lenet.Settings.model_validate(BASE | {"model": "lenet_pad2_avg", "resize": 32, "train_examples": 50,
+                                                     "test_examples": 10, "data_dir": str(tmp_path / "idx")})
+    data = lenet.prepared(settings, "cpu")
+    assert data.train_x.shape == (50, 1, 32, 32) and data.test_x.shape == (10, 1, 32, 32)
+    assert data.train_y.shape == (50,) and data.test_y.shape == (10,)
+    for bad, why in zip(({"loops": ["tutorial"], "resize": 32}, {"dataset": "mnist", "loops": ["harness", "tutorial"]},
+                {"fold": 4, "model": {"input": [1, 28, 28], "layers": [
+                    {"type": "conv", "channels": 6, "kernel": 5}, {"type": "batchnorm"}, {"type": "flatten"},
+                    {"type": "linear", "features": 10}]}}), ("tutorial loop", "tutorial loop", "fold needs")):
+        with pytest.raises(ValidationError, match=why):
+            lenet.Settings.model_validate(BASE | bad)
