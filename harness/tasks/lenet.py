@@ -421,5 +421,6 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str
             + f"Harness loop: {words}. "
             "GFLOP/s = the training FLOP of one example (forward and backward, counted once by "
             "`torch.utils.flop_counter` on the tutorial's network: matrix products and convolutions only) x the "
-            "round's examples/s; the ceiling is a 2048x2048 matrix product timed in the same run, a yardstick rather than "
-            "the machine's hard limit: above 100%, the network's kernels ran faster than that one product did.", ""]
+            "round's examples/s; the ceiling is a 2048x2048 matrix product timed in the same run, a yardstick "
+            "rather than the machine's hard limit: above 100%, the network's kernels ran faster than that one "
+            "product did.", ""]
