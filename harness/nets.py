@@ -239,11 +239,6 @@ def _with_activation(layer: Any, fn: str) -> Any:
     return layer
 
 
-def _layer(**fields) -> Any:
-    """One vocabulary entry from keyword fields, validated as a spec's would be."""
-    return Network.model_validate({"input": [1], "layers": [fields]}).layers[0]
-
-
 def _define(input_shape: list[int], *layers: dict[str, Any]) -> Network:
     return Network.model_validate({"input": input_shape, "layers": list(layers)})
 
@@ -279,8 +274,7 @@ def _inception(c1, c2, c3, c4) -> dict[str, Any]:
     return dict(type="inception", c1=c1, c2=list(c2), c3=list(c3), c4=c4)
 
 
-NAMED: dict[str, Network] = {}
-NAMED.update({
+NAMED: dict[str, Network] = {
     # Dive-into-DL-PyTorch 5.5 (C1, A13), d2l v2 6.6 (C2, A12), the C3 notebook
     "lenet_nopad_max": _lenet(0, "maxpool"),
     "lenet_pad2_avg": _lenet(2, "avgpool"),
@@ -341,7 +335,7 @@ NAMED.update({
         dict(type="conv", channels=64, kernel=2), dict(type="relu"), dict(type="maxpool", kernel=2, stride=2),
         dict(type="flatten"),
         dict(type="linear", features=10)),
-})
+}
 
 ModelRef = Annotated[str, Field(min_length=1)] | Network
 
@@ -400,7 +394,7 @@ def parameters(net: nn.Module) -> int:
 
 
 def describe(model: str | Network) -> str:
-    """One line: the network's name or origin and its layer count."""
+    """A few words for titles: the network's name, or what it started from and how it was changed."""
     net = network(model)
     if isinstance(model, str):
         return model
