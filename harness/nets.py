@@ -175,13 +175,14 @@ Layer = Annotated[Conv | Pool | AdaptiveAvgPool | Activation | BatchNorm | Dropo
 Block.model_rebuild()
 
 
-def _modules(layers: list[Any], shape: Shape, where: str) -> list[nn.Module]:
-    """Each layer's module, built for the shape the layer before hands it (pushed through on the meta device)."""
+def _built(layers: list[Any], shape: Shape, where: str) -> list[tuple[nn.Module, Shape]]:
+    """Each layer's module, built for the shape the layer before hands it, with its output shape (found by pushing
+    an input through a copy on the meta device)."""
     out = []
     x = torch.empty((1, *shape), device="meta")
     for i, layer in enumerate(layers):
         try:
-            out.append(layer.module(tuple(x.shape[1:])))
+            module = layer.module(tuple(x.shape[1:]))
             with torch.device("meta"):
                 x = layer.module(tuple(x.shape[1:])).eval()(x)
         except NetError as err:
@@ -190,7 +191,12 @@ def _modules(layers: list[Any], shape: Shape, where: str) -> list[nn.Module]:
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0]
             raise NetError(f"{where}[{i}]: {layer.type} on an input of shape {list(x.shape[1:])}: {first}") from None
+        out.append((module, tuple(x.shape[1:])))
     return out
+
+
+def _modules(layers: list[Any], shape: Shape, where: str) -> list[nn.Module]:
+    return [module for module, _ in _built(layers, shape, where)]
 
 
 class Network(Strict):
@@ -352,12 +358,9 @@ def network(model: str | Network) -> Network:
 def trace(model: str | Network, input_shape: Shape | None = None) -> list[tuple[str, Shape]]:
     """Validate on the meta device: each top-level layer's type and output shape (no weights allocated)."""
     shape, layers = network(model).resolved()
-    x = torch.empty((1, *(input_shape or shape)), device="meta")
-    out = []
-    for layer, module in zip(layers, build(model, input_shape, device="meta")):
-        x = module(x)
-        out.append((layer.type, tuple(x.shape[1:])))
-    return out
+    with torch.device("meta"):
+        built = _built(layers, tuple(input_shape or shape), "layers")
+    return [(layer.type, out) for layer, (_, out) in zip(layers, built)]
 
 
 def build(model: str | Network, input_shape: Shape | None = None, device: str | None = None) -> nn.Sequential:

@@ -42,7 +42,7 @@ def _jsonable(value: Any) -> Any:
 def _log_scalars(values: dict[str, Any]) -> None:
     """A unit's scalar measurements become metrics ``measured.<name>`` too, so the UI can chart and compare them."""
     metrics = {tracking.safe_key(f"measured.{name}"): float(v) for name, v in values.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
+               if tracking.is_finite_number(v)}
     if metrics:
         tracking.log_metrics(metrics)
 
