@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness import tracking  # noqa: E402
+from harness.stats import Interval, interval  # noqa: E402
 
 
 @dataclass
@@ -50,6 +51,10 @@ class RunView:
     @cached_property
     def spec(self) -> dict[str, Any]:
         return tracking.load_json(self.run_id, "spec.json")
+
+    def interval(self, values: list[float]) -> Interval:
+        """The bootstrap interval of ``values`` at the spec's confidence level, the one its verdicts use."""
+        return interval(values, confidence=self.spec.get("timing", {}).get("confidence", 0.95))
 
     @cached_property
     def measured(self) -> dict[str, dict[str, dict[str, Any]]]:

@@ -30,7 +30,6 @@ from harness.data import load_fashion_mnist
 from harness.models import init_xavier
 from harness.rounds import Rounds, recorded_rounds
 from harness.schema import Strict
-from harness.stats import interval
 from harness.timing import Timing, busy_note, cpu_threads, measure, pool, time_once
 
 if TYPE_CHECKING:
@@ -272,7 +271,7 @@ def section(view: RunView) -> str:
             ax2.plot(df["batch"], df["update_s"], marker="o", label=label)
             b1 = float(df.loc[df["batch"] == 1, "update_s"].iloc[0])
             busy = busy_note(df["others_cpu"].tolist() if "others_cpu" in df else [])
-            iv = {k: interval(m["rounds"][k]).text(TIMINGS[k]) for k in
+            iv = {k: view.interval(m["rounds"][k]).text(TIMINGS[k]) for k in
                   ("epoch_ratio_1_over_10", "update_growth_1_to_10", "update_time_growth")}
             parts += [f"### {device} (seed {seed}): seconds per update and per epoch", "",
                       *([busy, ""] if busy else []),

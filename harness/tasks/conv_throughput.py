@@ -35,7 +35,6 @@ from pydantic import Field, field_validator, model_validator
 from harness import ops
 from harness.rounds import Rounds, recorded_rounds
 from harness.schema import Strict
-from harness.stats import interval
 from harness.timing import (
     Timing,
     busy_note,
@@ -447,7 +446,7 @@ def _ceiling_text(peak: pd.Series, device: str) -> str:
             "the device better than this one product (oneDNN's JIT kernels against the BLAS sgemm, say) can pass 100%.")
 
 
-def _summary(m: dict[str, Any], settings: dict[str, Any]) -> str:
+def _summary(view: RunView, m: dict[str, Any], settings: dict[str, Any]) -> str:
     """The headline numbers of one (device, seed), from its recorded metrics."""
     claim, lenet = settings["claim_shape"], settings["lenet_shapes"]
     fracs = ", ".join(f"`{s}` {m[f'fraction_of_peak.library.{s}']:.1%}" for s in lenet
@@ -455,7 +454,7 @@ def _summary(m: dict[str, Any], settings: dict[str, Any]) -> str:
 
     def iv(metric: str) -> str:
         rounds = m.get("rounds", {}).get(metric)
-        return interval(rounds).text(TIMINGS[metric]) if rounds else _x(m.get(metric))
+        return view.interval(rounds).text(TIMINGS[metric]) if rounds else _x(m.get(metric))
 
     return (f"On `{claim}`, unfold is **{iv('unfold_over_loop_claim')}** and the library convolution "
             f"**{iv('library_over_loop_claim')}** as fast as the loop (ratios taken within each round). On "
@@ -486,7 +485,7 @@ def section(view: RunView) -> str:
             parts += [f"### {device} (seed {seed}): convolution throughput", "",
                       *_busy(df, peak),
                       _ceiling_text(peak, device), "",
-                      _summary(view.measured[device][seed], view.spec["settings"]), "",
+                      _summary(view, view.measured[device][seed], view.spec["settings"]), "",
                       md_table(_fmt_table(df)), ""]
             extra = df[df["extrapolated"].astype(bool)]
             if not extra.empty:

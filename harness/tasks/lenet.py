@@ -36,7 +36,7 @@ from harness.data import load
 from harness.models import foldable, init_xavier
 from harness.rounds import recorded_rounds
 from harness.schema import Strict
-from harness.stats import METHOD, interval
+from harness.stats import METHOD
 from harness.timing import matmul_peak, training_flops
 from harness.train import CPU_FOLD, HarnessLoop, TutorialLoop, end_epoch, progress_bar, summary
 
@@ -370,19 +370,19 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str
         row = {"device": device, "seeds": len(seeds),
                "rounds (extra)": ", ".join(f"{i.get('rounds', '-')} ({i.get('extra', 0)})" for i in info)}
         for loop in loops:
-            row[f"{loop} examples/s"] = interval(_pooled_rounds(view, device, f"{loop}.examples_per_sec")).text()
+            row[f"{loop} examples/s"] = view.interval(_pooled_rounds(view, device, f"{loop}.examples_per_sec")).text()
         if both:
             ratios = _pooled_rounds(view, device, "speedup")
-            row["harness / tutorial"] = interval(ratios).text("x")
+            iv = view.interval(ratios)
+            row["harness / tutorial"] = iv.text("x")
             ax.plot(range(1, len(ratios) + 1), ratios, "o-", ms=4, label=f"{device}: ratio in each round")
-            iv = interval(ratios)
             if iv.defined:
-                ax.axhspan(iv.low, iv.high, alpha=0.2, label=f"{device}: 95% CI of the geometric mean")
+                ax.axhspan(iv.low, iv.high, alpha=0.2, label=f"{device}: {iv.confidence:.0%} CI of the geometric mean")
         gflops = _pooled_rounds(view, device, "harness.gflops")
         if gflops:
             m = next(iter(seeds.values()))
-            row["harness GFLOP/s"] = interval(gflops).text()
-            row["of matmul ceiling"] = interval(_pooled_rounds(view, device, "harness.fraction_of_peak")).text("%")
+            row["harness GFLOP/s"] = view.interval(gflops).text()
+            row["of matmul ceiling"] = view.interval(_pooled_rounds(view, device, "harness.fraction_of_peak")).text("%")
             row["ceiling GFLOP/s"] = f"{m['harness.matmul_peak_gflops']:.1f}"
             row["training MFLOP / example"] = f"{m['harness.training_flop_per_example'] / 1e6:.3f}"
         row["stopped"] = "; ".join(sorted({i.get("stop", "") for i in info}))
