@@ -1,4 +1,4 @@
-"""Sessions: tests (default), reproduce (the main job), ui, bench, lint.
+"""Sessions: tests (default), reproduce (the main job), scale (Ray and PostgreSQL tests), server, ui, bench, lint.
 
 Each session installs the project into its own virtualenv (reused between runs: torch is
 large). torch/torchvision come from the pinned builds this machine keeps on disk.
@@ -6,6 +6,7 @@ large). torch/torchvision come from the pinned builds this machine keeps on disk
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from pathlib import Path
@@ -18,9 +19,9 @@ nox.options.reuse_venv = "yes"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-def install(session: nox.Session) -> None:
+def install(session: nox.Session, extras: str = "test") -> None:
     session.install("torch==2.14.1", "torchvision==0.29.1")
-    session.install("-e", ".[test]")
+    session.install("-e", f".[{extras}]")
 
 
 def apt_install(session: nox.Session, package: str, why: str) -> None:
@@ -44,6 +45,12 @@ def ensure_chromium(session: nox.Session) -> None:
         apt_install(session, "chromium", "the browser test of MLflow's UI is skipped without it")
 
 
+def ensure_postgres(session: nox.Session) -> None:
+    """Debian's postgresql (initdb and postgres), for the team's tracking server and its test."""
+    if not (shutil.which("postgres") or glob.glob("/usr/lib/postgresql/*/bin/postgres")):
+        apt_install(session, "postgresql", "the tracking server needs PostgreSQL")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The default test run: fast tests; long runs and benchmarks are skipped."""
@@ -59,6 +66,25 @@ def reproduce(session: nox.Session) -> None:
     install(session)
     ensure_fashion_mnist(session)
     session.run("harness", "reproduce", "experiments", *session.posargs)
+
+
+@nox.session
+def scale(session: nox.Session) -> None:
+    """The tests marked scale: one suite on a local Ray cluster against the local executor, a dying Ray worker,
+    and four runners at once against MLflow's server on PostgreSQL."""
+    install(session, "test,ray,postgres")
+    ensure_fashion_mnist(session)
+    ensure_postgres(session)
+    session.run("pytest", "--run-scale", "-m", "scale", *session.posargs)
+
+
+@nox.session
+def server(session: nox.Session) -> None:
+    """A team's MLflow tracking server on 127.0.0.1:5000, backed by PostgreSQL in .server/; Ctrl-C stops it.
+    `nox -s server -- --port 5001` passes options on."""
+    install(session, "postgres")
+    ensure_postgres(session)
+    session.run("harness", "server", *session.posargs)
 
 
 @nox.session

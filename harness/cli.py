@@ -1,4 +1,4 @@
-"""The ``harness`` command: run, reproduce, list, show, report.
+"""The ``harness`` command: run, reproduce, list, show, report, server, export, import.
 
 Exit status: 0 no gating reference was decisively not reproduced; 1 one was (unless --allow-miss)
 or a run failed; 2 a bad spec or bad arguments; 3 with --strict, a gating timing reference stayed
@@ -59,8 +59,9 @@ def _override_seeds(specs: list[Spec], seeds: str | None) -> list[Spec]:
 
 
 def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
-             resume: bool = False) -> tuple[int, int, int]:
-    """Run specs (inside one parent run when ``suite`` names one); returns (missed, inconclusive, failed)."""
+             resume: bool = False, executor=None) -> tuple[int, int, int]:
+    """Run specs (inside one parent run when ``suite`` names one) on ``executor`` (default: local);
+    returns (missed, inconclusive, failed), where a spec with a failed unit counts as failed."""
     from harness import tracking
     from harness.runner import run_spec
 
@@ -75,13 +76,20 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
             else:
                 console.print(f"[dim]running {spec.name} on {device}, seed {seed}[/]")
         absent: dict[str, list[str]] = {}  # a data set's not-found message -> the devices it skipped
+        broken: list[str] = []
+
+        def on_fail(device, seed, why):
+            broken.append(why)
+            err_console.print(f"harness: [bold red]error[/]: {escape(f'{path} on {device}, seed {seed}: {why}')}")
         try:
-            verdicts = run_spec(spec, path, nested=nested, on_seed=on_seed, resume=resume,
-                                on_skip=lambda device, why: absent.setdefault(why, []).append(device))
+            verdicts = run_spec(spec, path, nested=nested, executor=executor, on_seed=on_seed, resume=resume,
+                                on_skip=lambda device, why: absent.setdefault(why, []).append(device),
+                                on_fail=on_fail)
         except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
             failed += 1
             err_console.print(f"harness: [bold red]error[/]: {escape(f'{path}: {type(exc).__name__}: {exc}')}")
             return
+        failed += bool(broken)
         print_verdicts(spec, verdicts, time.perf_counter() - start)
         for why, devices in absent.items():  # skipped, not failed: the exit status stays 0
             where = f"{path} on {','.join(devices)}"
@@ -112,9 +120,20 @@ def cmd_run(args, suite: str | None = None) -> int:
     if not specs:
         raise SpecError(f"{' '.join(args.specs)}: (files): no spec files found")
     experiment = tracking.connect(args.tracking_uri)
-    missed, inconclusive, failed = run_many(paths, specs, suite, resume=args.resume)
-    console.print(f"[dim]runs: `mlflow ui` where the store is, then http://127.0.0.1:5000/#/experiments/"
-                  f"{experiment}?workflowType=machine_learning[/]")
+    from harness.executors import ExecutorError, make
+
+    try:
+        executor = make(args.executor, args.ray_address, args.threads)
+    except ExecutorError as exc:
+        raise SpecError(str(exc)) from None
+    try:
+        missed, inconclusive, failed = run_many(paths, specs, suite, resume=args.resume, executor=executor)
+    finally:
+        executor.close()
+    uri = tracking.tracking_uri(args.tracking_uri)
+    where = (f"{uri.rstrip('/')}" if uri.startswith("http") else
+             "`mlflow ui` where the store is, then http://127.0.0.1:5000")
+    console.print(f"[dim]runs: {where}/#/experiments/{experiment}?workflowType=machine_learning[/]")
     status = 0
     if inconclusive:
         why = "failing: --strict" if args.strict else "not failing without --strict"
@@ -167,12 +186,73 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_server(args) -> int:
+    """MLflow's tracking server on PostgreSQL, in the foreground (``harness.server``)."""
+    from harness.server import ServerError, serve
+
+    try:
+        return serve(Path(args.dir), args.port)
+    except ServerError as exc:
+        raise RuntimeError(str(exc)) from None
+
+
+def cmd_export(args) -> int:
+    """A run and everything under it as one bundle, on stdout or into ``--out``."""
+    from harness.bundle import BundleError, export
+
+    if args.out is None and sys.stdout.isatty():
+        raise SpecError("harness export: the bundle is binary: redirect it (> bundle.tar.gz) or give -o FILE")
+    try:
+        if args.out:
+            with open(args.out, "wb") as f:
+                n = export(args.run, f, args.tracking_uri)
+        else:
+            n = export(args.run, sys.stdout.buffer, args.tracking_uri)
+    except BundleError as exc:
+        if args.out:
+            Path(args.out).unlink(missing_ok=True)
+        raise SpecError(str(exc)) from None
+    err_console.print(f"exported {n} run(s)" + (f" to {args.out}" if args.out else ""))
+    return 0
+
+
+def cmd_import(args) -> int:
+    """The runs of a bundle, recreated in this store."""
+    from harness import tracking
+    from harness.bundle import BundleError, import_bundle
+
+    try:
+        if args.bundle == "-":
+            done, already = import_bundle(sys.stdin.buffer, "(stdin)", args.tracking_uri)
+        else:
+            with open(args.bundle, "rb") as f:
+                done, already = import_bundle(f, args.bundle, args.tracking_uri)
+    except OSError as exc:
+        raise SpecError(f"{args.bundle}: {exc.strerror or exc}") from None
+    except BundleError as exc:
+        raise SpecError(str(exc)) from None
+    console.print(f"imported {done} run(s) into {tracking.tracking_uri(args.tracking_uri)}"
+                  + (f"; {already} were already there" if already else ""))
+    return 0
+
+
 def cmd_report(args) -> int:
     from harness.report import write_report
 
     path = write_report(Path(args.out), args.tracking_uri)
     console.print(f"report written: {path}")
     return 0
+
+
+def executors(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="where the (spec, device, seed) units run: here one after another (default), or as Ray "
+                         "tasks (pip install -e '.[ray]')")
+    sp.add_argument("--ray-address", metavar="ADDR",
+                    help="the Ray cluster to join (e.g. auto, or ray://host:10001); default: start one here")
+    sp.add_argument("--threads", type=int, metavar="N",
+                    help="threads (and Ray CPUs) of each CPU unit that times nothing (default: one per core "
+                         "locally, 1 on Ray); the same N gives the same curves bit for bit on either executor")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -193,6 +273,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     r.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
     r.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    executors(r)
 
     s = sub.add_parser("reproduce", help="run a directory of specs as one suite, then write the report")
     common(s, default_specs=["experiments"])
@@ -201,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     s.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
     s.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    executors(s)
     s.add_argument("--out", default="reports", help="report directory (default: reports)")
 
     ls = sub.add_parser("list", help="list the specs and what they reproduce")
@@ -208,6 +290,19 @@ def parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="print the network of each spec: output shape, parameters, FLOP per layer")
     sh.add_argument("specs", nargs="+", metavar="SPEC")
+
+    sv = sub.add_parser("server", help="a team's MLflow tracking server on loopback, backed by PostgreSQL")
+    sv.add_argument("--dir", default=".server", help="its folder: database cluster, artifacts, logs (.server)")
+    sv.add_argument("--port", type=int, default=5000, help="the port on 127.0.0.1 (default: 5000)")
+
+    ex = sub.add_parser("export", help="write a run and every run under it (a suite, a spec) as one bundle")
+    common(ex, with_specs=False)
+    ex.add_argument("run", metavar="RUN_OR_SUITE", help="a run id, its first characters, or latest (the newest suite)")
+    ex.add_argument("-o", "--out", help="the bundle file (default: stdout)")
+
+    im = sub.add_parser("import", help="recreate a bundle's runs, with their artifacts, in this store")
+    common(im, with_specs=False)
+    im.add_argument("bundle", metavar="BUNDLE", help="a file written by harness export, or - for stdin")
 
     rp = sub.add_parser("report", help="write REPORT.md from the runs recorded in MLflow")
     common(rp, with_specs=False)
@@ -227,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         if args.command == "show":
             return cmd_show(args)
+        if args.command == "server":
+            return cmd_server(args)
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "import":
+            return cmd_import(args)
         return cmd_report(args)
     except SpecError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -10,149 +10,122 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness import env, tracking
-from harness.data import DataMissing
-from harness.rounds import Plan
+from harness.executors import Local, Outcome, Ray
 from harness.schema import Reference
-from harness.seeding import seed_everything
 from harness.spec import Spec
 from harness.tasks import TASKS
-from harness.tracking import ROLE, SPEC_NAME, Recorder
+from harness.tracking import ROLE, SPEC_NAME
+from harness.units import Unit, where_it_ran
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, STATUSES, Verdict, judge, judge_timing, skipped
 
-NO_GPU = "no GPU found (torch.cuda.is_available() is False)"
-SKIPPED_TAG = "harness.skipped"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _log_scalars(values: dict[str, Any]) -> None:
-    """A unit's scalar measurements become metrics ``measured.<name>`` too, so the UI can chart and compare them."""
-    metrics = {tracking.safe_key(f"measured.{name}"): float(v) for name, v in values.items()
-               if tracking.is_finite_number(v)}
-    if metrics:
-        tracking.log_metrics(metrics)
-
-
-def _timings(spec: Spec) -> dict[str, str]:
-    """The metrics the spec's kind measures in rounds, with their units."""
-    return TASKS[spec.kind].TIMINGS
+MISSING_TAG = "harness.units_failed"
+Executor = Local | Ray
 
 
 def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str, Any]]) -> Verdict:
     """A timing reference on its rounds' interval, any other on its per-seed values."""
-    timings = _timings(spec)
+    timings = TASKS[spec.kind].TIMINGS
     if ref.metric in timings:
-        rounds = {s: by_seed[s].get("rounds", {}).get(ref.metric, []) for s in spec.seeds}
+        rounds = {s: m.get("rounds", {}).get(ref.metric, []) for s, m in by_seed.items()}
         return judge_timing(ref, device, rounds, unit=timings[ref.metric], confidence=spec.timing.confidence)
-    return judge(ref, device, {s: by_seed[s][ref.metric] for s in spec.seeds})
+    return judge(ref, device, {s: m[ref.metric] for s, m in by_seed.items()})
 
 
-def plan_for(spec: Spec, device: str) -> Plan:
-    """The spec's timing references on ``device``, and its timing policy."""
-    refs = tuple(r for r in spec.references if r.metric in _timings(spec))
-    return Plan(device=device, refs=refs, policy=spec.timing)
+def _judge_device(spec: Spec, device: str, by_seed: dict[int, dict[str, Any]], failed: dict[int, str]) -> list[Verdict]:
+    """Every reference on one device, on the seeds that finished; a failed unit is named in each verdict."""
+    if not by_seed:
+        why = "; ".join(f"seed {s}: {e}" for s, e in failed.items())
+        return [replace(judge(ref, device, {}), status=INCONCLUSIVE, detail=f"no unit finished ({why})")
+                for ref in spec.references]
+    verdicts = [_judge(spec, ref, device, by_seed) for ref in spec.references]
+    if failed:
+        missing = "missing " + ", ".join(f"seed {s} ({e})" for s, e in failed.items())
+        verdicts = [replace(v, detail=f"{v.detail}; {missing}") for v in verdicts]
+    return verdicts
 
 
-def run_unit(spec: Spec, device: str, seed: int, tags: dict[str, str]) -> dict[str, Any]:
-    """One (device, seed) of a spec in its own child run: params ``seed``, ``device`` and the settings.
+def _copy(unit: Unit, source: str, on_seed: Callable[[str, int, str | None], None] | None) -> Outcome:
+    """A unit an earlier run finished (``--resume``), copied under this spec run."""
+    if on_seed:
+        on_seed(unit.device, unit.seed, source)
+    values = tracking.copy_unit(source, unit.name, unit.tags | where_it_ran(unit.device))
+    return Outcome(values=values, model=env.device_model(unit.device))
 
-    When the task finds no data, its run ends FINISHED as a skipped unit and the ``DataMissing`` is raised after.
+
+def _record(verdicts: list[Verdict], measured: dict[str, dict[int, Any]], outcomes: dict[tuple[str, int], Outcome]):
+    """The spec run's results: what each device measured, the verdicts and their counts, the failed units.
+
+    A run with a failed unit is recorded whole but ends FAILED, so reports keep the last complete run.
     """
-    task = TASKS[spec.kind]
-    absent: DataMissing | None = None
-    with tracking.recorded_run(unit_name(spec, device, seed), tags=tags, nested=True) as run:
-        tracking.log_params({"seed": seed, "device": device}
-                            | tracking.flat_params(spec.settings.model_dump(mode="json"), "settings."))
-        seed_everything(seed, spec.deterministic)
-        try:
-            values = task.run(spec.settings, Recorder(run.info.run_id, device, seed, plan_for(spec, device)))
-        except DataMissing as exc:  # nothing measured, nothing failed: the run ends FINISHED, marked skipped
-            absent = exc
-            tracking.set_tags({ROLE: "skipped", SKIPPED_TAG: str(exc)[:5000]})
-        else:
-            missing = sorted({r.metric for r in spec.references} - set(values))
-            if missing:
-                raise RuntimeError(f"{spec.kind} produced no value for {', '.join(missing)}")
-            values = _jsonable(values)
-            tracking.log_dict(values, "measured.json")
-            _log_scalars(values)
-    if absent is not None:
-        raise absent
-    return values
+    models = {d: o.model for (d, _), o in outcomes.items() if d in measured and o.model}
+    tracking.set_tags({"harness.devices_ran": ",".join(measured), "device": ",".join(measured),
+                       "device.models": "; ".join(f"{d}: {m}" for d, m in models.items())})
+    missing = [f"{d} seed {s}: {o.error}" for (d, s), o in sorted(outcomes.items()) if o.error]
+    if missing:
+        tracking.set_tags({MISSING_TAG: "; ".join(missing)[:5000]})
+        tracking.end_incomplete()
+    tracking.log_dict(measured, "measured.json")
+    tracking.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
+    counts = {s: sum(v.status == s for v in verdicts) for s in STATUSES}
+    counts["gating_missed"] = sum(v.gating_miss for v in verdicts)
+    counts["gating_inconclusive"] = sum(v.gating_inconclusive for v in verdicts)
+    counts["units_failed"] = len(missing)
+    tracking.log_metrics({f"verdicts.{k.replace(' ', '_')}": n for k, n in counts.items()})
+    overall = (MISSED if counts["gating_missed"] else INCONCLUSIVE if counts["gating_inconclusive"]
+               else SKIPPED if verdicts and counts[SKIPPED] == len(verdicts) else REPRODUCED)
+    tracking.set_tags({"verdict": overall, "verdict.counts": json.dumps(counts)})
 
 
-def unit_name(spec: Spec, device: str, seed: int) -> str:
-    return f"{spec.name} {device} seed {seed}"
-
-
-def run_spec(spec: Spec, path: Path, nested: bool = False,
+def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | None = None,
              on_seed: Callable[[str, int, str | None], None] | None = None, resume: bool = False,
-             on_skip: Callable[[str, str], None] | None = None) -> list[Verdict]:
+             on_skip: Callable[[str, str], None] | None = None,
+             on_fail: Callable[[str, int, str], None] | None = None) -> list[Verdict]:
     """One spec -> a run holding its verdicts, summary and environment, with one child run per (device, seed).
 
-    With ``resume``, a unit that an earlier run of the same spec, code and environment finished is copied from
-    there instead of run again. A device whose task finds no data (``DataMissing``) runs no further seed: its
-    references are judged skipped with the loader's message, passed to ``on_skip(device, message)``, and it is
-    left out of the run's ``harness.devices_ran``.
+    The units run on ``executor`` (default: in this process, one after another). With ``resume``, a unit that an
+    earlier run of the same spec, code and environment finished is copied from there instead of run again. A
+    device whose task finds no data (``DataMissing``) is judged skipped with the loader's message, passed to
+    ``on_skip(device, message)``, and left out of ``harness.devices_ran``. A unit that fails is passed to
+    ``on_fail(device, seed, message)``; the verdicts are judged on the seeds that finished and name the missing.
     """
-    ran = [d for d in spec.devices if d != "cuda" or env.cuda_available()]
+    executor = executor or Local()
+    ran = [d for d in spec.devices if d != "cuda" or executor.cuda()]
     identity = {SPEC_NAME: spec.name, "harness.kind": spec.kind, tracking.SPEC_HASH: spec.hash,
                 tracking.CODE_ID: env.code_id(), tracking.ENV_HASH: env.env_hash()}
     tags = {ROLE: "spec", **identity, "harness.title": spec.title, "harness.refs": ",".join(spec.ref_ids),
             "harness.devices_ran": ",".join(ran), "seeds": ",".join(map(str, spec.seeds)), "device": ",".join(ran),
             "mlflow.source.git.commit": env.fingerprint()["git.commit"], **env.fingerprint(),
-            "device.models": "; ".join(f"{d}: {env.device_model(d)}" for d in ran)}
+            "harness.executor": executor.name}
     reusable = tracking.finished_units(identity) if resume else {}
     with tracking.recorded_run(spec.name, tags=tags, nested=nested):
         tracking.log_spec(spec, path)
+        units = [Unit(spec, d, seed, {ROLE: "unit", **identity, "device": d, "seed": str(seed)})
+                 for d in ran for seed in spec.seeds]
+        outcomes = {u.key: _copy(u, reusable[u.key], on_seed) for u in units if u.key in reusable}
+        todo = [u for u in units if u.key not in reusable]
+        outcomes |= executor.run(todo, lambda u: on_seed and on_seed(u.device, u.seed, None))
         verdicts: list[Verdict] = []
         measured: dict[str, dict[int, dict[str, Any]]] = {}
         for device in spec.devices:
-            if device not in ran:
-                verdicts += [skipped(ref, device, NO_GPU) for ref in spec.references]
+            got = {seed: outcomes[(device, seed)] for seed in spec.seeds if (device, seed) in outcomes}
+            absent = next((o.skipped for o in got.values() if o.skipped), "") if device in ran else executor.no_gpu
+            if absent:
+                verdicts += [skipped(ref, device, absent) for ref in spec.references]
+                if on_skip and device in ran:
+                    on_skip(device, absent)
                 continue
-            measured[device] = {}
-            try:
-                for seed in spec.seeds:
-                    source = reusable.get((device, seed))
-                    if on_seed:
-                        on_seed(device, seed, source)
-                    unit_tags = {ROLE: "unit", **identity, "device": device, "seed": str(seed),
-                                 "device.model": env.device_model(device)}
-                    if source:
-                        measured[device][seed] = tracking.copy_unit(source, unit_name(spec, device, seed), unit_tags)
-                    else:
-                        measured[device][seed] = run_unit(spec, device, seed, unit_tags)
-            except DataMissing as exc:
-                del measured[device]
-                verdicts += [skipped(ref, device, str(exc)) for ref in spec.references]
-                if on_skip:
-                    on_skip(device, str(exc))
-                continue
-            verdicts += [_judge(spec, ref, device, measured[device]) for ref in spec.references]
-        if list(measured) != ran:  # the devices that measured something, as the report reads them
-            tracking.set_tags({"harness.devices_ran": ",".join(measured), "device": ",".join(measured)})
-        tracking.log_dict(measured, "measured.json")
-        tracking.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
-        counts = {s: sum(v.status == s for v in verdicts) for s in STATUSES}
-        counts["gating_missed"] = sum(v.gating_miss for v in verdicts)
-        counts["gating_inconclusive"] = sum(v.gating_inconclusive for v in verdicts)
-        tracking.log_metrics({f"verdicts.{k.replace(' ', '_')}": n for k, n in counts.items()})
-        overall = (MISSED if counts["gating_missed"] else INCONCLUSIVE if counts["gating_inconclusive"]
-                   else SKIPPED if verdicts and counts[SKIPPED] == len(verdicts) else REPRODUCED)
-        tracking.set_tags({"verdict": overall, "verdict.counts": json.dumps(counts)})
+            failed = {seed: o.error for seed, o in got.items() if o.error}
+            for seed, error in failed.items():
+                if on_fail:
+                    on_fail(device, seed, error)
+            done = {seed: o.values for seed, o in got.items() if o.values is not None}
+            if done:
+                measured[device] = done
+            verdicts += _judge_device(spec, device, done, failed)
+        _record(verdicts, measured, outcomes)
     return verdicts

@@ -125,10 +125,12 @@ def _gone(tags: dict[str, str], start_ms: int, now: float) -> str | None:
 
 @retry_locked
 def recover_orphans(experiment_id: str) -> list[str]:
-    """End as FAILED every RUNNING harness run whose process is gone; one line each, also printed to stderr."""
+    """End as FAILED every RUNNING (or SCHEDULED) harness run whose process is gone; one line each, on stderr."""
     client, now, lines = MlflowClient(), time.time(), []
-    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
-    for run in running:
+    open_runs = [run for status in ("RUNNING", "SCHEDULED")
+                 for run in client.search_runs([experiment_id], filter_string=f"attributes.status = '{status}'",
+                                               max_results=1000)]
+    for run in open_runs:
         tags = run.data.tags
         if HOST not in tags:
             continue  # not a run this harness can vouch for
@@ -137,7 +139,7 @@ def recover_orphans(experiment_id: str) -> list[str]:
             continue
         client.set_tag(run.info.run_id, ENDED_BY, f"process vanished: {why}")
         client.set_terminated(run.info.run_id, "FAILED")
-        line = (f"harness: run {run.info.run_id[:8]} ({run.info.run_name}) was left RUNNING and its process "
+        line = (f"harness: run {run.info.run_id[:8]} ({run.info.run_name}) was left {run.info.status} and its process "
                 f"vanished ({why}): ended as FAILED")
         print(line, file=sys.stderr)
         lines.append(line)

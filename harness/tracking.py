@@ -33,7 +33,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from harness.rounds import Plan
-from harness.store import HEARTBEATS, creation_lock, identity, recover_orphans, retry_locked, sqlite_path
+from harness.store import ENDED_BY, HEARTBEATS, creation_lock, identity, recover_orphans, retry_locked, sqlite_path
 
 EXPERIMENT = "d2l-cnn-chapter"
 DEFAULT_DB = "mlflow.db"
@@ -64,7 +64,13 @@ def _experiment(uri: str, create: bool) -> str | None:
         return None
     path = sqlite_path(uri)
     location = (path.parent / "mlartifacts").as_uri() if path is not None else None
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+    try:
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+    except Exception:  # a server's runners race to create it (SQLite's are serialised by creation_lock)
+        exp = mlflow.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def connect(explicit: str | None = None, create: bool = True) -> str | None:
@@ -84,8 +90,8 @@ def connect(explicit: str | None = None, create: bool = True) -> str | None:
 
 
 @retry_locked
-def _start_run(name: str, tags: dict[str, str], nested: bool) -> Any:
-    return mlflow.start_run(run_name=name, tags=tags | identity(), nested=nested)
+def _start_run(name: str, tags: dict[str, str], nested: bool, run_id: str | None = None) -> Any:
+    return mlflow.start_run(run_id=run_id, run_name=name, tags=tags | identity(), nested=nested)
 
 
 @retry_locked
@@ -94,9 +100,12 @@ def _end_run(status: str) -> None:
 
 
 @contextmanager
-def recorded_run(name: str, tags: dict[str, str], nested: bool = False) -> Iterator[Any]:
-    """An MLflow run that ends FINISHED, FAILED on an error, KILLED on an interrupt; it beats while it runs."""
-    run = _start_run(name, tags, nested)
+def recorded_run(name: str, tags: dict[str, str], nested: bool = False, run_id: str | None = None) -> Iterator[Any]:
+    """An MLflow run that ends FINISHED, FAILED on an error, KILLED on an interrupt; it beats while it runs.
+
+    With ``run_id``, an existing run (one an executor scheduled) is started instead of a new one.
+    """
+    run = _start_run(name, tags, nested, run_id)
     HEARTBEATS.add(run.info.run_id)
     try:
         yield run
@@ -107,9 +116,45 @@ def recorded_run(name: str, tags: dict[str, str], nested: bool = False) -> Itera
         _end_run("FAILED")
         raise
     else:
-        _end_run("FINISHED")
+        _end_run("FAILED" if run.info.run_id in _INCOMPLETE else "FINISHED")
     finally:
         HEARTBEATS.remove(run.info.run_id)
+        _INCOMPLETE.discard(run.info.run_id)
+
+
+_INCOMPLETE: set[str] = set()
+
+
+def end_incomplete() -> None:
+    """End the active run FAILED when its block ends, though nothing was raised: a part of it is missing."""
+    _INCOMPLETE.add(mlflow.active_run().info.run_id)
+
+
+def attach(uri: str, experiment_id: str) -> None:
+    """Point this process (an executor's worker) at a store and experiment the driver already opened."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=experiment_id)
+
+
+@retry_locked
+def schedule_run(name: str, tags: dict[str, str]) -> str:
+    """A child run of the active run, created SCHEDULED for a unit that another process will start."""
+    parent = mlflow.active_run()
+    run = MlflowClient().create_run(parent.info.experiment_id, run_name=name,
+                                    tags=tags | identity() | {"mlflow.parentRunId": parent.info.run_id})
+    MlflowClient().update_run(run.info.run_id, status="SCHEDULED")
+    return run.info.run_id
+
+
+@retry_locked
+def end_if_open(run_id: str, status: str, why: str) -> bool:
+    """End a run left SCHEDULED or RUNNING (its worker died or was cancelled) as ``status``; was it open?"""
+    client = MlflowClient()
+    if client.get_run(run_id).info.status not in ("SCHEDULED", "RUNNING"):
+        return False
+    client.set_tag(run_id, ENDED_BY, why[:5000])
+    client.set_terminated(run_id, status)
+    return True
 
 
 @retry_locked
@@ -143,7 +188,7 @@ def is_finite_number(v: Any) -> bool:
 PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # MLflow's limits for one log_batch
 
 
-def _log_batches(client: Any, run_id: str, metrics: Sequence[Metric], params: Sequence[Param] = ()) -> None:
+def log_batches(client: Any, run_id: str, metrics: Sequence[Metric], params: Sequence[Param] = ()) -> None:
     """``params`` then ``metrics`` into run ``run_id``, in as many ``log_batch`` calls as MLflow's limits need."""
     for i in range(0, len(params), PARAMS_PER_BATCH):
         client.log_batch(run_id, params=params[i:i + PARAMS_PER_BATCH])
@@ -170,14 +215,14 @@ class Recorder:
         """A metric curve, one point a step (steps default to 1..n)."""
         steps = steps or list(range(1, len(values) + 1))
         now = int(time.time() * 1000)
-        _log_batches(MlflowClient(), self.run_id,
+        log_batches(MlflowClient(), self.run_id,
                      [Metric(safe_key(name), float(v), now, int(s)) for s, v in zip(steps, values)])
 
     @retry_locked
     def log_round(self, number: int, values: dict[str, float]) -> None:
         """One timing round's values, as metrics ``round.<name>`` at step ``number``."""
         now = int(time.time() * 1000)
-        _log_batches(MlflowClient(), self.run_id, [Metric(safe_key(f"round.{k}"), float(v), now, number)
+        log_batches(MlflowClient(), self.run_id, [Metric(safe_key(f"round.{k}"), float(v), now, number)
                                                    for k, v in values.items() if is_finite_number(v)])
 
     @retry_locked
@@ -245,7 +290,7 @@ def copy_unit(source: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
             target = run.info.run_id
             params = [Param(k, v) for k, v in src.data.params.items()]
             points = [m for key in src.data.metrics for m in client.get_metric_history(source, key)]
-            retry_locked(_log_batches)(client, target, points, params)
+            retry_locked(log_batches)(client, target, points, params)
             local = client.download_artifacts(source, "", tmp)
             client.log_artifacts(target, local)
         with open(Path(local) / "measured.json") as f:

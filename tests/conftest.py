@@ -1,4 +1,5 @@
-"""Shared fixtures; long runs need --run-slow, benchmarks run only under --benchmark-only."""
+"""Shared fixtures; long runs need --run-slow, Ray and PostgreSQL tests --run-scale (nox -s scale), benchmarks
+run only under --benchmark-only."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import yaml
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (full trainings)")
+    parser.addoption("--run-scale", action="store_true",
+                     help="also run tests marked scale (a local Ray cluster, a PostgreSQL-backed MLflow server)")
 
 
 def pytest_collection_modifyitems(config, items):
     bench_only = config.getoption("benchmark_only", default=False)
-    run_slow = config.getoption("--run-slow")
+    run_slow, run_scale = config.getoption("--run-slow"), config.getoption("--run-scale")
     for item in items:
         if "slow" in item.keywords and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow: pass --run-slow"))
+        if "scale" in item.keywords and not run_scale:
+            item.add_marker(pytest.mark.skip(reason="scale: pass --run-scale (nox -s scale)"))
         if "benchmark" in getattr(item, "fixturenames", ()) and not bench_only:
             item.add_marker(pytest.mark.skip(reason="benchmark: run with pytest --benchmark-only"))
 

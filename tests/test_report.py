@@ -56,3 +56,19 @@ def test_failed_build_keeps_the_old_report(recorded, monkeypatch):
         report.write_report(out)
     assert (out / "REPORT.md").read_text() == "old report\n"
     assert not list(out.glob(".build-*"))
+
+
+def test_a_cuda_run_recorded_elsewhere_fills_the_cuda_section(tmp_path):
+    """Newest first, as the store returns them: the newest run of a spec, plus the newest one that had a GPU."""
+    import pandas as pd
+
+    def row(run_id, devices, gpu="none"):
+        return {"run_id": run_id, "tags.harness.spec": "lenet-c2", "tags.harness.devices_ran": devices,
+                "tags.gpu.model": gpu, "tags.cpu.model": "some CPU"}
+
+    runs = pd.DataFrame([row("cpu-here", "cpu"), row("gpu-there", "cpu,cuda", "NVIDIA H200"),
+                         row("gpu-older", "cpu,cuda", "NVIDIA A100")])
+    views = report.select_views(runs, tmp_path)
+    assert [(v.run_id, v.suffix) for v in views] == [("cpu-here", ""), ("gpu-there", "-cuda-run")]
+    assert report.cuda_section(views) == "CUDA runs on: NVIDIA H200. Specs: `lenet-c2`."
+    assert report.cuda_section(views[:1]).startswith("**No GPU.** No recorded run had a CUDA device")

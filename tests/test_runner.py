@@ -99,7 +99,32 @@ def test_failing_task_ends_failed(spec_file, store, monkeypatch):
 
     monkeypatch.setattr(edge_kernel, "run", boom)
     assert main(["run", str(spec_file)]) == 1
-    assert list(runs()["status"]) == ["FAILED"] and list(runs(role="unit")["status"]) == ["FAILED"]
+    assert list(runs()["status"]) == ["FAILED"] and list(runs(role="unit")["status"]) == ["FAILED"] * 2
+    failed = "cpu seed 0: RuntimeError: boom; cpu seed 1: RuntimeError: boom"
+    assert runs()["tags.harness.units_failed"].tolist() == [failed]
+    verdicts = tracking.load_json(runs()["run_id"].iloc[0], "verdicts.json")
+    assert {v["status"] for v in verdicts if v["device"] == "cpu"} == {"inconclusive"}
+
+
+def test_failed_unit_others_go_on(spec_file, store, monkeypatch):
+    """One seed fails: its run ends FAILED, the other seed is judged, and every verdict names the missing one."""
+    real = edge_kernel.run
+
+    def second_fails(settings, rec):
+        if rec.seed == 1:
+            raise RuntimeError("boom")
+        return real(settings, rec)
+
+    monkeypatch.setattr(edge_kernel, "run", second_fails)
+    assert main(["run", str(spec_file)]) == 1
+    units = runs(role="unit").sort_values("tags.seed")
+    assert units["status"].tolist() == ["FINISHED", "FAILED"]
+    spec_run = runs().iloc[0]
+    assert spec_run["status"] == "FAILED" and spec_run["tags.harness.units_failed"] == "cpu seed 1: RuntimeError: boom"
+    verdicts = tracking.load_json(spec_run["run_id"], "verdicts.json")
+    cpu = [v for v in verdicts if v["device"] == "cpu"]
+    assert cpu and all(v["detail"].endswith("missing seed 1 (RuntimeError: boom)") for v in cpu)
+    assert {v["status"] for v in cpu if v["gate"]} == {"reproduced"}
 
 
 def test_interrupt_ends_killed(spec_file, store, monkeypatch):
@@ -331,4 +356,4 @@ def test_a_corrupt_dataset_still_fails_the_spec(write_spec, store, tmp_path, mon
 
     monkeypatch.setattr(edge_kernel, "run", corrupt)
     assert main(["run", str(write_spec(SPEC))]) == 1
-    assert list(runs()["status"]) == ["FAILED"] and list(runs(role="unit")["status"]) == ["FAILED"]
+    assert list(runs()["status"]) == ["FAILED"] and list(runs(role="unit")["status"]) == ["FAILED"] * 2

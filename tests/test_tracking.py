@@ -34,15 +34,15 @@ def test_batches_keep_within_mlflow_s_limits():
     client = FakeClient()
     params = [Param(f"p{i}", str(i)) for i in range(250)]
     metrics = [Metric("m", float(i), 0, i) for i in range(2001)]
-    tracking._log_batches(client, "r", metrics, params)
+    tracking.log_batches(client, "r", metrics, params)
     assert client.calls == [("r", 100, 0), ("r", 100, 0), ("r", 50, 0),
                             ("r", 0, 1000), ("r", 0, 1000), ("r", 0, 1)]
 
 
 def test_nothing_to_send_sends_nothing():
     client = FakeClient()
-    tracking._log_batches(client, "r", [])
-    tracking._log_batches(client, "r", [], [])
+    tracking.log_batches(client, "r", [])
+    tracking.log_batches(client, "r", [], [])
     assert client.calls == []
 
 

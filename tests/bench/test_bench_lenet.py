@@ -18,10 +18,10 @@ import torch
 
 from harness import data as D
 from harness.rounds import Rounds, run_rounds
-from harness.runner import plan_for
 from harness.spec import load_spec
 from harness.stats import METHOD, interval
 from harness.tasks.lenet import make_loops
+from harness.units import plan_for
 from harness.verdict import judge_timing
 
 SPEC = Path(__file__).resolve().parents[2] / "experiments" / "lenet-loops.yaml"
