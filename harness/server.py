@@ -203,6 +203,7 @@ class Server:
 
 def serve(folder: Path, port: int) -> int:
     """Run the server in the foreground until Ctrl-C or SIGTERM; 0 on a clean stop, 1 if a part died."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in the background (SIG_IGN)
     server = Server(folder.resolve(), port)
     server.start()
     print(f"MLflow tracking server on PostgreSQL ({folder}/pgdata), artifacts served from {folder}/artifacts\n"
