@@ -82,9 +82,10 @@ def scale(session: nox.Session) -> None:
 def server(session: nox.Session) -> None:
     """A team's MLflow tracking server on 127.0.0.1:5000, backed by PostgreSQL in .server/; Ctrl-C stops it.
     `nox -s server -- --port 5001` passes options on."""
-    install(session, "postgres")
+    session.install("mlflow>=2.14", "psycopg[binary]>=3.1")  # no torch: the server runs no experiment
+    session.install("-e", ".", "--no-deps")
     ensure_postgres(session)
-    session.run("harness", "server", *session.posargs)
+    session.run("python", "-m", "harness.server", *session.posargs)
 
 
 @nox.session

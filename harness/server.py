@@ -223,3 +223,23 @@ def serve(folder: Path, port: int) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.server``: the same as ``harness server``, for a machine with MLflow and psycopg only."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m harness.server", description=__doc__.splitlines()[0])
+    p.add_argument("--dir", default=".server", help="its folder: database cluster, artifacts, logs (.server)")
+    p.add_argument("--port", type=int, default=5000, help="the port on 127.0.0.1 (default: 5000)")
+    args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return serve(Path(args.dir), args.port)
+    except ServerError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
