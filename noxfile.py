@@ -103,12 +103,16 @@ def ui(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """pytest-benchmark suite; results saved as JSON under reports/."""
+    """pytest-benchmark suite. Each run is saved (--benchmark-autosave, with torch and device info) under
+    .benchmarks/<CPU model>-<cores>, so `nox -s bench -- --benchmark-compare` compares with this machine's
+    last run (add --benchmark-compare-fail=median:10% to fail on a slowdown); the JSON also goes to reports/."""
     install(session)
     ensure_fashion_mnist(session)
     Path("reports").mkdir(exist_ok=True)
+    machine = session.run("python", "-c", "from harness.env import machine_slug; print(machine_slug())",
+                          silent=True).strip()
     session.run("pytest", "--benchmark-only", "tests/bench", "--benchmark-json", "reports/benchmarks.json",
-                *session.posargs)
+                "--benchmark-autosave", f"--benchmark-storage=file://.benchmarks/{machine}", *session.posargs)
 
 
 @nox.session

@@ -37,6 +37,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_slug() -> str:
+    """The machine's kind as a folder name: its CPU (or GPU) model and core count, e.g. for benchmark storage."""
+    model = gpu_model() if cuda_available() else cpu_model()
+    words = "".join(c.lower() if c.isalnum() else "-" for c in model).split("-")
+    return "-".join(w for w in words if w) + f"-{os.cpu_count()}cpu"
+
+
 def cuda_available() -> bool:
     return torch.cuda.is_available()
 
