@@ -123,6 +123,12 @@ def _gone(tags: dict[str, str], start_ms: int, now: float) -> str | None:
     return None
 
 
+def end_run_as(client: MlflowClient, run_id: str, status: str, why: str) -> None:
+    """End a run whose own process cannot (it vanished, or never started) as ``status``, saying why."""
+    client.set_tag(run_id, ENDED_BY, why[:5000])
+    client.set_terminated(run_id, status)
+
+
 @retry_locked
 def recover_orphans(experiment_id: str) -> list[str]:
     """End as FAILED every RUNNING (or SCHEDULED) harness run whose process is gone; one line each, on stderr."""
@@ -137,8 +143,7 @@ def recover_orphans(experiment_id: str) -> list[str]:
         why = _gone(tags, run.info.start_time, now)
         if why is None:
             continue
-        client.set_tag(run.info.run_id, ENDED_BY, f"process vanished: {why}")
-        client.set_terminated(run.info.run_id, "FAILED")
+        end_run_as(client, run.info.run_id, "FAILED", f"process vanished: {why}")
         line = (f"harness: run {run.info.run_id[:8]} ({run.info.run_name}) was left {run.info.status} and its process "
                 f"vanished ({why}): ended as FAILED")
         print(line, file=sys.stderr)

@@ -33,7 +33,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from harness.rounds import Plan
-from harness.store import ENDED_BY, HEARTBEATS, creation_lock, identity, recover_orphans, retry_locked, sqlite_path
+from harness.store import HEARTBEATS, creation_lock, end_run_as, identity, recover_orphans, retry_locked, sqlite_path
 
 EXPERIMENT = "d2l-cnn-chapter"
 DEFAULT_DB = "mlflow.db"
@@ -152,8 +152,7 @@ def end_if_open(run_id: str, status: str, why: str) -> bool:
     client = MlflowClient()
     if client.get_run(run_id).info.status not in ("SCHEDULED", "RUNNING"):
         return False
-    client.set_tag(run_id, ENDED_BY, why[:5000])
-    client.set_terminated(run_id, status)
+    end_run_as(client, run_id, status, why)
     return True
 
 
