@@ -291,9 +291,9 @@ def parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="print the network of each spec: output shape, parameters, FLOP per layer")
     sh.add_argument("specs", nargs="+", metavar="SPEC")
 
-    sv = sub.add_parser("server", help="a team's MLflow tracking server on loopback, backed by PostgreSQL")
-    sv.add_argument("--dir", default=".server", help="its folder: database cluster, artifacts, logs (.server)")
-    sv.add_argument("--port", type=int, default=5000, help="the port on 127.0.0.1 (default: 5000)")
+    from harness.server import add_arguments as server_arguments  # no torch, no MLflow: cheap to import
+
+    server_arguments(sub.add_parser("server", help="a team's MLflow tracking server, backed by PostgreSQL"))
 
     ex = sub.add_parser("export", help="write a run and every run under it (a suite, a spec) as one bundle")
     common(ex, with_specs=False)

@@ -225,13 +225,18 @@ def serve(folder: Path, port: int) -> int:
         server.stop()
 
 
+def add_arguments(parser) -> None:
+    """The server's options, for ``harness server`` and ``python -m harness.server`` alike."""
+    parser.add_argument("--dir", default=".server", help="its folder: database cluster, artifacts, logs (.server)")
+    parser.add_argument("--port", type=int, default=5000, help="the port on 127.0.0.1 (default: 5000)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m harness.server``: the same as ``harness server``, for a machine with MLflow and psycopg only."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m harness.server", description=__doc__.splitlines()[0])
-    p.add_argument("--dir", default=".server", help="its folder: database cluster, artifacts, logs (.server)")
-    p.add_argument("--port", type=int, default=5000, help="the port on 127.0.0.1 (default: 5000)")
+    add_arguments(p)
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
