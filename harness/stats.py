@@ -91,3 +91,74 @@ def interval(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -
     if not (math.isfinite(low) and math.isfinite(high)):
         return Interval(estimate, math.nan, math.nan, n, confidence)
     return Interval(estimate, min(low, estimate), max(high, estimate), n, confidence)
+
+
+def _bootstrap(samples: tuple[np.ndarray, ...], statistic, confidence: float, seed: int) -> tuple[float, float]:
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap(samples, statistic, confidence_level=confidence, method="BCa", n_resamples=RESAMPLES,
+                              random_state=np.random.default_rng(seed), vectorized=True)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def ratio_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
+    """The ratio of the geometric means of ``b`` and ``a`` (two independent sets of rounds) and its BCa interval:
+    the difference of their mean logs, turned back.
+
+    ``rounds`` is the smaller of the two counts. Undefined (NaN) with fewer than two rounds on a side; when each
+    side's rounds are all equal, the interval is the ratio itself.
+    """
+    ga, gb = geomean(a), geomean(b)
+    if math.isnan(ga) or math.isnan(gb):
+        return Interval(math.nan, math.nan, math.nan, min(len(a), len(b)), confidence)
+    d = difference_interval(np.log(np.asarray(a, dtype=float)), np.log(np.asarray(b, dtype=float)), confidence, seed)
+    estimate = gb / ga
+    if not d.defined:
+        return Interval(estimate, math.nan, math.nan, d.rounds, confidence)
+    return Interval(estimate, min(math.exp(d.low), estimate), max(math.exp(d.high), estimate), d.rounds, confidence)
+
+
+def _around(estimate: float, low: float, high: float, n: int, confidence: float) -> Interval:
+    """A bootstrap's bounds as an interval holding its estimate; undefined where the bootstrap gave none."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return Interval(estimate, math.nan, math.nan, n, confidence)
+    return Interval(estimate, min(low, estimate), max(high, estimate), n, confidence)
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
+    """The arithmetic mean of ``values`` (differences, say, which may be negative) and its BCa interval.
+
+    Fewer than two values give an undefined interval; two or more that are all equal, a zero-width one.
+    """
+    x = np.asarray(values, dtype=float)
+    n = int(x.size)
+    if n == 0 or not np.all(np.isfinite(x)):
+        return Interval(math.nan, math.nan, math.nan, n, confidence)
+    estimate = float(x.mean())
+    if n < 2:
+        return Interval(estimate, math.nan, math.nan, n, confidence)
+    if np.ptp(x) == 0:
+        return Interval(estimate, estimate, estimate, n, confidence)
+    low, high = _bootstrap((x,), lambda v, axis: v.mean(axis), confidence, seed)
+    return _around(estimate, low, high, n, confidence)
+
+
+def difference_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
+    """mean(b) - mean(a) of two independent sets of values (seeds, say) and its BCa interval.
+
+    ``rounds`` is the smaller count; fewer than two on a side give an undefined interval, sides that are each
+    constant a zero-width one.
+    """
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n = int(min(xa.size, xb.size))
+    if n == 0 or not (np.all(np.isfinite(xa)) and np.all(np.isfinite(xb))):
+        return Interval(math.nan, math.nan, math.nan, n, confidence)
+    estimate = float(xb.mean() - xa.mean())
+    if n < 2:
+        return Interval(estimate, math.nan, math.nan, n, confidence)
+    if np.ptp(xa) == 0 and np.ptp(xb) == 0:
+        return Interval(estimate, estimate, estimate, n, confidence)
+    low, high = _bootstrap((xb, xa), lambda x, y, axis: x.mean(axis) - y.mean(axis), confidence, seed)
+    return _around(estimate, low, high, n, confidence)

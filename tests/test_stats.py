@@ -65,3 +65,27 @@ def test_geomean_is_the_interval_s_estimate(values):
     expected = interval(values).estimate
     got = geomean(values)
     assert got == expected or (math.isnan(got) and math.isnan(expected))
+
+
+def test_ratio_interval_of_two_sets_of_rounds():
+    from harness.stats import ratio_interval
+
+    a, b = [1.0, 1.1, 0.9, 1.05], [2.0, 2.1, 1.9, 2.2, 2.05]
+    iv = ratio_interval(a, b)
+    assert iv.estimate == pytest.approx(geomean(b) / geomean(a)) and iv.rounds == 4
+    assert iv.low < iv.estimate < iv.high and 1.7 < iv.low and iv.high < 2.4
+    assert ratio_interval(a, b) == iv  # seeded: the same rounds, the same interval
+    assert ratio_interval([2.0, 2.0], [3.0, 3.0]).low == pytest.approx(1.5, rel=1e-12)  # constant sides: no spread
+    assert math.isnan(ratio_interval([1.0], [2.0]).low)  # one round: no interval
+    assert math.isnan(ratio_interval([1.0, -1.0], [2.0, 2.0]).estimate)
+
+
+def test_mean_and_difference_intervals_take_signs():
+    from harness.stats import difference_interval, mean_interval
+
+    iv = mean_interval([-0.02, -0.01, -0.03, -0.015])
+    assert iv.estimate == pytest.approx(-0.01875) and iv.low < iv.estimate < iv.high < 0
+    assert mean_interval([0.0, 0.0, 0.0]).high == 0.0 and math.isnan(mean_interval([0.1]).low)
+    d = difference_interval([0.80, 0.81, 0.79], [0.70, 0.71, 0.69, 0.70])
+    assert d.estimate == pytest.approx(-0.1) and d.high < 0
+    assert math.isnan(difference_interval([0.8], [0.7]).low)
