@@ -5,7 +5,9 @@ The kinds' ``section(view)`` functions and ``report.py`` build on this; it impor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,9 @@ class RunView:
     """One recorded spec run, read back from MLflow, with lazy access to its curves and artifacts."""
 
     row: pd.Series
-    figures: Path
+    figures: Path | None = None  # where section() saves its PNGs (None: tables only, no figures)
     suffix: str = ""  # told apart in figure names when a spec shows two runs (a CPU and a CUDA one)
+    _tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -86,17 +89,86 @@ class RunView:
         return tracking.metric_history(self.unit(device, seed), name)
 
     def table(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
-        """A table one unit logged."""
-        return tracking.load_table(self.unit(device, seed), f"{name}.json")
+        """A table one unit logged (read once, then a copy each time)."""
+        key = (name, self.unit(device, seed))
+        if key not in self._tables:
+            self._tables[key] = tracking.load_table(key[1], f"{name}.json")
+        return self._tables[key].copy()
 
     def figure_path(self, stem: str) -> tuple[Path, str]:
         """Where to save a PNG, and the relative link REPORT.md uses for it."""
+        if self.figures is None:
+            raise RuntimeError("this RunView was made for its tables: it has no folder for figures")
         name = f"{self.name}{self.suffix}-{stem}.png"
         return self.figures / name, f"figures/{name}"
 
 
-def md_table(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False) if not df.empty else "_(empty)_"
+def md_table(df: pd.DataFrame, fmt: dict[str, Callable[[Any], str]] | None = None,
+             headers: dict[str, str] | None = None) -> str:
+    """A table as markdown: ``fmt`` turns a column's numbers into text, ``headers`` renames columns for the eye.
+
+    The numbers themselves, under their own column names (units included), are what the report's CSVs hold.
+    """
+    if df.empty:
+        return "_(empty)_"
+    shown = df.copy()
+    for column, f in (fmt or {}).items():
+        if column in shown:
+            shown[column] = [f(v) for v in shown[column]]
+    return shown.rename(columns=headers or {}).to_markdown(index=False)
+
+
+def of_seed(table: pd.DataFrame, seed: int | str) -> pd.DataFrame:
+    """The rows of one seed of a table that holds every seed's (a ``seed`` column), without that column."""
+    return table[table["seed"] == int(seed)].drop(columns=["seed"])
+
+
+def finite(v: Any) -> bool:
+    """Is ``v`` a finite int or float (not a bool)?"""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def seconds(v: Any) -> str:
+    """``3.2 ms``: seconds in the unit that suits them, 3 significant digits; ``-`` where nothing was measured."""
+    if not finite(v):
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if v >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v / 1e-9:.3g} ns"
+
+
+def percent(digits: int = 0) -> Callable[[Any], str]:
+    """A formatter of fractions as percentages (``-`` where nothing was measured)."""
+    return lambda v: f"{v:.{digits}%}" if finite(v) else "-"
+
+
+def sig(digits: int = 3, thousands: bool = False) -> Callable[[Any], str]:
+    """A formatter to ``digits`` significant digits, or to whole numbers with separators (``thousands``)."""
+    return lambda v: ("-" if not finite(v) else f"{v:,.0f}" if thousands else f"{v:.{digits}g}")
+
+
+def interval_columns(name: str, iv: Interval) -> dict[str, float]:
+    """An interval as four numeric columns: ``name`` (the estimate), ``name low``, ``name high``, ``name rounds``."""
+    return {name: iv.estimate, f"{name} low": iv.low, f"{name} high": iv.high, f"{name} rounds": iv.rounds}
+
+
+def interval_text(row: pd.Series, name: str, unit: str = "", confidence: float = 0.95) -> str:
+    """The text of an interval kept as ``interval_columns``: ``3.72x (95% CI 3.31-4.12, 7 rounds)``."""
+    if name not in row or not finite(row[name]):
+        return "-"
+    return Interval(row[name], row[f"{name} low"], row[f"{name} high"], int(row[f"{name} rounds"]),
+                    confidence).text(unit)
+
+
+def shown_intervals(df: pd.DataFrame, units: dict[str, str], confidence: float = 0.95) -> pd.DataFrame:
+    """``df`` with each interval's four columns folded into one text column, for markdown."""
+    out = df.copy()
+    for name, unit in units.items():
+        if name in out:
+            out[name] = [interval_text(r, name, unit, confidence) for _, r in df.iterrows()]
+            out = out.drop(columns=[f"{name} low", f"{name} high", f"{name} rounds"])
+    return out
 
 
 def save_figure(fig, view: RunView, stem: str, alt: str) -> str:

@@ -31,6 +31,10 @@ def run(settings: Settings, rec) -> dict[str, float]:
     return {"seed": float(rec.seed)}
 
 
+def tables(view) -> dict:
+    return {}
+
+
 def section(view) -> str:
     return ""
 

@@ -183,6 +183,10 @@ class SyntheticTimingKind:
         return rounds.measured(SyntheticTimingKind.TIMINGS)
 
     @staticmethod
+    def tables(view):
+        return {}
+
+    @staticmethod
     def section(view):
         return ""
 
@@ -305,6 +309,10 @@ class NeedsMnistKind:
 
         data.load("mnist", settings.root)
         raise AssertionError("no MNIST is there")
+
+    @staticmethod
+    def tables(view):
+        return {}
 
     @staticmethod
     def section(view):

@@ -1,7 +1,10 @@
 """One module per kind of experiment, each providing what ``Kind`` states.
 
 ``run(settings, rec)`` runs one (device, seed) and returns the measured values by metric name (timings among them
-with their rounds); ``section(view)`` renders the kind's part of the report from recorded runs.
+with their rounds); ``tables(view)`` reads a recorded spec run's tables back (numbers, units in the column names:
+the report's CSVs and ``harness.results.table``); ``section(view)`` renders the kind's part of the report. A kind
+may also say which way its ratios improve (``DIRECTIONS``: metric -> +1 higher is better, -1 lower) and which
+metrics are only computed from its timings (``DERIVED``: name prefixes), for ``harness compare``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from harness.schema import Strict
 from harness.tasks import batch_speed, conv_throughput, edge_kernel, lenet, modern_cnn, structure, worked_examples
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from harness.reportkit import RunView
     from harness.tracking import Recorder
 
@@ -25,6 +30,8 @@ class Kind(Protocol):
     TIMINGS: dict[str, str]  # the metrics measured in rounds (judged on their interval), with their units
 
     def run(self, settings: Any, rec: Recorder) -> dict[str, Any]: ...
+
+    def tables(self, view: RunView) -> dict[str, pd.DataFrame]: ...
 
     def section(self, view: RunView) -> str: ...
 

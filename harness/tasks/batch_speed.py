@@ -224,33 +224,46 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
 # ---- report ------------------------------------------------------------------------
 
 
-def _pct(v: Any) -> str:
-    return f"{v:.0%}" if isinstance(v, (int, float)) and math.isfinite(v) else "-"
-
-
-def _fmt(df: pd.DataFrame, epoch_examples: int, full_examples: int) -> pd.DataFrame:
-    def s(v: Any) -> str:
-        if not isinstance(v, (int, float)) or not math.isfinite(v):
-            return "-"
-        return f"{v * 1e3:.3g} ms" if v < 1 else f"{v:.3g} s"
-
+def speed_table(df: pd.DataFrame, epoch_examples: int, full_examples: int) -> pd.DataFrame:
+    """One unit's logged table as the report shows it: numbers, with their units in the column names."""
+    nan = pd.Series(math.nan, index=df.index)
+    measured = df["epoch_measured_s"]
     return pd.DataFrame({
         "batch": df["batch"].astype(int),
-        "s / update": [s(v) for v in df["update_s"]],
-        "IQR/median": [f"{v:.1%}" for v in df["rel_spread"]],
-        "rounds apart": [_pct(v) for v in df["round_spread"]] if "round_spread" in df else "-",
-        "others": [_pct(v) for v in df["others_cpu"]] if "others_cpu" in df else "-",
-        "page faults / update": ([f"{v:,.0f}" if math.isfinite(v) else "-" for v in df["faults_per_update"]]
-                                 if "faults_per_update" in df else "-"),
+        "s / update": df["update_s"],
+        "IQR/median": df["rel_spread"],
+        "rounds apart (fraction)": df.get("round_spread", nan),
+        "others (share of CPU)": df.get("others_cpu", nan),
+        "page faults / update": df.get("faults_per_update", nan),
         "updates timed": df["updates_timed"].astype(int),
-        "examples/s": [f"{v:,.0f}" for v in df["examples_per_s"]],
-        f"updates / epoch ({epoch_examples:,})": df["updates_per_epoch"].astype(int),
-        f"s / epoch ({epoch_examples:,}, extrapolated)": [s(v) for v in df["epoch_s"]],
-        f"s / epoch ({full_examples:,}, extrapolated)": [s(v) for v in df["epoch_s_full"]],
-        "s / epoch (one real epoch)": [s(v) for v in df["epoch_measured_s"]],
-        "extrapolated / real": [f"{e / m:.3f}" if isinstance(m, (int, float)) and math.isfinite(m) and m > 0
-                                else "-" for e, m in zip(df["epoch_s"], df["epoch_measured_s"])],
+        "examples/s": df["examples_per_s"],
+        f"updates / epoch of {epoch_examples}": df["updates_per_epoch"].astype(int),
+        f"s / epoch of {epoch_examples} (extrapolated)": df["epoch_s"],
+        f"s / epoch of {full_examples} (extrapolated)": df["epoch_s_full"],
+        "s / epoch (one real epoch)": measured,
+        "extrapolated / real": df["epoch_s"] / measured.where(measured > 0),
     })
+
+
+def tables(view: RunView) -> dict[str, pd.DataFrame]:
+    """Per device: the speed at every batch size, every seed's rows with a ``seed`` column."""
+    settings = view.spec["settings"]
+    return {f"speed-{device}": pd.concat(
+        [speed_table(view.table("batch_speed", device, seed), settings["epoch_examples"],
+                     settings["full_examples"]).assign(seed=int(seed)) for seed in seeds], ignore_index=True)
+        for device, seeds in view.measured.items()}
+
+
+def _shown(table: pd.DataFrame) -> str:
+    from harness.reportkit import md_table, percent, seconds, sig
+
+    epoch_cols = {c: seconds for c in table.columns if c.startswith("s / ")}
+    return md_table(table,
+                    fmt={"IQR/median": percent(1), "rounds apart (fraction)": percent(),
+                         "others (share of CPU)": percent(), "page faults / update": sig(thousands=True),
+                         "examples/s": sig(thousands=True), "extrapolated / real": sig(4),
+                         **epoch_cols},
+                    headers={"rounds apart (fraction)": "rounds apart", "others (share of CPU)": "others"})
 
 
 def section(view: RunView) -> str:
@@ -258,9 +271,10 @@ def section(view: RunView) -> str:
     # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
 
-    from harness.reportkit import md_table, save_figure
+    from harness.reportkit import of_seed, save_figure
 
     settings = view.spec["settings"]
+    shown = tables(view)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     parts: list[str] = []
     for device in view.devices:
@@ -281,7 +295,7 @@ def section(view: RunView) -> str:
                       f"{int(df['batch'].max())}: **{iv['update_time_growth']}** for x"
                       f"{int(df['batch'].max() / df['batch'].min())} the examples. Most examples/s at batch "
                       f"{m['best_batch']} ({df['examples_per_s'].max():,.0f}/s, pooled rounds).", "",
-                      md_table(_fmt(df, settings["epoch_examples"], settings["full_examples"])), ""]
+                      _shown(of_seed(shown[f"speed-{device}"], seed)), ""]
         ax2.plot(df["batch"], b1 * df["batch"] / df["batch"].min(), ls=":", color="grey",
                  label="proportional to batch" if device == view.devices[0] else None)
     ax1.set(xscale="log", yscale="log", xlabel="batch size", ylabel="examples / s (training updates)",

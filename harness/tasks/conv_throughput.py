@@ -175,6 +175,8 @@ TIMINGS = {"unfold_over_loop_claim": "x", "library_over_loop_claim": "x", "strid
            "library_over_unfold_lenet_min": "x", "unfold_compiled_over_unfold_lenet_min": "x",
            "library_fraction_of_peak_lenet_min": "", "library_fraction_of_peak_lenet_max": ""}
 METRICS = set(TIMINGS) | {"matmul_peak_gflops"}
+DIRECTIONS = {m: 1 for m in TIMINGS if "_over_" in m}  # speed ratios, first over second: higher is faster
+DERIVED = ("gflops.", "speedup_over_loop.", "fraction_of_peak.")  # from the timed rounds (s.*): compared there
 
 TABLE_COLUMNS = ["shape", "input", "kernel", "padding", "stride", "flops", "gflop", "impl", "backend", "median_s",
                  "iqr_s", "rel_spread", "runs", "calls", "gflops", "speedup_over_loop", "fraction_of_peak",
@@ -381,54 +383,71 @@ def _metrics(df: pd.DataFrame, rounds: Rounds, peak: dict[str, Any]) -> dict[str
 # ---- report ------------------------------------------------------------------------
 
 
-def _fmt_table(df: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({
+def throughput_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One unit's logged table as the report shows it: numbers, with their units in the column names."""
+    runs = df["runs"].astype(float)
+    return pd.DataFrame({
         "shape": df["shape"], "input": df["input"], "kernel": df["kernel"], "pad": df["padding"],
-        "stride": df["stride"] if "stride" in df else "1",
-        "impl": [f"{i} ({b})" if isinstance(b, str) and b else i for i, b in zip(df["impl"], df["backend"])],
-        "time": [_fmt_s(v) for v in df["median_s"]],
-        "IQR/median": [f"{v:.1%}" if _finite(v) else "-" for v in df["rel_spread"]],
-        "others": [f"{v:.0%}" if _finite(v) else "-" for v in df.get("others_cpu", [math.nan] * len(df))],
-        "runs x calls": [f"{int(r)} x {int(c / r)}" if _finite(r) and r else "-" for r, c in zip(df["runs"],
-                                                                                                  df["calls"])],
-        "GFLOP/s": [f"{v:.3g}" if _finite(v) else "-" for v in df["gflops"]],
-        "x loop": [_x(v) for v in df["speedup_over_loop"]],
-        "of peak": [f"{v:.2%}" if _finite(v) else "-" for v in df["fraction_of_peak"]],
-        "extrapolated": ["yes" if e else "no" for e in df["extrapolated"]],
-        "check (rel err)": [f"{v:.1e}" if _finite(v) else "-" for v in df["max_rel_err"]],
-        "compile": [_fmt_s(v) for v in df["compile_s"]],
-        "compile pays after": _breakeven(df),
+        "stride": df["stride"] if "stride" in df else "1", "impl": df["impl"], "backend": df["backend"].fillna(""),
+        "time (s)": df["median_s"], "IQR/median": df["rel_spread"],
+        "others (share of CPU)": df["others_cpu"] if "others_cpu" in df else math.nan,
+        "runs": runs, "calls per run": df["calls"] / runs.where(runs > 0),
+        "GFLOP/s": df["gflops"], "x loop": df["speedup_over_loop"], "of peak (fraction)": df["fraction_of_peak"],
+        "extrapolated": df["extrapolated"].astype(bool), "check (max rel err)": df["max_rel_err"].astype(float),
+        "compile (s)": df["compile_s"].astype(float), "compile pays after (calls)": _breakeven(df),
         "status": df["status"],
     })
+
+
+def tables(view: RunView) -> dict[str, pd.DataFrame]:
+    """Per device: the throughput table and the matmul ceiling, every seed's rows with a ``seed`` column."""
+    out: dict[str, pd.DataFrame] = {}
+    for device, seeds in view.measured.items():
+        out[f"throughput-{device}"] = pd.concat(
+            [throughput_table(view.table("conv_throughput", device, s)).assign(seed=int(s)) for s in seeds],
+            ignore_index=True)
+        out[f"ceiling-{device}"] = pd.concat(
+            [view.table("matmul_peak", device, s).assign(seed=int(s)) for s in seeds], ignore_index=True)
     return out
 
 
-def _breakeven(df: pd.DataFrame) -> list[str]:
-    """For the compiled rows: how many calls the compile time takes to win back against eager unfold."""
+def _breakeven(df: pd.DataFrame) -> list[float]:
+    """For the compiled rows: how many calls the compile time takes to win back against eager unfold (inf: never)."""
     unfold = df[df["impl"] == "unfold"].set_index("shape")["median_s"]
     out = []
     for r in df.itertuples():
         eager = unfold.get(r.shape, math.nan)
         if r.impl != "unfold_compiled" or not (_finite(r.compile_s) and _finite(r.median_s) and _finite(eager)):
-            out.append("-")
+            out.append(math.nan)
         elif r.median_s >= eager:
-            out.append("never (not faster)")
+            out.append(math.inf)
         else:
-            out.append(f"{math.ceil(r.compile_s / (eager - r.median_s)):,} calls")
+            out.append(float(math.ceil(r.compile_s / (eager - r.median_s))))
     return out
+
+
+def _calls(v: Any) -> str:
+    return "never (not faster)" if v == math.inf else f"{v:,.0f} calls" if _finite(v) else "-"
 
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _fmt_s(v: Any) -> str:
-    if not _finite(v):
-        return "-"
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
-        if v >= scale:
-            return f"{v / scale:.3g} {unit}"
-    return f"{v / 1e-9:.3g} ns"
+def _shown(table: pd.DataFrame) -> str:
+    """The throughput table of one seed as markdown."""
+    from harness.reportkit import md_table, percent, seconds, sig
+
+    shown = table.assign(impl=[f"{i} ({b})" if b else i for i, b in
+                                                      zip(table["impl"], table["backend"])]).drop(columns=["backend"])
+    return md_table(shown, fmt={"time (s)": seconds, "IQR/median": percent(1), "others (share of CPU)": percent(),
+                                "runs": sig(thousands=True), "calls per run": sig(thousands=True), "GFLOP/s": sig(),
+                                "x loop": _x, "of peak (fraction)": percent(2),
+                                "extrapolated": lambda e: "yes" if e else "no",
+                                "check (max rel err)": lambda v: f"{v:.1e}" if _finite(v) else "-",
+                                "compile (s)": seconds, "compile pays after (calls)": _calls},
+                    headers={"time (s)": "time", "others (share of CPU)": "others", "of peak (fraction)": "of peak",
+                             "compile (s)": "compile", "compile pays after (calls)": "compile pays after"})
 
 
 def _busy(df: pd.DataFrame, peak: pd.Series) -> list[str]:
@@ -473,9 +492,10 @@ def section(view: RunView) -> str:
     # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
 
-    from harness.reportkit import md_table, save_figure
+    from harness.reportkit import of_seed, save_figure
 
     parts: list[str] = []
+    shown = tables(view)
     devices = list(view.measured)
     fig, axes = plt.subplots(len(devices), 1, figsize=(8.5, 3.8 * len(devices)), squeeze=False)
     for ax, device in zip(axes[:, 0], devices):
@@ -486,7 +506,7 @@ def section(view: RunView) -> str:
                       *_busy(df, peak),
                       _ceiling_text(peak, device), "",
                       _summary(view, view.measured[device][seed], view.spec["settings"]), "",
-                      md_table(_fmt_table(df)), ""]
+                      _shown(of_seed(shown[f"throughput-{device}"], seed)), ""]
             extra = df[df["extrapolated"].astype(bool)]
             if not extra.empty:
                 parts += ["The loop (`corr2d_multi_in_out` per image) was **extrapolated** on "

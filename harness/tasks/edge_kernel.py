@@ -9,6 +9,7 @@ The loss is the summed squared error, as both pages compute it; every step is re
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -142,22 +143,26 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     }
 
 
+def tables(view: RunView) -> dict[str, pd.DataFrame]:
+    """The learned kernel and bias of every (device, seed), with the loss before and after training."""
+    rows = [{"device": device, "seed": int(seed), "initial loss": m["initial_loss"], "final loss": m["final_loss"],
+             "kernel": json.dumps(m["kernel"]), "bias": m["bias"], "max |kernel - K|": m["kernel_max_abs_error"]}
+            for device in view.devices for seed, m in view.measured[device].items()]
+    return {"learned": pd.DataFrame(rows)}
+
+
 def section(view: RunView) -> str:
     """Report: the loss curve of every seed (log scale) and the learned kernel and bias."""
     # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
 
-    from harness.reportkit import md_table, save_figure
+    from harness.reportkit import md_table, save_figure, sig
 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    rows = []
     for device in view.devices:
-        for seed, m in view.measured[device].items():
+        for seed in view.measured[device]:
             curve = view.series("loss", device, seed)
             ax.plot(curve["step"], curve["value"], marker=".", label=f"seed {seed} ({device})")
-            rows.append({"device": device, "seed": seed, "initial loss": f"{m['initial_loss']:.4g}",
-                         "final loss": f"{m['final_loss']:.4g}", "kernel": str(m["kernel"]),
-                         "bias": f"{m['bias']:.3g}", "max |kernel - K|": f"{m['kernel_max_abs_error']:.3g}"})
     settings = view.spec["settings"]
     for ref in view.spec["references"]:
         if ref["metric"] == "loss_at_checkpoints" and ref.get("near"):
@@ -170,4 +175,5 @@ def section(view: RunView) -> str:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     image = save_figure(fig, view, "loss", f"loss curves of {view.name}")
-    return "\n".join(["### Loss curves and learned parameters", "", image, "", md_table(pd.DataFrame(rows))])
+    return "\n".join(["### Loss curves and learned parameters", "", image, "", md_table(tables(view)["learned"], fmt={
+        "initial loss": sig(4), "final loss": sig(4), "bias": sig(), "max |kernel - K|": sig()})])

@@ -122,6 +122,9 @@ METRICS = (set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | s
            | {"harness.training_flop_per_example", "harness.matmul_peak_gflops"})
 
 
+DIRECTIONS = {"speedup": 1}  # harness loop over tutorial loop, examples/s: higher is faster
+
+
 def series_key(loop: str, name: str, loops: list[str]) -> str:
     """A unit's metric name: plain for the first loop (``test_acc``), prefixed for another (``tutorial.test_acc``)."""
     return name if loop == loops[0] else f"{loop}.{name}"
@@ -274,24 +277,81 @@ def _converged_band(view) -> tuple[float, float] | None:
     return max(bands, key=lambda b: b[1] - b[0]) if bands else None
 
 
+def seeds_table(view) -> pd.DataFrame:
+    """Every (device, seed, loop): epochs, final loss and accuracies, converged or not, speed."""
+    loops = view.spec["settings"]["loops"]
+    band = _converged_band(view)
+    rows = []
+    for device in view.devices:
+        for seed, m in view.measured[device].items():
+            for loop in loops:
+                secs = view.series(series_key(loop, "epoch_seconds", loops), device, seed)
+                acc = m[f"{loop}.test_acc"]
+                rows.append({"device": device, "seed": int(seed), "loop": loop,
+                             "epochs": len(view.series(series_key(loop, "test_acc", loops), device, seed)),
+                             "loss": m[f"{loop}.loss"], "train acc": m[f"{loop}.train_acc"], "test acc": acc,
+                             "converged": (band[0] <= acc <= band[1]) if band else None,
+                             "s / epoch": secs["value"].mean(), "examples/s": m[f"{loop}.examples_per_sec"]})
+    return pd.DataFrame(rows)
+
+
+def speed_table(view) -> pd.DataFrame:
+    """Per device: each loop's examples/s, their ratio and the harness loop against the ceiling, with intervals."""
+    from harness.reportkit import interval_columns
+
+    loops = view.spec["settings"]["loops"]
+    rows = []
+    for device in view.devices:
+        seeds = view.measured[device]
+        info = [m.get("rounds_info", {}) for m in seeds.values()]
+        row: dict[str, Any] = {"device": device, "seeds": len(seeds), "rounds (extra)": ", ".join(
+            f"{i.get('rounds', '-')} ({i.get('extra', 0)})" for i in info)}
+        for loop in loops:
+            row |= interval_columns(f"{loop} examples/s",
+                                    view.interval(_pooled_rounds(view, device, f"{loop}.examples_per_sec")))
+        if set(LOOPS) <= set(loops):
+            row |= interval_columns("harness / tutorial (x)", view.interval(_pooled_rounds(view, device, "speedup")))
+        gflops = _pooled_rounds(view, device, "harness.gflops")
+        if gflops:
+            m = next(iter(seeds.values()))
+            row |= interval_columns("harness GFLOP/s", view.interval(gflops))
+            row |= interval_columns("of matmul ceiling (fraction)",
+                                    view.interval(_pooled_rounds(view, device, "harness.fraction_of_peak")))
+            row["ceiling GFLOP/s"] = m["harness.matmul_peak_gflops"]
+            row["training MFLOP / example"] = m["harness.training_flop_per_example"] / 1e6
+        row["stopped"] = "; ".join(sorted({i.get("stop", "") for i in info}))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tables(view) -> dict[str, pd.DataFrame]:
+    """The per-seed table, and the speed table where the spec times its loops or measures the ceiling."""
+    settings = view.spec["settings"]
+    out = {"seeds": seeds_table(view)}
+    if len(settings["loops"]) > 1 or settings.get("ceiling"):
+        out["speed"] = speed_table(view)
+    return out
+
+
 def section(view: RunView) -> str:
     """Accuracy per epoch against the printed curve, a per-seed table, the loops' speed table."""
     # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from harness.reportkit import md_table, save_figure
+    from harness.reportkit import md_table, save_figure, sig
 
     settings = view.spec["settings"]
     loops = settings["loops"]
     printed = _printed_curves(view)
     band = _converged_band(view)
     parts = []
+    shown = tables(view)
+    rows = shown["seeds"]
 
     fig, axes = plt.subplots(1, len(view.devices) or 1, figsize=(6.4 * max(1, len(view.devices)), 3.8), squeeze=False)
-    rows = []
     for ax, device in zip(axes[0], view.devices):
-        for seed, m in view.measured[device].items():
+        for seed in view.measured[device]:
             for loop in loops:
                 test = view.series(series_key(loop, "test_acc", loops), device, seed)
                 train = view.series(series_key(loop, "train_acc", loops), device, seed)
@@ -299,14 +359,6 @@ def section(view: RunView) -> str:
                 line, = ax.plot(test["step"], test["value"], style, marker="o", ms=3,
                                 label=f"test, seed {seed}" + ("" if len(loops) == 1 else f", {loop} loop"))
                 ax.plot(train["step"], train["value"], style, color=line.get_color(), alpha=0.45, lw=1)
-                secs = view.series(series_key(loop, "epoch_seconds", loops), device, seed)
-                acc = m[f"{loop}.test_acc"]
-                rows.append({"device": device, "seed": seed, "loop": loop, "epochs": len(test),
-                             "loss": f"{m[f'{loop}.loss']:.4f}", "train acc": f"{m[f'{loop}.train_acc']:.3f}",
-                             "test acc": f"{acc:.3f}",
-                             "converged": ("yes" if band[0] <= acc <= band[1] else "no") if band else "-",
-                             "s/epoch": f"{secs['value'].mean():.2f}",
-                             "examples/s": f"{m[f'{loop}.examples_per_sec']:,.0f}"})
         for name, values in printed.items():
             ax.plot(range(1, len(values) + 1), values, "k--" if name == "test_acc_per_epoch" else "k:",
                     marker="x", label=f"tutorial printed ({name.split('_per')[0].replace('_', ' ')})")
@@ -321,8 +373,11 @@ def section(view: RunView) -> str:
     if band:
         parts += [f"A seed counts as converged when its final test accuracy lies in [{band[0]:.3f}, {band[1]:.3f}] "
                   "(the widest gating band of the spec). "
-                  f"Converged: {sum(r['converged'] == 'yes' for r in rows)}/{len(rows)} runs.", ""]
-    parts += ["### Every seed", "", md_table(pd.DataFrame(rows)), ""]
+                  f"Converged: {int(rows['converged'].sum())}/{len(rows)} runs.", ""]
+    parts += ["### Every seed", "", md_table(rows, fmt={
+        "loss": "{:.4f}".format, "train acc": "{:.3f}".format, "test acc": "{:.3f}".format,
+        "converged": lambda c: "-" if c is None or c != c else "yes" if c else "no", "s / epoch": "{:.2f}".format,
+        "examples/s": sig(thousands=True)}), ""]
 
     early = [(d, s) for d in view.devices for s in view.measured[d] if "early_test_acc_max" in view.measured[d][s]]
     if early:
@@ -345,8 +400,8 @@ def section(view: RunView) -> str:
                   f"batches only (the claim covers the first {settings['chance_batches']}); evaluation time is "
                   "excluded from examples/s.", ""]
 
-    if len(loops) > 1 or settings.get("ceiling"):
-        parts += _speed_section(view, loops, settings)
+    if "speed" in shown:
+        parts += _speed_section(view, loops, settings, shown["speed"])
     return "\n".join(parts)
 
 
@@ -354,39 +409,28 @@ def _pooled_rounds(view, device: str, metric: str) -> list[float]:
     return [v for m in view.measured[device].values() for v in m.get("rounds", {}).get(metric, [])]
 
 
-def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str]:
+def _speed_section(view, loops: list[str], settings: dict[str, Any], table: pd.DataFrame) -> list[str]:
     """The loops' speed with its interval over (interleaved) rounds, the harness loop against the ceiling, a plot."""
     # report-only: matplotlib and MLflow (through reportkit) take seconds to import; `harness list` needs neither
     import matplotlib.pyplot as plt
 
-    from harness.reportkit import md_table, save_figure
+    from harness.reportkit import md_table, save_figure, shown_intervals
 
-    table = []
     both = set(LOOPS) <= set(loops)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for device in view.devices:
-        seeds = view.measured[device]
-        info = [m.get("rounds_info", {}) for m in seeds.values()]
-        row = {"device": device, "seeds": len(seeds),
-               "rounds (extra)": ", ".join(f"{i.get('rounds', '-')} ({i.get('extra', 0)})" for i in info)}
-        for loop in loops:
-            row[f"{loop} examples/s"] = view.interval(_pooled_rounds(view, device, f"{loop}.examples_per_sec")).text()
-        if both:
-            ratios = _pooled_rounds(view, device, "speedup")
-            iv = view.interval(ratios)
-            row["harness / tutorial"] = iv.text("x")
-            ax.plot(range(1, len(ratios) + 1), ratios, "o-", ms=4, label=f"{device}: ratio in each round")
-            if iv.defined:
-                ax.axhspan(iv.low, iv.high, alpha=0.2, label=f"{device}: {iv.confidence:.0%} CI of the geometric mean")
-        gflops = _pooled_rounds(view, device, "harness.gflops")
-        if gflops:
-            m = next(iter(seeds.values()))
-            row["harness GFLOP/s"] = view.interval(gflops).text()
-            row["of matmul ceiling"] = view.interval(_pooled_rounds(view, device, "harness.fraction_of_peak")).text("%")
-            row["ceiling GFLOP/s"] = f"{m['harness.matmul_peak_gflops']:.1f}"
-            row["training MFLOP / example"] = f"{m['harness.training_flop_per_example'] / 1e6:.3f}"
-        row["stopped"] = "; ".join(sorted({i.get("stop", "") for i in info}))
-        table.append(row)
+    for device in view.devices if both else []:
+        ratios = _pooled_rounds(view, device, "speedup")
+        iv = view.interval(ratios)
+        ax.plot(range(1, len(ratios) + 1), ratios, "o-", ms=4, label=f"{device}: ratio in each round")
+        if iv.defined:
+            ax.axhspan(iv.low, iv.high, alpha=0.2, label=f"{device}: {iv.confidence:.0%} CI of the geometric mean")
+    units = {f"{loop} examples/s": "" for loop in loops} | {"harness / tutorial (x)": "x", "harness GFLOP/s": "",
+                                                            "of matmul ceiling (fraction)": "%"}
+    confidence = view.spec.get("timing", {}).get("confidence", 0.95)
+    shown = md_table(shown_intervals(table, units, confidence),
+                     fmt={"ceiling GFLOP/s": "{:.1f}".format, "training MFLOP / example": "{:.3f}".format},
+                     headers={"harness / tutorial (x)": "harness / tutorial",
+                              "of matmul ceiling (fraction)": "of matmul ceiling"})
     for ref in view.spec["references"]:
         if ref["metric"] == "speedup" and ref.get("at_least") is not None:
             gate = ref.get("gate", True)
@@ -411,7 +455,7 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any]) -> list[str
     how = ("The loops ran interleaved in one process, an epoch of each a round, from the same initial weights; "
            if both else "Each epoch is a round; ")
     return ["### Speed: this harness's loop vs the tutorial's loop" if both else "### Speed and the machine's ceiling",
-            "", md_table(pd.DataFrame(table)), "", image, "",
+            "", shown, "", image, "",
             "examples/s = training examples / seconds of a training pass (data loading included, test evaluation "
             f"excluded). {how}the first {settings['epochs']} rounds trained and evaluated, later rounds trained "
             f"on for timing only. Estimates are geometric means over rounds; intervals: {METHOD}. "

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.tasks import lenet
-from harness.tasks.lenet import METRICS, TIMINGS, run, section
+from harness.tasks.lenet import DIRECTIONS, METRICS, TIMINGS, run, section, tables
 
 KIND = "modern_cnn"
 
@@ -29,4 +29,4 @@ class Settings(lenet.Settings):
                              "off, since the fold pays for LeNet's 6-channel layers and slows wide ones down")
 
 
-__all__ = ["KIND", "METRICS", "TIMINGS", "Settings", "run", "section"]
+__all__ = ["DIRECTIONS", "KIND", "METRICS", "TIMINGS", "Settings", "run", "section", "tables"]

@@ -63,18 +63,22 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
             "forward_flop": int(table["forward FLOP"].sum())}
 
 
-def section(view: RunView) -> str:
+def tables(view: RunView) -> dict[str, pd.DataFrame]:
     """The layer table of the first unit: module, output shape, parameters and forward FLOP per layer."""
+    device = view.devices[0]
+    table = view.table("layers", device, next(iter(view.measured[device])))
+    table["output shape"] = table["output shape"].map(lambda s: "x".join(map(str, s)))
+    table["forward MFLOP"] = table.pop("forward FLOP") / 1e6
+    return {"layers": table[["layer", "module", "type", "output shape", "parameters", "forward MFLOP"]]}
+
+
+def section(view: RunView) -> str:
+    """The layer table, and the network's totals."""
     from harness.reportkit import md_table
 
     device = view.devices[0]
-    seed = next(iter(view.measured[device]))
-    table = view.table("layers", device, seed)
-    table["output shape"] = table["output shape"].map(lambda s: "x".join(map(str, s)))
-    table["parameters"] = table["parameters"].map("{:,}".format)
-    table["forward MFLOP"] = (table.pop("forward FLOP") / 1e6).map("{:,.1f}".format)
-    m = view.measured[device][seed]
-    return "\n".join(["### Layer by layer", "", md_table(table[["layer", "module", "type", "output shape",
-                                                                     "parameters", "forward MFLOP"]]), "",
+    m = view.measured[device][next(iter(view.measured[device]))]
+    shown = md_table(tables(view)["layers"], fmt={"parameters": "{:,}".format, "forward MFLOP": "{:,.1f}".format})
+    return "\n".join(["### Layer by layer", "", shown, "",
                       f"Total: {m['parameters']:,} parameters, {m['forward_flop'] / 1e9:.3f} GFLOP forward per "
                       "example (multiply-add = 2 FLOP; matrix products and convolutions only).", ""])

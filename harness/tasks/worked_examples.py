@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -150,6 +151,11 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     measured = {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in measured.items()}
     rec.log_json("outputs", measured)
     return measured
+
+
+def tables(view: RunView) -> dict[str, pd.DataFrame]:
+    """None beyond the verdict table: every value here is exact, and that table shows each one."""
+    return {}
 
 
 def section(view: RunView) -> str:

@@ -116,7 +116,7 @@ def test_tiny_run_records_table_series_and_report(tmp_path, store, synthetic, wr
     assert main(["report", "--out", str(out)]) == 0
     text = (out / "REPORT.md").read_text()
     assert "### cpu (seed 0): seconds per update and per epoch" in text and "**extrapolated**" in text
-    assert "s / epoch (64, extrapolated)" in text and "page faults / update" in text
+    assert "s / epoch of 64 (extrapolated)" in text and "page faults / update" in text
     assert "![examples/s and seconds per update against batch size](figures/batch-tiny-speed-cpu.png)" in text
     assert (out / "figures" / "batch-tiny-speed-cpu.png").stat().st_size > 1000
     if not torch.cuda.is_available():

@@ -212,7 +212,9 @@ def test_compile_breakeven():
     df = pd.DataFrame({"shape": ["a", "a", "b", "b", "c"],
                        "impl": ["unfold", "unfold_compiled", "unfold", "unfold_compiled", "unfold_compiled"],
                        "median_s": [2e-3, 1e-3, 1e-3, 2e-3, 1e-3], "compile_s": [None, 1.0, None, 1.0, None]})
-    assert conv_throughput._breakeven(df) == ["-", "1,000 calls", "-", "never (not faster)", "-"]
+    calls = conv_throughput._breakeven(df)
+    assert [conv_throughput._calls(c) for c in calls] == ["-", "1,000 calls", "-", "never (not faster)", "-"]
+    assert calls[1] == 1000 and calls[3] == math.inf  # the CSV keeps the number (inf: never)
 
 
 def test_strict_min_propagates_nan():
