@@ -21,7 +21,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from harness import tracking
+from harness import results, tracking
 from harness.store import retry_locked
 
 FORMAT = "harness-bundle/1"
@@ -41,15 +41,10 @@ def resolve(ref: str, experiment_id: str) -> str:
         if not runs:
             raise BundleError("latest: this store holds no suite run (harness reproduce makes one)")
         return runs[0].info.run_id
-    if len(ref) < 6:
-        raise BundleError(f"{ref}: give a run id, at least its first 6 characters, or latest")
-    found = [r.info.run_id for r in MlflowClient().search_runs([experiment_id], max_results=50000)
-             if r.info.run_id.startswith(ref)]
-    if not found:
-        raise BundleError(f"{ref}: no run id in this store starts so")
-    if len(found) > 1:
-        raise BundleError(f"{ref}: {len(found)} run ids in this store start so: give more characters")
-    return found[0]
+    try:
+        return results.find_run(ref, experiment_id)
+    except results.ResultsError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def _tree(root: str, experiment_id: str) -> list[Any]:

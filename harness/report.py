@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import tracking
+from harness import history, results, tracking
 from harness.reportkit import RunView, md_table
 from harness.schema import natural_order
 from harness.stats import METHOD
@@ -50,24 +50,30 @@ def _verdict_word(view: RunView) -> str:
     gating = v[v["gate"].astype(bool)]
     for status in ("not reproduced", "inconclusive", "reproduced"):
         if (gating["status"] == status).any():
-            return MARK[status]
-    return MARK["skipped"]
+            return status
+    return "skipped"
 
 
 def summary(views: list[RunView]) -> pd.DataFrame:
+    """A row per spec run shown: its verdicts counted, the outcome of its gating ones, its run and commit."""
     rows = []
     for v in views:
         counts = v.verdicts["status"].value_counts()
         rows.append({
-            "spec": f"[{v.name}](#{v.name})",
-            "refs": " ".join(ref_link(r) for r in v.tag("harness.refs").split(",") if r), "kind": v.kind,
+            "spec": f"{v.name}{v.suffix}", "refs": v.tag("harness.refs"), "kind": v.kind,
             "devices": ",".join(v.devices) or "-", "seeds": v.tag("seeds"),
             "reproduced": int(counts.get("reproduced", 0)), "not reproduced": int(counts.get("not reproduced", 0)),
             "inconclusive": int(counts.get("inconclusive", 0)), "skipped": int(counts.get("skipped", 0)),
             "verdict": _verdict_word(v),
-            "run": v.run_id[:8], "git": v.tag("git.commit")[:8],
+            "run": v.run_id, "git": v.tag("git.commit"),
         })
     return pd.DataFrame(rows)
+
+
+def summary_table(df: pd.DataFrame) -> str:
+    return md_table(df, fmt={"spec": lambda n: f"[{n}](#{n})", "verdict": MARK.get, "run": lambda r: r[:8],
+                             "git": lambda g: g[:8],
+                             "refs": lambda refs: " ".join(ref_link(r) for r in refs.split(",") if r)})
 
 
 TIMING_NOTE = (
@@ -124,7 +130,24 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
     return views
 
 
-def render(views: list[RunView], uri: str) -> str:
+def history_section(df: pd.DataFrame, figures: Path) -> list[str]:
+    """The headline figures over the last suites, once the store holds two or more."""
+    if df["suite"].nunique() < 2:
+        return []
+    history.plot(df).savefig(figures / "report-history.png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return ["## History", "",
+            f"A few headline figures over the last {df['suite'].nunique()} suites in this store (at most "
+            f"{history.LAST}), oldest first, one point per suite and device, coloured by the machine that measured "
+            "it; the bars are 95% intervals over rounds (timings) or seeds (accuracy). The x labels are the suite's "
+            "start and commit. `harness compare A B` judges any two suites metric by metric.", "",
+            "![headline figures over the last suites](figures/report-history.png)", "",
+            md_table(history.pivot(df)), ""]
+
+
+def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None) -> str:
     parts = [
         "# Reproduction report: Dive into Deep Learning, convolutional networks (PyTorch)",
         "",
@@ -136,7 +159,7 @@ def render(views: list[RunView], uri: str) -> str:
         "",
         "## Summary",
         "",
-        md_table(summary(views)),
+        summary_table(summary(views)),
         "",
         gating_counts(views),
         "",
@@ -151,6 +174,8 @@ def render(views: list[RunView], uri: str) -> str:
         cuda_section(views),
         "",
     ]
+    if past is not None and views and views[0].figures is not None:
+        parts += history_section(past, views[0].figures)
     for view in views:
         parts += [f'<a id="{view.name}{view.suffix}"></a>', "",
                   f"## {view.tag('harness.title') or view.name}",
@@ -207,10 +232,24 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
         figures = Path(tmp) / "figures"
         figures.mkdir()
-        text = render(select_views(runs, figures), uri)
+        views = select_views(runs, figures)
+        past = history.history(uri)
+        text = render(views, uri, past)
+        results.write_csv(report_tables(views, past), Path(tmp) / "tables")
         (Path(tmp) / "REPORT.md").write_text(text + "\n", encoding="utf-8")
-        if (out_dir / "figures").exists():
-            shutil.rmtree(out_dir / "figures")
-        shutil.move(str(figures), out_dir / "figures")
+        for folder in ("figures", "tables"):
+            if (out_dir / folder).exists():
+                shutil.rmtree(out_dir / folder)
+            shutil.move(str(Path(tmp) / folder), out_dir / folder)
         os.replace(Path(tmp) / "REPORT.md", out_dir / "REPORT.md")
     return out_dir / "REPORT.md"
+
+
+def report_tables(views: list[RunView], past: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every table the report shows, by CSV name: ``<spec>-<table>[-<device>]``, and ``report-*`` for its own."""
+    out = {"report-summary": summary(views), "report-environment": environment(views)}
+    if past["suite"].nunique() >= 2:
+        out["report-history"] = past
+    for view in views:
+        out |= {f"{view.name}{view.suffix}-{name}": df for name, df in results.view_tables(view).items()}
+    return out

@@ -3,6 +3,8 @@ run only under --benchmark-only."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 import yaml
@@ -100,3 +102,53 @@ def unit_of(spec_run_id: str, device: str = "cpu", seed: int = 0) -> str:
     match = units[(units["tags.device"] == device) & (units["tags.seed"] == str(seed))]
     assert len(match) == 1, f"no single unit run for {device}, seed {seed} under {spec_run_id}"
     return match["run_id"].iloc[0]
+
+
+CONV_SHAPES = [
+    {"id": "edge", "n": 1, "c_in": 1, "h": 6, "w": 8, "c_out": 1, "kh": 1, "kw": 2},
+    {"id": "small", "n": 1, "c_in": 1, "h": 10, "w": 10, "c_out": 1, "kh": 3, "kw": 3},
+    {"id": "lenet_c1", "n": 8, "c_in": 1, "h": 12, "w": 12, "c_out": 3, "kh": 3, "kw": 3, "padding": 1},
+]
+TINY_CONV = {  # named as the real spec, so that the report's history finds it
+    "name": "conv-throughput", "title": "tiny throughput run", "kind": "conv_throughput", "seeds": [0],
+    "devices": ["cpu"], "deterministic": False, "timing": {"rounds": 4, "max_rounds": 4, "budget_s": 0},
+    "settings": {"shapes": CONV_SHAPES, "implementations": ["loop", "unfold", "library"], "claim_shape": "small",
+                 "lenet_shapes": ["lenet_c1"], "min_run_time": 0.01, "loop_budget_s": 0.02, "peak_n": 64,
+                 "peak_min_run_time": 0.01},
+    "references": [{"metric": "library_over_loop_claim", "source": "D2", "at_least": 0}],  # plumbing, not speed
+}
+TINY_EDGE = {
+    "name": "edge-small", "title": "small edge kernel run", "kind": "edge_kernel", "seeds": [0, 1],
+    "devices": ["cpu"], "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 20,
+                                     "checkpoints": [5, 20]},
+    "references": [{"metric": "loss_drop_orders", "source": "B1", "at_least": 2}],
+}
+SLEEP_S = 0.002  # the slowed unfold sleeps this long in every call: 10x and more its time on these shapes
+
+
+@pytest.fixture(scope="session")
+def two_suites(tmp_path_factory):
+    """One store holding two suites of a tiny conv-throughput and edge-kernel spec: the second with ``unfold``
+    slowed by a sleep inside it (a test-only stand-in); its report written after each suite."""
+    from harness.cli import main
+    from harness.tasks import conv_throughput
+
+    root = tmp_path_factory.mktemp("two-suites")
+    specs = root / "specs"
+    specs.mkdir()
+    for data in (TINY_CONV, TINY_EDGE):
+        (specs / f"{data['name']}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    unfold = conv_throughput.FUNCS["unfold"]
+
+    def slowed(*args):
+        time.sleep(SLEEP_S)
+        return unfold(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        assert main(["reproduce", str(specs), "--out", str(root / "first")]) == 0
+        mp.setitem(conv_throughput.FUNCS, "unfold", slowed)
+        assert main(["reproduce", str(specs), "--out", str(root / "reports")]) == 0
+    return root, uri

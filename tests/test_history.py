@@ -1,0 +1,34 @@
+"""The report's history: headline figures over the suites in the store, once there are two."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness import history
+
+
+def test_history_has_a_point_per_suite_with_its_interval(two_suites):
+    _, uri = two_suites
+    df = history.history(uri)
+    assert df["suite"].nunique() == 2 and df["started"].is_monotonic_increasing  # oldest first
+    d2 = df[df["headline"].str.startswith("D2: library conv / loop")]
+    assert len(d2) == 2 and (d2["basis"] == "rounds").all() and (d2["n"] == 4).all()
+    assert (d2["low"] <= d2["estimate"]).all() and (d2["estimate"] <= d2["high"]).all()
+    gflops = df[df["headline"].str.contains("GFLOP/s, LeNet conv1")]
+    assert len(gflops) == 2 and gflops["estimate"].gt(0).all() and gflops["low"].le(gflops["estimate"]).all()
+    assert set(df["machine"]) == {df["machine"].iloc[0]} and df["machine"].iloc[0] != "unknown"
+    assert not df["headline"].str.startswith("C2").any()  # no lenet-c2 in these suites: no point, no panel
+
+
+def test_the_report_shows_history_from_two_suites_on(two_suites):
+    root, _ = two_suites
+    first = (root / "first" / "REPORT.md").read_text()
+    assert "## History" not in first and not (root / "first" / "tables" / "report-history.csv").exists()
+    text = (root / "reports" / "REPORT.md").read_text()
+    assert "## History" in text and "![headline figures over the last suites](figures/report-history.png)" in text
+    assert (root / "reports" / "figures" / "report-history.png").stat().st_size > 5000
+    csv = pd.read_csv(root / "reports" / "tables" / "report-history.csv")
+    assert set(csv.columns) >= {"suite", "commit", "machine", "device", "headline", "estimate", "low", "high", "n"}
+    assert all(math.isfinite(v) for v in csv["estimate"])
