@@ -236,6 +236,47 @@ def cmd_import(args) -> int:
     return 0
 
 
+FAIL_ON = ("slower", "faster", "worse", "better", "higher", "lower", "changed")
+
+
+def cmd_compare(args) -> int:
+    """Two suites (or spec runs), metric by metric: the environment first, then a table per spec, then the count."""
+    from harness import compare, results
+
+    fail_on = {w.strip() for w in args.fail_on.split(",") if w.strip()} if args.fail_on else set()
+    if fail_on - set(FAIL_ON):
+        raise SpecError(f"--fail-on: {', '.join(sorted(fail_on - set(FAIL_ON)))} is not one of {', '.join(FAIL_ON)}")
+    if not 0 <= args.threshold < 10:
+        raise SpecError(f"--threshold: {args.threshold} is not a fraction between 0 and 10 (0.05 is 5%)")
+    try:
+        a, b = (results.resolve(ref, args.tracking_uri) for ref in (args.a, args.b))
+    except results.ResultsError as exc:
+        raise SpecError(str(exc)) from None
+    print(f"A: {a.label}\nB: {b.label}\n")
+    print("Environment (differences first):\n")
+    print(compare.environment(a, b).to_markdown(index=False) + "\n")
+    df = compare.compare(a, b, args.threshold)
+    only = sorted(set(a.runs) ^ set(b.runs))
+    if only:
+        print("Specs on one side only (not compared): " + ", ".join(
+            f"{n} ({'A' if n in a.runs else 'B'})" for n in only) + "\n")
+    shown = df[df["verdict"] != compare.NO_CHANGE] if args.changes_only else df
+    for spec, group in shown.groupby("spec", sort=False):
+        print(f"## {spec}\n\n" + compare.shown(group).to_markdown(index=False) + "\n")
+    counts = df["verdict"].value_counts()
+    print(f"Compared {len(df)} metric(s) of {df['spec'].nunique()} spec(s): "
+          + ", ".join(f"{int(n)} {v}" for v, n in counts.items())
+          + f". Noise threshold {args.threshold:.0%}; {compare.HOW}")
+    changes = {v for v in counts.index if v not in (compare.NO_CHANGE, compare.INCONCLUSIVE)}
+    hit = fail_on & (changes | ({"changed"} if changes else set()))
+    if hit:
+        print(f"harness compare: {', '.join(sorted(hit))} (--fail-on {args.fail_on})", file=sys.stderr)
+        return 1
+    if args.strict and compare.INCONCLUSIVE in counts.index:
+        return EXIT_INCONCLUSIVE
+    return 0
+
+
 def cmd_report(args) -> int:
     from harness.report import write_report
 
@@ -304,6 +345,18 @@ def parser() -> argparse.ArgumentParser:
     common(im, with_specs=False)
     im.add_argument("bundle", metavar="BUNDLE", help="a file written by harness export, or - for stdin")
 
+    cp = sub.add_parser("compare", help="what changed between two suites or spec runs, judged against its noise")
+    common(cp, with_specs=False)
+    for side in ("a", "b"):
+        cp.add_argument(side, metavar=side.upper(), help="a suite or spec run (its id or first characters), a git "
+                                                          "commit (the newest suite at it), or latest")
+    cp.add_argument("--threshold", type=float, default=0.05,
+                    help="noise threshold: a change within this fraction is no change (default 0.05)")
+    cp.add_argument("--fail-on", metavar="WORDS",
+                    help=f"exit 1 when a verdict is one of these, comma-separated: {', '.join(FAIL_ON)}")
+    cp.add_argument("--strict", action="store_true", help=f"exit {EXIT_INCONCLUSIVE} when a verdict is inconclusive")
+    cp.add_argument("--changes-only", action="store_true", help="leave the 'no change' rows out of the tables")
+
     rp = sub.add_parser("report", help="write REPORT.md from the runs recorded in MLflow")
     common(rp, with_specs=False)
     rp.add_argument("--out", default="reports", help="report directory (default: reports)")
@@ -328,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "import":
             return cmd_import(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         return cmd_report(args)
     except SpecError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

@@ -1,0 +1,164 @@
+"""``harness compare A B``: what changed between two suites (or spec runs), judged against its noise.
+
+For every spec, device and metric both sides measured, B is set against A:
+
+- a timing (values per round) as the ratio of the geometric means, B / A, with a BCa bootstrap interval over the
+  rounds of both sides;
+- anything else (values per seed) as the difference of the means, B - A, paired by seed where both sides ran the
+  same seeds, with a bootstrap interval over the seeds.
+
+The verdict follows the harness's three-way rule against a noise threshold: the change is *faster* or *slower*
+(*better* or *worse*, or *higher* or *lower* where a metric has no good direction) when the whole interval lies
+beyond the threshold, *no change* when the whole interval lies within it, and *inconclusive* otherwise (or
+without an interval: one seed, one round). Values that are equal on both sides are *no change* outright.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness import results
+from harness.stats import Interval, difference_interval, geomean, mean_interval, ratio_interval
+from harness.tasks import TASKS
+
+THRESHOLD = 0.05  # relative: a timing within 5% either way, a value within 5% of A's, is not a change
+ABS_FLOOR = 1e-6  # values this close count as equal whatever their size (a loss of 1e-9 against 1.1e-9)
+ENV_KEYS = ["git.commit", "git.dirty", "torch", "torch.cuda", "cudnn", "python", "numpy", "cpu.model", "cpu.count",
+            "gpu.model", "torch.threads", "platform", "harness.executor"]
+NO_CHANGE, INCONCLUSIVE = "no change", "inconclusive"
+HOW = ("timings: B / A of the geometric means over rounds; other values: B - A of the means over seeds; "
+       "95% BCa bootstrap intervals.")
+COLUMNS = ["spec", "device", "metric", "basis", "A", "B", "change", "low", "high", "n A", "n B", "verdict"]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Which way a metric improves (+1 higher, -1 lower, 0 neither) and the words for up and down."""
+
+    sign: int
+    up: str
+    down: str
+
+
+def direction(kind: str, metric: str, timing: bool) -> Direction:
+    """How to read a change: a kind's own ``DIRECTIONS`` first, then what the metric's name and unit say."""
+    declared = getattr(TASKS.get(kind), "DIRECTIONS", {})
+    units = getattr(TASKS.get(kind), "TIMINGS", {})
+    name = metric.rsplit(".", 1)[-1] if not metric.startswith("s.") else "s"
+    if metric in declared:
+        sign = declared[metric]
+    elif metric.startswith("s.") or name.endswith("_s") or units.get(metric, "").strip() == "s":
+        sign = -1
+    elif any(w in metric for w in ("examples_per", "gflops", "fraction_of_peak", "acc")):
+        sign = 1
+    elif any(w in name for w in ("loss", "err")):
+        sign = -1
+    else:
+        sign = 0
+    speed = timing or any(w in metric for w in ("examples_per", "gflops", "fraction_of_peak", "seconds"))
+    if sign == 0:
+        return Direction(0, "higher", "lower")
+    good, bad = ("faster", "slower") if speed else ("better", "worse")
+    return Direction(sign, good, bad) if sign > 0 else Direction(sign, bad, good)
+
+
+def _timing(a: list[float], b: list[float], threshold: float, confidence: float) -> tuple[Interval, float, float]:
+    same = sorted(a) == sorted(b)  # the same run on both sides: no change, whatever the bootstrap would spread
+    iv = Interval(1.0, 1.0, 1.0, len(a), confidence) if same else ratio_interval(a, b, confidence)
+    return iv, 1 / (1 + threshold), 1 + threshold
+
+
+def _values(a: pd.Series, b: pd.Series, threshold: float, confidence: float) -> tuple[Interval, float, float]:
+    common = [s for s in a["seeds"] if s in b["seeds"]]
+    if common and len(common) == len(a["seeds"]) == len(b["seeds"]):  # the same seeds: paired differences
+        va, vb = dict(zip(a["seeds"], a["values"])), dict(zip(b["seeds"], b["values"]))
+        diffs = [vb[s] - va[s] for s in common]
+        iv = mean_interval(diffs, confidence)
+        if all(d == 0 for d in diffs):
+            iv = Interval(0.0, 0.0, 0.0, len(diffs), confidence)
+    else:
+        iv = difference_interval(a["values"], b["values"], confidence)
+    band = max(threshold * abs(float(np.mean(a["values"]))), ABS_FLOOR)
+    return iv, -band, band
+
+
+def verdict(iv: Interval, low_band: float, high_band: float, way: Direction) -> str:
+    """Three-way: the whole interval beyond the band (a change, in ``way``'s words), inside it, or neither."""
+    if iv.defined and low_band <= iv.low and iv.high <= high_band:
+        return NO_CHANGE
+    if iv.defined and iv.low > high_band:
+        return way.up
+    if iv.defined and iv.high < low_band:
+        return way.down
+    return INCONCLUSIVE
+
+
+def compare_runs(spec: str, a: pd.Series, b: pd.Series, threshold: float = THRESHOLD,
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """Every (device, metric) two runs of one spec both measured: A, B, the change, its interval, the verdict."""
+    kind = str(b.get("tags.harness.kind") or a.get("tags.harness.kind") or "")
+    sa, sb = results.samples(a), results.samples(b)
+    both = sa.merge(sb, on=["device", "metric", "basis"], suffixes=(" A", " B"))
+    derived = tuple(getattr(TASKS.get(kind), "DERIVED", ()))
+    both = both[~both["metric"].str.startswith(derived)] if derived else both
+    rows = []
+    for _, r in both.iterrows():
+        va, vb = r["values A"], r["values B"]
+        if not va or not vb:
+            continue
+        timing = r["basis"] == "rounds"
+        if timing:
+            iv, lo, hi = _timing(va, vb, threshold, confidence)
+            mean_a, mean_b = geomean(va), geomean(vb)
+        else:
+            iv, lo, hi = _values(pd.Series({"seeds": r["seeds A"], "values": va}),
+                                 pd.Series({"seeds": r["seeds B"], "values": vb}), threshold, confidence)
+            mean_a, mean_b = float(np.mean(va)), float(np.mean(vb))
+        if not (math.isfinite(mean_a) and math.isfinite(mean_b)):
+            continue
+        rows.append({"spec": spec, "device": r["device"], "metric": r["metric"], "basis": r["basis"],
+                     "A": mean_a, "B": mean_b, "change": iv.estimate, "low": iv.low, "high": iv.high,
+                     "n A": len(va), "n B": len(vb),
+                     "verdict": verdict(iv, lo, hi, direction(kind, r["metric"], timing))})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def compare(a: results.Resolved, b: results.Resolved, threshold: float = THRESHOLD,
+            confidence: float = 0.95) -> pd.DataFrame:
+    """Every spec both sides hold, compared metric by metric."""
+    frames = [compare_runs(name, a.runs[name], b.runs[name], threshold, confidence)
+              for name in sorted(set(a.runs) & set(b.runs))]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+
+
+def environment(a: results.Resolved, b: results.Resolved) -> pd.DataFrame:
+    """The environment of each side, the keys that differ first."""
+    rows = [{"key": k, "A": a.tag(k) or "-", "B": b.tag(k) or "-"} for k in ENV_KEYS]
+    df = pd.DataFrame(rows)
+    df["differs"] = df["A"] != df["B"]
+    return df.sort_values("differs", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """The comparison as text: ``0.52x`` for a timing, ``+0.0123`` for a value, the interval beside it."""
+    def change(r: pd.Series) -> str:
+        return f"{r['change']:.3g}x" if r["basis"] == "rounds" else f"{r['change']:+.3g}"
+
+    def ci(r: pd.Series) -> str:
+        if not (math.isfinite(r["low"]) and math.isfinite(r["high"])):
+            return "no interval"
+        unit = "x" if r["basis"] == "rounds" else ""
+        return (f"{r['low']:.3g}-{r['high']:.3g}{unit}" if r["basis"] == "rounds"
+                else f"{r['low']:+.3g} to {r['high']:+.3g}{unit}")
+
+    return pd.DataFrame({
+        "device": df["device"], "metric": df["metric"], "basis": [f"{b} ({na}/{nb})" for b, na, nb in
+                                                                  zip(df["basis"], df["n A"], df["n B"])],
+        "A": [f"{v:.4g}" for v in df["A"]], "B": [f"{v:.4g}" for v in df["B"]],
+        "B vs A": [change(r) for _, r in df.iterrows()], "95% CI": [ci(r) for _, r in df.iterrows()],
+        "verdict": df["verdict"]})

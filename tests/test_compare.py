@@ -1,0 +1,102 @@
+"""harness compare: two suites judged metric by metric against their noise, with the three-way verdicts."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from harness import compare, results
+from harness.cli import main
+from harness.stats import Interval
+
+
+def rows(text: str, spec: str) -> dict[tuple[str, str], list[str]]:
+    """The markdown table printed for one spec, by (device, metric): its cells."""
+    block = text.split(f"## {spec}\n", 1)[1].strip().split("\n\n", 1)[0]
+    out = {}
+    for line in block.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        out[(cells[0], cells[1])] = cells
+    return out
+
+
+def test_the_slowed_implementation_is_slower_and_the_rest_unchanged(two_suites, monkeypatch, capsys):
+    root, uri = two_suites
+    monkeypatch.chdir(root)
+    first, second = results.suites(uri)["run_id"].iloc[::-1]
+    assert main(["compare", first[:8], "latest", "--tracking-uri", uri, "--threshold", "1"]) == 0
+    text = capsys.readouterr().out
+    assert text.index("Environment") < text.index("## conv-throughput")  # environment differences come first
+    assert re.search(r"\| torch\s*\|", text) and re.search(r"\| cpu.model\s*\|", text)
+    conv = rows(text, "conv-throughput")
+    for shape in ("edge", "small", "lenet_c1"):
+        cells = conv[("cpu", f"s.unfold.{shape}")]
+        assert cells[-1] == "slower", cells
+        low, high = (float(v) for v in re.match(r"([\d.]+)-([\d.]+)x", cells[-2]).groups())
+        assert 2 < low <= float(cells[-3].rstrip("x")) <= high, cells  # B / A, with its interval over rounds
+        assert conv[("cpu", f"s.library.{shape}")][-1] in ("no change", "inconclusive")
+    assert conv[("cpu", "library_over_unfold_lenet_min")][-1] == "faster"  # the library, against the slowed unfold
+    edge = rows(text, "edge-small")
+    assert edge and {cells[-1] for cells in edge.values()} == {"no change"}  # deterministic: the same to the bit
+    assert ("cpu", "final_loss") in edge
+    assert "Compared" in text and "slower" in text.splitlines()[-1]
+
+
+def test_fail_on_slower_gates_and_strict_reports_inconclusive(two_suites, monkeypatch, capsys):
+    root, uri = two_suites
+    monkeypatch.chdir(root)
+    first = results.suites(uri)["run_id"].iloc[-1]
+    assert main(["compare", first, "latest", "--tracking-uri", uri, "--threshold", "1", "--fail-on", "slower"]) == 1
+    assert "slower (--fail-on slower)" in capsys.readouterr().err
+    assert main(["compare", "latest", "latest", "--tracking-uri", uri, "--fail-on", "slower,worse", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "slower" not in out.splitlines()[-1] and "inconclusive" not in out.splitlines()[-1]
+    assert main(["compare", "latest", "latest", "--tracking-uri", uri, "--changes-only"]) == 0
+    assert "## edge-small" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope", "latest"], "nope: not a run id (its first 6 characters or more), a git commit, or latest"),
+    (["abcdef0123", "latest"], "no suite in this store ran at commit abcdef0123"),
+    (["latest", "latest", "--fail-on", "slowest"], "--fail-on: slowest is not one of"),
+])
+def test_bad_references_are_one_line(two_suites, monkeypatch, capsys, args, message):
+    root, uri = two_suites
+    monkeypatch.chdir(root)
+    assert main(["compare", *args, "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_git_commit_names_the_newest_suite_at_it(two_suites, monkeypatch):
+    root, uri = two_suites
+    monkeypatch.chdir(root)
+    suites = results.suites(uri)
+    commit = suites["tags.git.commit"].iloc[0]
+    found = results.resolve(commit[:8], uri)
+    assert found.kind == "suite" and found.row["run_id"] == suites["run_id"].iloc[0]
+    spec_run = found.runs["edge-small"]["run_id"]
+    single = results.resolve(spec_run[:10], uri)
+    assert single.kind == "spec" and list(single.runs) == ["edge-small"]
+
+
+@pytest.mark.parametrize("iv, verdict", [
+    (Interval(1.5, 1.3, 1.7, 5), "slower"),  # seconds: higher is slower
+    (Interval(0.5, 0.4, 0.6, 5), "faster"),
+    (Interval(1.01, 0.98, 1.04, 5), "no change"),
+    (Interval(1.04, 0.99, 1.2, 5), "inconclusive"),  # straddles the threshold
+    (Interval(1.5, math.nan, math.nan, 1), "inconclusive"),  # one round: no interval
+])
+def test_three_way_verdict_on_a_timing(iv, verdict):
+    way = compare.direction("conv_throughput", "s.unfold.small", timing=True)
+    assert compare.verdict(iv, 1 / 1.05, 1.05, way) == verdict
+
+
+def test_directions_follow_the_metric():
+    assert compare.direction("lenet", "test_acc", timing=False).up == "better"
+    assert compare.direction("edge_kernel", "final_loss", timing=False).up == "worse"
+    assert compare.direction("conv_throughput", "unfold_over_loop_claim", timing=True).up == "faster"
+    assert compare.direction("batch_speed", "epoch_s_b1", timing=True).up == "slower"
+    assert compare.direction("batch_speed", "epoch_ratio_1_over_10", timing=True).up == "higher"
