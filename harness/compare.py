@@ -16,6 +16,7 @@ without an interval: one seed, one round). Values that are equal on both sides a
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,24 +45,27 @@ class Direction:
     down: str
 
 
+RATES = ("examples_per", "gflops", "fraction_of_peak", "acc", "speedup")  # higher is better
+SECONDS = re.compile(r"(^|[._])s($|[._])|seconds")  # s.library.x, update_s.b10, epoch_s_b1, seconds_per_epoch
+
+
 def direction(kind: str, metric: str, timing: bool) -> Direction:
     """How to read a change: a kind's own ``DIRECTIONS`` first, then what the metric's name and unit say."""
     declared = getattr(TASKS.get(kind), "DIRECTIONS", {})
     units = getattr(TASKS.get(kind), "TIMINGS", {})
-    name = metric.rsplit(".", 1)[-1] if not metric.startswith("s.") else "s"
     if metric in declared:
         sign = declared[metric]
-    elif metric.startswith("s.") or name.endswith("_s") or units.get(metric, "").strip() == "s":
-        sign = -1
-    elif any(w in metric for w in ("examples_per", "gflops", "fraction_of_peak", "acc")):
+    elif any(w in metric for w in RATES):
         sign = 1
-    elif any(w in name for w in ("loss", "err")):
+    elif SECONDS.search(metric) or units.get(metric, "").strip() == "s":
+        sign = -1
+    elif any(w in metric.rsplit(".", 1)[-1] for w in ("loss", "err")):
         sign = -1
     else:
         sign = 0
-    speed = timing or any(w in metric for w in ("examples_per", "gflops", "fraction_of_peak", "seconds"))
     if sign == 0:
         return Direction(0, "higher", "lower")
+    speed = timing or any(w in metric for w in RATES[:3]) or bool(SECONDS.search(metric))
     good, bad = ("faster", "slower") if speed else ("better", "worse")
     return Direction(sign, good, bad) if sign > 0 else Direction(sign, bad, good)
 
@@ -97,6 +101,19 @@ def verdict(iv: Interval, low_band: float, high_band: float, way: Direction) -> 
     return INCONCLUSIVE
 
 
+def _without_repeats(both: pd.DataFrame) -> pd.DataFrame:
+    """Each number once: a per-seed value whose rounds are there too goes, and so does ``<loop>.<name>`` where it
+    holds exactly the numbers of ``<name>`` on both sides (the same loop, logged under both names)."""
+    timed = set(zip(both.loc[both["basis"] == "rounds", "device"], both.loc[both["basis"] == "rounds", "metric"]))
+    plain = {(r["device"], r["basis"], r["metric"]): (r["values A"], r["values B"]) for _, r in both.iterrows()}
+    keep = []
+    for _, r in both.iterrows():
+        name = r["metric"].split(".", 1)[-1]
+        repeat = "." in r["metric"] and plain.get((r["device"], r["basis"], name)) == (r["values A"], r["values B"])
+        keep.append(not repeat and not (r["basis"] == "seeds" and (r["device"], r["metric"]) in timed))
+    return both[pd.Series(keep, index=both.index, dtype=bool)]
+
+
 def compare_runs(spec: str, a: pd.Series, b: pd.Series, threshold: float = THRESHOLD,
                  confidence: float = 0.95) -> pd.DataFrame:
     """Every (device, metric) two runs of one spec both measured: A, B, the change, its interval, the verdict."""
@@ -105,6 +122,7 @@ def compare_runs(spec: str, a: pd.Series, b: pd.Series, threshold: float = THRES
     both = sa.merge(sb, on=["device", "metric", "basis"], suffixes=(" A", " B"))
     derived = tuple(getattr(TASKS.get(kind), "DERIVED", ()))
     both = both[~both["metric"].str.startswith(derived)] if derived else both
+    both = _without_repeats(both)
     rows = []
     for _, r in both.iterrows():
         va, vb = r["values A"], r["values B"]

@@ -100,3 +100,23 @@ def test_directions_follow_the_metric():
     assert compare.direction("conv_throughput", "unfold_over_loop_claim", timing=True).up == "faster"
     assert compare.direction("batch_speed", "epoch_s_b1", timing=True).up == "slower"
     assert compare.direction("batch_speed", "epoch_ratio_1_over_10", timing=True).up == "higher"
+    assert compare.direction("batch_speed", "update_s.b10", timing=True).up == "slower"
+    assert compare.direction("batch_speed", "examples_per_s_max", timing=True).up == "faster"
+    assert compare.direction("lenet", "seconds_per_epoch", timing=False).up == "slower"
+    assert compare.direction("lenet", "harness.fraction_of_peak", timing=True).up == "faster"
+
+
+def test_each_number_is_compared_once():
+    import pandas as pd
+
+    both = pd.DataFrame([
+        ("cpu", "update_s.b1", "rounds", [1.0, 1.1], [1.2, 1.3]),
+        ("cpu", "update_s.b1", "seeds", [1.05], [1.25]),  # its rounds are there: goes
+        ("cpu", "examples_per_sec", "rounds", [5.0, 6.0], [7.0, 8.0]),
+        ("cpu", "harness.examples_per_sec", "rounds", [5.0, 6.0], [7.0, 8.0]),  # the same loop, twice: goes
+        ("cpu", "tutorial.examples_per_sec", "rounds", [1.0, 2.0], [3.0, 4.0]),  # another loop: stays
+    ], columns=["device", "metric", "basis", "values A", "values B"])
+    kept = compare._without_repeats(both)
+    assert list(zip(kept["metric"], kept["basis"])) == [
+        ("update_s.b1", "rounds"), ("examples_per_sec", "rounds"), ("tutorial.examples_per_sec", "rounds")]
+    assert compare._without_repeats(both.iloc[:0]).columns.equals(both.columns)

@@ -80,6 +80,7 @@ TIMINGS = {"epoch_ratio_1_over_10": "x", "update_growth_1_to_10": "x", "update_t
            "update_growth_per_batch_growth": "x", "epoch_s_b1": " s", "epoch_s_b10": " s",
            "examples_per_s_max": " ex/s"}
 METRICS = set(TIMINGS) | {"best_batch"}
+DERIVED = ("examples_per_s.b",)  # batch / update_s of the same batch: compared through update_s
 
 TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "rounds", "round_spread", "updates_timed",
                  "timed_s", "examples_per_s", "updates_per_epoch", "epoch_s", "epoch_s_full", "epoch_measured_s",
