@@ -5,7 +5,6 @@ The kinds' ``section(view)`` functions and ``report.py`` build on this; it impor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness import tracking  # noqa: E402
-from harness.stats import Interval, interval  # noqa: E402
+from harness.stats import Interval, interval, is_finite_number  # noqa: E402
 
 
 @dataclass
@@ -123,14 +122,9 @@ def of_seed(table: pd.DataFrame, seed: int | str) -> pd.DataFrame:
     return table[table["seed"] == int(seed)].drop(columns=["seed"])
 
 
-def finite(v: Any) -> bool:
-    """Is ``v`` a finite int or float (not a bool)?"""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def seconds(v: Any) -> str:
     """``3.2 ms``: seconds in the unit that suits them, 3 significant digits; ``-`` where nothing was measured."""
-    if not finite(v):
+    if not is_finite_number(v):
         return "-"
     for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
         if v >= scale:
@@ -140,12 +134,12 @@ def seconds(v: Any) -> str:
 
 def percent(digits: int = 0) -> Callable[[Any], str]:
     """A formatter of fractions as percentages (``-`` where nothing was measured)."""
-    return lambda v: f"{v:.{digits}%}" if finite(v) else "-"
+    return lambda v: f"{v:.{digits}%}" if is_finite_number(v) else "-"
 
 
 def sig(digits: int = 3, thousands: bool = False) -> Callable[[Any], str]:
     """A formatter to ``digits`` significant digits, or to whole numbers with separators (``thousands``)."""
-    return lambda v: ("-" if not finite(v) else f"{v:,.0f}" if thousands else f"{v:.{digits}g}")
+    return lambda v: ("-" if not is_finite_number(v) else f"{v:,.0f}" if thousands else f"{v:.{digits}g}")
 
 
 def interval_columns(name: str, iv: Interval) -> dict[str, float]:
@@ -155,7 +149,7 @@ def interval_columns(name: str, iv: Interval) -> dict[str, float]:
 
 def interval_text(row: pd.Series, name: str, unit: str = "", confidence: float = 0.95) -> str:
     """The text of an interval kept as ``interval_columns``: ``3.72x (95% CI 3.31-4.12, 7 rounds)``."""
-    if name not in row or not finite(row[name]):
+    if name not in row or not is_finite_number(row[name]):
         return "-"
     return Interval(row[name], row[f"{name} low"], row[f"{name} high"], int(row[f"{name} rounds"]),
                     confidence).text(unit)

@@ -47,14 +47,6 @@ def suites(tracking_uri: str | None = None) -> pd.DataFrame:
     return runs[runs["status"].isin(ENDED)].reset_index(drop=True) if not runs.empty else runs
 
 
-def spec_runs(suite_id: str) -> pd.DataFrame:
-    """The finished spec runs of a suite, newest first."""
-    return mlflow.search_runs(
-        search_all_experiments=True, order_by=["attributes.start_time DESC"],
-        filter_string=(f"tags.`mlflow.parentRunId` = '{suite_id}' and tags.`{tracking.ROLE}` = 'spec' "
-                       "and attributes.status = 'FINISHED'"))
-
-
 def find_run(ref: str, experiment_id: str) -> str:
     """A run id from a full id or a prefix of at least 6 characters."""
     if len(ref) < 6:
@@ -136,7 +128,7 @@ def resolve(ref: str, tracking_uri: str | None = None) -> Resolved:
 
 def of_suite(row: pd.Series, ref: str = "") -> Resolved:
     """A suite run and the finished spec runs under it."""
-    runs = spec_runs(row["run_id"])
+    runs = tracking.child_runs(row["run_id"], "spec")
     by_name = {name: group.iloc[0] for name, group in runs.groupby(f"tags.{tracking.SPEC_NAME}")} if len(runs) else {}
     return Resolved(ref or row["run_id"], "suite", row, by_name)
 

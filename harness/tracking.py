@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import tempfile
 import time
@@ -33,6 +32,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from harness.rounds import Plan
+from harness.stats import is_finite_number
 from harness.store import HEARTBEATS, creation_lock, end_run_as, identity, recover_orphans, retry_locked, sqlite_path
 
 EXPERIMENT = "d2l-cnn-chapter"
@@ -179,11 +179,6 @@ def safe_key(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
 
 
-def is_finite_number(v: Any) -> bool:
-    """Is ``v`` a finite int or float (not a bool)? Only those become MLflow metrics."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 PARAMS_PER_BATCH, METRICS_PER_BATCH = 100, 1000  # MLflow's limits for one log_batch
 
 
@@ -299,12 +294,17 @@ def copy_unit(source: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
 # ---- reading back ----------------------------------------------------------------
 
 
+def child_runs(parent_id: str, role: str) -> pd.DataFrame:
+    """The finished runs of ``role`` (``spec``, ``unit``) directly under a run, newest first."""
+    return mlflow.search_runs(
+        search_all_experiments=True, order_by=["attributes.start_time DESC"],
+        filter_string=(f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{ROLE}` = '{role}' "
+                       "and attributes.status = 'FINISHED'"))
+
+
 def unit_runs(spec_run_id: str) -> pd.DataFrame:
     """The finished unit runs (one per device and seed) under a spec run."""
-    return mlflow.search_runs(
-        search_all_experiments=True,
-        filter_string=(f"tags.`mlflow.parentRunId` = '{spec_run_id}' and tags.`{ROLE}` = 'unit' "
-                       "and attributes.status = 'FINISHED'"))
+    return child_runs(spec_run_id, "unit")
 
 
 def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:

@@ -35,6 +35,7 @@ from pydantic import Field, field_validator, model_validator
 from harness import ops
 from harness.rounds import Rounds, recorded_rounds
 from harness.schema import Strict
+from harness.stats import is_finite_number
 from harness.timing import (
     Timing,
     busy_note,
@@ -417,7 +418,7 @@ def _breakeven(df: pd.DataFrame) -> list[float]:
     out = []
     for r in df.itertuples():
         eager = unfold.get(r.shape, math.nan)
-        if r.impl != "unfold_compiled" or not (_finite(r.compile_s) and _finite(r.median_s) and _finite(eager)):
+        if r.impl != "unfold_compiled" or not all(map(is_finite_number, (r.compile_s, r.median_s, eager))):
             out.append(math.nan)
         elif r.median_s >= eager:
             out.append(math.inf)
@@ -427,11 +428,7 @@ def _breakeven(df: pd.DataFrame) -> list[float]:
 
 
 def _calls(v: Any) -> str:
-    return "never (not faster)" if v == math.inf else f"{v:,.0f} calls" if _finite(v) else "-"
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return "never (not faster)" if v == math.inf else f"{v:,.0f} calls" if is_finite_number(v) else "-"
 
 
 def _shown(table: pd.DataFrame) -> str:
@@ -444,7 +441,7 @@ def _shown(table: pd.DataFrame) -> str:
                                 "runs": sig(thousands=True), "calls per run": sig(thousands=True), "GFLOP/s": sig(),
                                 "x loop": _x, "of peak (fraction)": percent(2),
                                 "extrapolated": lambda e: "yes" if e else "no",
-                                "check (max rel err)": lambda v: f"{v:.1e}" if _finite(v) else "-",
+                                "check (max rel err)": lambda v: f"{v:.1e}" if is_finite_number(v) else "-",
                                 "compile (s)": seconds, "compile pays after (calls)": _calls},
                     headers={"time (s)": "time", "others (share of CPU)": "others", "of peak (fraction)": "of peak",
                              "compile (s)": "compile", "compile pays after (calls)": "compile pays after"})
@@ -482,7 +479,7 @@ def _summary(view: RunView, m: dict[str, Any], settings: dict[str, Any]) -> str:
 
 
 def _x(v: Any) -> str:
-    if not _finite(v):
+    if not is_finite_number(v):
         return "-"
     return f"{v:,.0f}x" if v >= 10 else f"{v:.2g}x"
 
