@@ -28,7 +28,7 @@ class RunView:
     row: pd.Series
     figures: Path | None = None  # where section() saves its PNGs (None: tables only, no figures)
     suffix: str = ""  # told apart in figure names when a spec shows two runs (a CPU and a CUDA one)
-    _tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict, repr=False)
+    _read: dict[tuple[str, str, str], pd.DataFrame] = field(default_factory=dict, repr=False)  # unit reads
 
     @property
     def run_id(self) -> str:
@@ -84,15 +84,19 @@ class RunView:
         return self.units[(device, str(seed))]
 
     def series(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
-        """A metric of one unit as (step, value)."""
-        return tracking.metric_history(self.unit(device, seed), name)
+        """A metric of one unit as (step, value) (read once, then a copy each time)."""
+        return self._once("series", name, self.unit(device, seed), tracking.metric_history)
 
     def table(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
         """A table one unit logged (read once, then a copy each time)."""
-        key = (name, self.unit(device, seed))
-        if key not in self._tables:
-            self._tables[key] = tracking.load_table(key[1], f"{name}.json")
-        return self._tables[key].copy()
+        return self._once("table", name, self.unit(device, seed), lambda run, n: tracking.load_table(run, f"{n}.json"))
+
+    def _once(self, what: str, name: str, unit: str, read) -> pd.DataFrame:
+        """The section and the report's CSVs read the same unit data: from the store once."""
+        key = (what, name, unit)
+        if key not in self._read:
+            self._read[key] = read(unit, name)
+        return self._read[key].copy()
 
     def figure_path(self, stem: str) -> tuple[Path, str]:
         """Where to save a PNG, and the relative link REPORT.md uses for it."""
