@@ -8,6 +8,7 @@ inconclusive; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -100,7 +101,8 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
     if suite:
         from harness import env
 
-        tags = {tracking.ROLE: "suite", "specs": ",".join(s.name for s in specs), **env.fingerprint()}
+        tags = {tracking.ROLE: "suite", "specs": ",".join(s.name for s in specs), **env.fingerprint(),
+                tracking.CODE_ID: env.code_id()}
         with tracking.recorded_run(suite, tags=tags):
             for path, spec in zip(paths, specs):
                 one(path, spec, nested=True)
@@ -137,7 +139,7 @@ def cmd_run(args, suite: str | None = None) -> int:
     status = 0
     if inconclusive:
         why = "failing: --strict" if args.strict else "not failing without --strict"
-        console.print(f"[magenta]{inconclusive} gating timing reference(s) inconclusive ({why})[/]")
+        console.print(f"[magenta]{inconclusive} gating reference(s) inconclusive ({why})[/]")
         status = EXIT_INCONCLUSIVE if args.strict else 0
     if missed:
         msg = f"{missed} reference(s) not reproduced"
@@ -246,6 +248,12 @@ def cmd_compare(args) -> int:
     fail_on = {w.strip() for w in args.fail_on.split(",") if w.strip()} if args.fail_on else set()
     if fail_on - set(FAIL_ON):
         raise SpecError(f"--fail-on: {', '.join(sorted(fail_on - set(FAIL_ON)))} is not one of {', '.join(FAIL_ON)}")
+    if args.threshold is None:
+        env = os.environ.get("HARNESS_COMPARE_THRESHOLD")
+        try:
+            args.threshold = compare.THRESHOLD if env is None else float(env)
+        except ValueError:
+            raise SpecError(f"HARNESS_COMPARE_THRESHOLD: {env!r} is not a number (0.05 is 5%)") from None
     if not 0 <= args.threshold < 10:
         raise SpecError(f"--threshold: {args.threshold} is not a fraction between 0 and 10 (0.05 is 5%)")
     try:
@@ -255,6 +263,8 @@ def cmd_compare(args) -> int:
     print(f"A: {a.label}\nB: {b.label}\n")
     print("Environment (differences first):\n")
     print(compare.environment(a, b).to_markdown(index=False) + "\n")
+    if args.drift:
+        return _drift(compare, a, b)
     df = compare.compare(a, b, args.threshold)
     only = sorted(set(a.runs) ^ set(b.runs))
     if only:
@@ -274,6 +284,21 @@ def cmd_compare(args) -> int:
         return 1
     if args.strict and compare.INCONCLUSIVE in counts.index:
         return EXIT_INCONCLUSIVE
+    return 0
+
+
+def _drift(compare, a, b) -> int:
+    """``harness compare A B --drift``: A and B ran one commit on one machine; what threshold keeps them equal?"""
+    table = compare.drift(a, b)
+    print("Changes called between two suites where nothing changed, by noise threshold:\n")
+    print(table.to_markdown(index=False) + "\n")
+    best = compare.calibrated_threshold(table)
+    if best == best:
+        print(f"At --threshold {best:g}, at most {compare.FALSE_CALLS:.0%} of the timings and of the per-seed values "
+              "are called a change: use it (or HARNESS_COMPARE_THRESHOLD) when comparing suites of this machine.")
+    else:
+        print(f"No threshold up to {max(compare.DRIFT_THRESHOLDS):g} keeps the calls within {compare.FALSE_CALLS:.0%}: "
+              "this machine drifts more than harness compare can tell apart from a change.")
     return 0
 
 
@@ -349,9 +374,14 @@ def parser() -> argparse.ArgumentParser:
     common(cp, with_specs=False)
     for side in ("a", "b"):
         cp.add_argument(side, metavar=side.upper(), help="a suite or spec run (its id or first characters), a git "
-                                                          "commit (the newest suite at it), or latest")
-    cp.add_argument("--threshold", type=float, default=0.05,
-                    help="noise threshold: a change within this fraction is no change (default 0.05)")
+                                                          "commit (the newest suite at it), latest, or latest~N (the "
+                                                          "suite N before the newest)")
+    cp.add_argument("--threshold", type=float,
+                    help="noise threshold: a change within this fraction is no change (default: "
+                         "HARNESS_COMPARE_THRESHOLD, else harness.compare.THRESHOLD; --drift finds one for a machine)")
+    cp.add_argument("--drift", action="store_true",
+                    help="A and B ran one commit on one machine: how many changes each threshold calls, and the "
+                         "smallest that keeps timings within 5%")
     cp.add_argument("--fail-on", metavar="WORDS",
                     help=f"exit 1 when a verdict is one of these, comma-separated: {', '.join(FAIL_ON)}")
     cp.add_argument("--strict", action="store_true", help=f"exit {EXIT_INCONCLUSIVE} when a verdict is inconclusive")

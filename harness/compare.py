@@ -2,10 +2,10 @@
 
 For every spec, device and metric both sides measured, B is set against A:
 
-- a timing (values per round) as the ratio of the geometric means, B / A, with a BCa bootstrap interval over the
-  rounds of both sides;
+- a timing (values per round) as the ratio of the median rounds, B / A, bounded by each side's confidence sequence
+  at half the error (``harness.stats.ratio_interval``: valid however many rounds each side's rule bought);
 - anything else (values per seed) as the difference of the means, B - A, paired by seed where both sides ran the
-  same seeds, with a bootstrap interval over the seeds.
+  same seeds (Student's t on the differences), else Welch's t interval.
 
 The verdict follows the harness's three-way rule against a noise threshold: the change is *faster* or *slower*
 (*better* or *worse*, or *higher* or *lower* where a metric has no good direction) when the whole interval lies
@@ -23,16 +23,18 @@ import numpy as np
 import pandas as pd
 
 from harness import results
-from harness.stats import Interval, difference_interval, geomean, mean_interval, ratio_interval
+from harness.stats import Interval, median, number, ratio_interval, seeds_interval, welch_interval
 from harness.tasks import TASKS
 
 THRESHOLD = 0.05  # relative: a timing within 5% either way, a value within 5% of A's, is not a change
+DRIFT_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+FALSE_CALLS = 0.05  # in an A/A pair, at most this fraction of timings may be called faster or slower
 ABS_FLOOR = 1e-6  # values this close count as equal whatever their size (a loss of 1e-9 against 1.1e-9)
 ENV_KEYS = ["git.commit", "git.dirty", "torch", "torch.cuda", "cudnn", "python", "numpy", "cpu.model", "cpu.count",
             "gpu.model", "torch.threads", "platform", "harness.executor"]
 NO_CHANGE, INCONCLUSIVE = "no change", "inconclusive"
-HOW = ("timings: B / A of the geometric means over rounds; other values: B - A of the means over seeds; "
-       "95% BCa bootstrap intervals.")
+HOW = ("timings: B / A of the median rounds, within both sides' confidence sequences at half the error each; "
+       "other values: B - A of the means over seeds, Student's t (paired by seed) or Welch's t.")
 COLUMNS = ["spec", "device", "metric", "basis", "A", "B", "change", "low", "high", "n A", "n B", "verdict"]
 
 
@@ -71,7 +73,7 @@ def direction(kind: str, metric: str, timing: bool) -> Direction:
 
 
 def _timing(a: list[float], b: list[float], threshold: float, confidence: float) -> tuple[Interval, float, float]:
-    same = sorted(a) == sorted(b)  # the same run on both sides: no change, whatever the bootstrap would spread
+    same = sorted(a) == sorted(b)  # the same run on both sides: no change, however wide the intervals
     iv = Interval(1.0, 1.0, 1.0, len(a), confidence) if same else ratio_interval(a, b, confidence)
     return iv, 1 / (1 + threshold), 1 + threshold
 
@@ -81,11 +83,11 @@ def _values(a: pd.Series, b: pd.Series, threshold: float, confidence: float) -> 
     if common and len(common) == len(a["seeds"]) == len(b["seeds"]):  # the same seeds: paired differences
         va, vb = dict(zip(a["seeds"], a["values"])), dict(zip(b["seeds"], b["values"]))
         diffs = [vb[s] - va[s] for s in common]
-        iv = mean_interval(diffs, confidence)
+        iv = seeds_interval(diffs, confidence)
         if all(d == 0 for d in diffs):
             iv = Interval(0.0, 0.0, 0.0, len(diffs), confidence)
     else:
-        iv = difference_interval(a["values"], b["values"], confidence)
+        iv = welch_interval(a["values"], b["values"], confidence)
     band = max(threshold * abs(float(np.mean(a["values"]))), ABS_FLOOR)
     return iv, -band, band
 
@@ -131,7 +133,7 @@ def compare_runs(spec: str, a: pd.Series, b: pd.Series, threshold: float = THRES
         timing = r["basis"] == "rounds"
         if timing:
             iv, lo, hi = _timing(va, vb, threshold, confidence)
-            mean_a, mean_b = geomean(va), geomean(vb)
+            mean_a, mean_b = median(va), median(vb)
         else:
             iv, lo, hi = _values(pd.Series({"seeds": r["seeds A"], "values": va}),
                                  pd.Series({"seeds": r["seeds B"], "values": vb}), threshold, confidence)
@@ -165,14 +167,14 @@ def environment(a: results.Resolved, b: results.Resolved) -> pd.DataFrame:
 def shown(df: pd.DataFrame) -> pd.DataFrame:
     """The comparison as text: ``0.52x`` for a timing, ``+0.0123`` for a value, the interval beside it."""
     def change(r: pd.Series) -> str:
-        return f"{r['change']:.3g}x" if r["basis"] == "rounds" else f"{r['change']:+.3g}"
+        return f"{number(r['change'])}x" if r["basis"] == "rounds" else f"{r['change']:+.3g}"
 
     def ci(r: pd.Series) -> str:
         if not (math.isfinite(r["low"]) and math.isfinite(r["high"])):
             return "no interval"
-        unit = "x" if r["basis"] == "rounds" else ""
-        return (f"{r['low']:.3g}-{r['high']:.3g}{unit}" if r["basis"] == "rounds"
-                else f"{r['low']:+.3g} to {r['high']:+.3g}{unit}")
+        if r["basis"] == "rounds":
+            return f"{number(r['low'])}-{number(r['high'])}x"
+        return f"{r['low']:+.3g} to {r['high']:+.3g}"
 
     return pd.DataFrame({
         "device": df["device"], "metric": df["metric"], "basis": [f"{b} ({na}/{nb})" for b, na, nb in
@@ -180,3 +182,42 @@ def shown(df: pd.DataFrame) -> pd.DataFrame:
         "A": [f"{v:.4g}" for v in df["A"]], "B": [f"{v:.4g}" for v in df["B"]],
         "B vs A": [change(r) for _, r in df.iterrows()], "95% CI": [ci(r) for _, r in df.iterrows()],
         "verdict": df["verdict"]})
+
+
+def called(df: pd.DataFrame, threshold: float) -> pd.Series:
+    """Which rows of a comparison a threshold calls a change: the whole interval beyond the noise band."""
+    timed = df["basis"] == "rounds"
+    band = np.maximum(threshold * df["A"].abs(), ABS_FLOOR)
+    low = np.where(timed, 1 / (1 + threshold), -band)
+    high = np.where(timed, 1 + threshold, band)
+    return (df["low"] > high) | (df["high"] < low)
+
+
+def drift(a: results.Resolved, b: results.Resolved, thresholds: tuple[float, ...] = DRIFT_THRESHOLDS,
+          confidence: float = 0.95) -> pd.DataFrame:
+    """An A/A pair (two suites of one commit on one machine, so nothing real changed): at each noise threshold,
+    how many of the compared numbers a comparison calls a change, timings and per-seed values apart.
+
+    The intervals cover the noise within each run's rounds; what two runs of one machine differ by besides (its
+    drift) only a threshold absorbs. The smallest threshold whose rates stay within ``FALSE_CALLS`` is the one to
+    pass to ``harness compare --threshold`` on that machine.
+    """
+    df = compare(a, b, THRESHOLD, confidence)
+    rows = []
+    for threshold in thresholds:
+        hit = called(df, threshold)
+        for basis, label in (("rounds", "timings"), ("seeds", "per-seed values")):
+            mine = df["basis"] == basis
+            n = int(mine.sum())
+            rows.append({"threshold (fraction)": threshold, "compared": label, "numbers": n,
+                         "called a change": int((hit & mine).sum()),
+                         "called (fraction)": float((hit & mine).sum() / n) if n else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def calibrated_threshold(table: pd.DataFrame) -> float:
+    """The smallest threshold of a ``drift`` table at which at most ``FALSE_CALLS`` of the timings, and of the
+    per-seed values, are called a change (NaN if none is)."""
+    worst = table.groupby("threshold (fraction)")["called (fraction)"].max()  # NaN (none compared) is skipped
+    ok = worst[worst <= FALSE_CALLS]
+    return float(ok.index.min()) if not ok.empty else float("nan")

@@ -69,6 +69,7 @@ def fingerprint() -> dict[str, str]:
         "torch.cuda": torch.version.cuda or "none",
         "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
         "numpy": np.__version__,
+        "scipy": version("scipy"),
         "mlflow": version("mlflow"),
         "platform": platform.platform(),
         "cpu.model": cpu_model(),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness import results
 from harness.reportkit import RunView
-from harness.stats import Interval, interval, mean_interval
+from harness.stats import Interval, seeds_interval
 
 LAST = 10  # suites shown
 
@@ -53,8 +53,8 @@ def _flops(view: RunView, device: str, impl_shape: str) -> float:
 
 def _interval(headline: Headline, sample: pd.Series, view: RunView, device: str) -> Interval:
     if sample["basis"] == "seeds":
-        return mean_interval(sample["values"])
-    iv = interval(sample["values"])
+        return seeds_interval(sample["values"], view.confidence)
+    iv = view.interval(sample["values"])
     if not headline.gflops_of:
         return iv
     giga = _flops(view, device, headline.gflops_of) / 1e9  # GFLOP/s = FLOP / seconds: the interval turns over

@@ -17,13 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from harness import history, results, tracking
+from harness import compare, history, results, tracking
 from harness.reportkit import RunView, md_table
-from harness.schema import natural_order
-from harness.stats import METHOD
+from harness.schema import BASES, natural_order
+from harness.stats import METHOD, SEEDS_METHOD
 from harness.tasks import TASKS
+from harness.verdict import STATUSES
 
-VERDICT_COLUMNS = ["ref", "metric", "device", "expected", "measured", "tolerance", "status", "detail"]
+VERDICT_COLUMNS = ["ref", "metric", "device", "basis", "expected", "measured", "tolerance", "status", "detail"]
 ENV_TAGS = ["cpu.model", "gpu.model", "torch", "torch.cuda", "cudnn", "python", "platform", "torch.threads",
             "git.commit", "git.dirty"]
 MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive",
@@ -37,6 +38,7 @@ def ref_link(ref_id: str) -> str:
 
 def verdict_table(view: RunView) -> str:
     df = view.verdicts.copy()
+    df["basis"] = df["basis"].fillna("-") if "basis" in df else "-"
     df["ref"] = [ref_link(r) for r in df["ref"]]
     df["status"] = [MARK.get(s, s) + ("" if g else " (info)") for s, g in zip(df["status"], df["gate"])]
     df["measured"] = df["measured"].astype(str)
@@ -77,13 +79,33 @@ def summary_table(df: pd.DataFrame) -> str:
 
 
 TIMING_NOTE = (
-    "**How timing claims are judged.** A timing is measured in rounds, interleaved where two things are compared "
-    "(A B A B ...), and a ratio is taken within each round. The estimate is the geometric mean over rounds and the "
-    f"interval a {METHOD}. A timing reference is *reproduced* when its whole interval satisfies the claim, *not "
-    "reproduced* when all of it violates the claim, and *inconclusive* otherwise; a gating one that is inconclusive "
-    "first buys more rounds, up to the spec's time budget. The interval is looked at after every extra round, so a "
-    "decisive verdict is somewhat likelier to be wrong than the 5% a single look would allow. Inconclusive does not "
+    "**How verdicts are judged, and what they guarantee.** A timing is measured in rounds, interleaved where two "
+    "things are compared (A B A B ...), and a ratio is taken within each round. Its estimate is the median round "
+    f"and its interval a {METHOD}. After the first rounds, and after each extra round while a gating claim is "
+    "undecided (up to the spec's `max_rounds` and time budget), the claim is *reproduced* when its whole interval "
+    "satisfies it, *not reproduced* when all of it violates it, and *inconclusive* otherwise. Because the interval "
+    "holds at every round at once, a claim whose true median lies exactly on its bound is called *reproduced* at "
+    "most half the error the confidence leaves (2.5% at 95%) and *not reproduced* at most as often, whichever round "
+    "the rule stops at, for any distribution of independent rounds; the `calibration` spec measures those rates on "
+    "synthetic rounds. The guarantee assumes rounds independent of each other: a machine whose speed drifts during "
+    "a run is outside it. Values per seed are judged seed by seed or on their mean, or, with `over: interval`, on "
+    f"the {SEEDS_METHOD} (exact for normal values); a single printed draw of a random run is *reproduced* when it "
+    "lies inside the seeds' prediction interval, where one more seed falls 95% of the time. Inconclusive does not "
     "fail a run unless `--strict` is given.")
+
+
+def by_basis(views: list[RunView]) -> pd.DataFrame:
+    """The verdicts counted by where their expected value comes from, gating ones by outcome, the others apart."""
+    frames = [v.verdicts if "basis" in v.verdicts else v.verdicts.assign(basis=None) for v in views]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["basis", "status", "gate"])
+    df["basis"] = df["basis"].fillna("(not recorded)")
+    rows = []
+    for basis in [b for b in BASES if b in set(df["basis"])] + sorted(set(df["basis"]) - set(BASES)):
+        sub = df[df["basis"] == basis]
+        gating = sub[sub["gate"].astype(bool)]["status"].value_counts()
+        rows.append({"basis": basis, **{s: int(gating.get(s, 0)) for s in STATUSES},
+                     "information only": int((~sub["gate"].astype(bool)).sum())})
+    return pd.DataFrame(rows, columns=["basis", *STATUSES, "information only"])
 
 
 def gating_counts(views: list[RunView]) -> str:
@@ -147,21 +169,50 @@ def history_section(df: pd.DataFrame, figures: Path) -> list[str]:
             md_table(history.pivot(df)), ""]
 
 
-def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None) -> str:
+def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table: pd.DataFrame) -> list[str]:
+    """How many changes `harness compare` calls between two suites of one commit and machine, by threshold."""
+    if pair is None:
+        return []
+    a, b = pair
+    best = compare.calibrated_threshold(table)
+    advice = (f"At a threshold of {best:.0%} or more, at most {compare.FALSE_CALLS:.0%} of the timings and of the "
+              "per-seed values are called a change: compare suites of this machine with that `--threshold`."
+              if best == best else
+              f"No threshold up to {max(compare.DRIFT_THRESHOLDS):.0%} keeps the calls within "
+              f"{compare.FALSE_CALLS:.0%}: this machine drifts more than a comparison can tell from a change.")
+    shown = md_table(table, fmt={"threshold (fraction)": "{:.0%}".format, "called (fraction)": "{:.1%}".format})
+    return ["## Drift", "",
+            f"Two suites of one commit on one machine, where nothing changed: {a.label} and {b.label}. Each row counts "
+            "the numbers `harness compare` calls a change at a noise threshold (the default is "
+            f"{compare.THRESHOLD:.0%}). The intervals cover the noise within each run's rounds; what the machine "
+            f"drifts between runs only the threshold absorbs. {advice} `harness compare A B --drift` does this for any "
+            "pair.",
+            "", shown, ""]
+
+
+def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
+           drift: list[str] | None = None) -> str:
     parts = [
         "# Reproduction report: Dive into Deep Learning, convolutional networks (PyTorch)",
         "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `harness report` from {len(views)} recorded "
         f"run(s) in the MLflow store `{_display_uri(uri)}`; every number below was read back from that store. "
-        "Each verdict compares a measurement with a result the tutorial printed; its id links to the entry under "
-        "[References](#references) (the public source, what it printed, how the claim is read). A verdict marked "
-        "*(info)* is shown but does not decide the outcome.",
+        "Each verdict compares a measurement with a reference value, and says where that value comes from (its "
+        "basis: printed by the source, derived from it, chosen here, or a self-check); its id links to the entry "
+        "under [References](#references) (the public source, what it printed, how the claim is read). A verdict "
+        "marked *(info)* is shown but does not decide the outcome.",
         "",
         "## Summary",
         "",
         summary_table(summary(views)),
         "",
         gating_counts(views),
+        "",
+        "Verdicts by the basis of their expected value: *printed* by the cited source (quoted), *derived* from what "
+        "it printed (with the working), *chosen* by this project before or after measuring, or a *self-check* of the "
+        "harness's own arithmetic, which says nothing about the book. Gating verdicts by outcome:",
+        "",
+        md_table(by_basis(views)),
         "",
         TIMING_NOTE,
         "",
@@ -176,6 +227,7 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None) -> 
     ]
     if past is not None and views and views[0].figures is not None:
         parts += history_section(past, views[0].figures)
+    parts += drift or []
     for view in views:
         parts += [f'<a id="{view.name}{view.suffix}"></a>', "",
                   f"## {view.tag('harness.title') or view.name}",
@@ -234,8 +286,11 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
         figures.mkdir()
         views = select_views(runs, figures)
         past = history.history(uri)
-        text = render(views, uri, past)
-        results.write_csv(report_tables(views, past), Path(tmp) / "tables")
+        pair = results.same_commit_pair(uri)
+        aa = compare.drift(*pair) if pair else pd.DataFrame()
+        text = render(views, uri, past, drift_section(pair, aa))
+        tables = report_tables(views, past) | ({"report-drift": aa} if pair else {})
+        results.write_csv(tables, Path(tmp) / "tables")
         (Path(tmp) / "REPORT.md").write_text(text + "\n", encoding="utf-8")
         for folder in ("figures", "tables"):
             if (out_dir / folder).exists():
@@ -247,7 +302,7 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
 
 def report_tables(views: list[RunView], past: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every table the report shows, by CSV name: ``<spec>-<table>[-<device>]``, and ``report-*`` for its own."""
-    out = {"report-summary": summary(views), "report-environment": environment(views)}
+    out = {"report-summary": summary(views), "report-bases": by_basis(views), "report-environment": environment(views)}
     if past["suite"].nunique() >= 2:
         out["report-history"] = past
     for view in views:

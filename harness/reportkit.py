@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness import tracking  # noqa: E402
-from harness.stats import Interval, interval, is_finite_number  # noqa: E402
+from harness.stats import Interval, is_finite_number, min_rounds, rounds_interval  # noqa: E402
 
 
 @dataclass
@@ -54,9 +54,14 @@ class RunView:
     def spec(self) -> dict[str, Any]:
         return tracking.load_json(self.run_id, "spec.json")
 
+    @property
+    def confidence(self) -> float:
+        """The spec's confidence level, the one its verdicts use."""
+        return self.spec.get("timing", {}).get("confidence", 0.95)
+
     def interval(self, values: list[float]) -> Interval:
-        """The bootstrap interval of ``values`` at the spec's confidence level, the one its verdicts use."""
-        return interval(values, confidence=self.spec.get("timing", {}).get("confidence", 0.95))
+        """The interval of a timing's rounds at the spec's confidence level, the one its verdicts use."""
+        return rounds_interval(values, self.confidence)
 
     @cached_property
     def measured(self) -> dict[str, dict[str, dict[str, Any]]]:
@@ -156,7 +161,7 @@ def interval_text(row: pd.Series, name: str, unit: str = "", confidence: float =
     if name not in row or not is_finite_number(row[name]):
         return "-"
     return Interval(row[name], row[f"{name} low"], row[f"{name} high"], int(row[f"{name} rounds"]),
-                    confidence).text(unit)
+                    confidence, needed=min_rounds(confidence)).text(unit)
 
 
 def shown_intervals(df: pd.DataFrame, units: dict[str, str], confidence: float = 0.95) -> pd.DataFrame:

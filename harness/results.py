@@ -95,14 +95,17 @@ def _git_commit(ref: str) -> str | None:
 
 
 def resolve(ref: str, tracking_uri: str | None = None) -> Resolved:
-    """``latest`` (the newest suite), a suite or spec run (its id or first characters), or a git commit (the newest
-    suite that ran at it: a hash or its first characters, or anything ``git rev-parse`` knows here)."""
+    """``latest`` (the newest suite; ``latest~1`` the one before), a suite or spec run (its id or first characters),
+    or a git commit (the newest suite that ran at it: a hash or its first characters, or anything ``git rev-parse``
+    knows here)."""
     exp_id = _experiment(tracking_uri)
     all_suites = suites(tracking_uri)
-    if ref == "latest":
-        if all_suites.empty:
-            raise ResultsError("latest: this store holds no suite run (harness reproduce makes one)")
-        return of_suite(all_suites.iloc[0])
+    back = re.fullmatch(r"latest(?:~(\d+))?", ref)
+    if back:
+        n = int(back.group(1) or 0)
+        if len(all_suites) <= n:
+            raise ResultsError(f"{ref}: this store holds {len(all_suites)} suite run(s) (harness reproduce makes one)")
+        return of_suite(all_suites.iloc[n])
     if re.fullmatch(r"[0-9a-f]{6,40}", ref):
         try:
             row = _row(find_run(ref, exp_id))
@@ -124,6 +127,20 @@ def resolve(ref: str, tracking_uri: str | None = None) -> Resolved:
     if commit:
         raise ResultsError(f"{ref}: no suite in this store ran at commit {commit[:10]}")
     raise ResultsError(f"{ref}: not a run id (its first 6 characters or more), a git commit, or latest")
+
+
+SAME_CODE_AND_MACHINE = (f"tags.{tracking.CODE_ID}", "tags.cpu.model", "tags.gpu.model", "tags.torch.threads")
+
+
+def same_commit_pair(tracking_uri: str | None = None) -> tuple[Resolved, Resolved] | None:
+    """The newest two suites that ran the same code on one kind of machine (an A/A pair), older first."""
+    found = suites(tracking_uri)
+    if found.empty or not set(SAME_CODE_AND_MACHINE) <= set(found.columns):
+        return None
+    for _, group in found.groupby(list(SAME_CODE_AND_MACHINE), sort=False):  # newest first, as suites() orders
+        if len(group) >= 2:
+            return of_suite(group.iloc[1]), of_suite(group.iloc[0])
+    return None
 
 
 def of_suite(row: pd.Series, ref: str = "") -> Resolved:

@@ -33,7 +33,7 @@ def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str,
     if ref.metric in timings:
         rounds = {s: m.get("rounds", {}).get(ref.metric, []) for s, m in by_seed.items()}
         return judge_timing(ref, device, rounds, unit=timings[ref.metric], confidence=spec.timing.confidence)
-    return judge(ref, device, {s: m[ref.metric] for s, m in by_seed.items()})
+    return judge(ref, device, {s: m[ref.metric] for s, m in by_seed.items()}, spec.timing.confidence)
 
 
 def _judge_device(spec: Spec, device: str, by_seed: dict[int, dict[str, Any]], failed: dict[int, str]) -> list[Verdict]:

@@ -27,32 +27,45 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class Reference(Strict):
-    """A tutorial value to compare one measured metric with, and how.
+BASES = ("printed", "derived", "chosen before measuring", "chosen after measuring", "self-check")
+COMPARISONS = ("equals", "near", "at_most", "at_least", "band", "draw")
 
-    Exactly one comparison: ``equals`` (exact), ``near`` (within atol/rtol),
-    ``at_most``, ``at_least`` or ``band`` ([lo, hi] widened by ``tol``).
-    Over several seeds, ``over`` says whether every seed must hold (``all``)
-    or their mean (``mean``). ``gate: false`` marks a reference that is judged and
-    recorded but does not decide the exit status: a single printed draw of a random
-    initialisation, shown beside the claims it illustrates. ``gate: [cuda]`` gates on
-    the listed devices only (a claim a 2-core CPU cannot decide, say).
-    On a timing metric (one the kind measures in rounds) the comparison is judged on the
-    metric's confidence interval: reproduced, not reproduced or inconclusive.
+
+class Reference(Strict):
+    """A value to compare one measured metric with, how, and where the value comes from.
+
+    Exactly one comparison: ``equals`` (exact), ``near`` (within atol/rtol), ``at_most``, ``at_least``,
+    ``band`` ([lo, hi] widened by ``tol``) or ``draw`` (one printed run of a random experiment: judged inside or
+    outside the prediction interval of the seeds, where one more seed would fall). Over several seeds, ``over``
+    says whether every seed must hold (``all``), their mean (``mean``), or the t interval of their mean
+    (``interval``: reproduced, not reproduced or inconclusive, like a timing). ``gate: false`` marks a reference
+    that is judged and recorded but does not decide the exit status; ``gate: [cuda]`` gates on the listed
+    devices only. On a timing metric (one the kind measures in rounds) the comparison is judged on the metric's
+    interval over rounds.
+
+    ``basis`` says where the value comes from: ``printed`` by the cited source (``quote`` holds its words, found
+    verbatim in the entry's ``printed``), ``derived`` from what it printed (``working`` shows how), ``chosen
+    before measuring`` or ``chosen after measuring`` by this project, or a ``self-check`` of the harness's own
+    arithmetic (``working`` says why it cannot tell anything about the source).
     """
 
     metric: str = Field(min_length=1)
     source: str = Field(pattern=REF_ID, description="the id of an entry in references/*.yaml")
+    basis: Literal[BASES] = Field(description="printed, derived, chosen before measuring, chosen after measuring "
+                                  "or self-check")
+    quote: str = Field("", description="printed: the source's words, as its entry's printed text has them")
+    working: str = Field("", description="derived or self-check: how the value follows")
     note: str = ""
     equals: Any = None
     near: Any = None
     at_most: float | None = None
     at_least: float | None = None
     band: list[float] | None = Field(default=None, min_length=2, max_length=2)
+    draw: float | None = None
     atol: float = Field(default=0.0, ge=0)
     rtol: float = Field(default=0.0, ge=0)
     tol: float = Field(default=0.0, ge=0)
-    over: Literal["all", "mean"] = "all"
+    over: Literal["all", "mean", "interval"] = "all"
     gate: bool | list[Device] = True
 
     @field_validator("gate", mode="before")
@@ -72,37 +85,54 @@ class Reference(Strict):
 
     @model_validator(mode="after")
     def _one_comparison(self) -> Reference:
-        given = [k for k in ("equals", "near", "at_most", "at_least", "band") if getattr(self, k) is not None]
+        given = [k for k in COMPARISONS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(
-                "give exactly one of equals, near, at_most, at_least, band"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
+            raise ValueError(f"give exactly one of {', '.join(COMPARISONS)}"
+                             + (f" (got {', '.join(given)})" if given else ""))
         for key in ("equals", "near"):
             value = getattr(self, key)
             if value is not None and not _is_numeric_array(value):
                 raise ValueError(f"{key} must be a number or a nested list of numbers")
         if self.band is not None and not self.band[0] <= self.band[1]:
             raise ValueError("band must be [low, high] with low <= high")
-        for key in ("at_most", "at_least"):
+        for key in ("at_most", "at_least", "draw"):
             value = getattr(self, key)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{key} must be finite")
+        if self.over == "interval" and given[0] in ("equals", "draw") or self.over == "interval" and (
+                isinstance(self.near, list)):
+            raise ValueError("over: interval judges the mean of one number per seed: use near (a number), at_least, "
+                             "at_most or band")
+        return self
+
+    @model_validator(mode="after")
+    def _provenance(self) -> Reference:
+        if self.basis == "printed" and not self.quote.strip():
+            raise ValueError("basis printed needs quote: the source's words for this value, as its entry prints them")
+        if self.basis in ("derived", "self-check") and not self.working.strip():
+            raise ValueError(f"basis {self.basis} needs working: how the value follows")
         return self
 
     @property
     def comparison(self) -> str:
-        return next(k for k in ("equals", "near", "at_most", "at_least", "band") if getattr(self, k) is not None)
+        return next(k for k in COMPARISONS if getattr(self, k) is not None)
+
+
+def quoted(quote: str, printed: str) -> bool:
+    """Does the entry's printed text hold the quote, whitespace aside?"""
+    squash = " ".join
+    return squash(quote.split()) in squash(printed.split())
 
 
 class TimingPolicy(Strict):
     """How timing metrics are measured and judged: rounds first, then more while a gating claim is undecided."""
 
-    rounds: int = Field(default=6, ge=3, le=1000, description="rounds measured before the first look")
+    rounds: int = Field(default=10, ge=3, le=1000, description="rounds measured before the first look (an interval "
+                        "needs 8 at 95%: harness.stats.min_rounds)")
     max_rounds: int = Field(default=60, ge=3, le=10_000, description="never more rounds than this")
     budget_s: float = Field(default=120.0, ge=0, le=86_400,
                             description="wall seconds that extra rounds may take, per (device, seed)")
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="level of the bootstrap interval")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="level of every interval and verdict")
 
     @model_validator(mode="after")
     def _order(self) -> TimingPolicy:
@@ -136,7 +166,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def validation_error(path: Path, err: ValidationError, prefix: tuple[Any, ...] = ()) -> SpecError:
     first = err.errors()[0]
-    loc = prefix + tuple(p for p in first["loc"] if p not in ("function-after[_one_comparison()]",))
+    loc = prefix + tuple(p for p in first["loc"] if not str(p).startswith("function-after["))
     msg = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
     if first["type"] != "missing" and isinstance(got, (str, int, float, bool)) and msg.startswith("Input should"):

@@ -24,6 +24,7 @@ from harness.schema import (
     Strict,
     TimingPolicy,
     natural_order,
+    quoted,
     read_yaml,
     validation_error,
 )
@@ -112,6 +113,9 @@ def parse_spec(data: Any, path: Path) -> Spec:
                 f"{path}: references[{i}].{ref.comparison}: {ref.metric!r} is a timing, judged on its interval:"
                 " use at_least, at_most, band or a scalar near"
             )
+        if ref.metric in timings and ref.over != "all":
+            raise SpecError(f"{path}: references[{i}].over: {ref.metric!r} is a timing, judged on the interval of "
+                            "its rounds: leave over out")
     known = references.for_spec(path)
     for i, ref in enumerate(spec.references):
         if ref.source not in known:
@@ -119,6 +123,10 @@ def parse_spec(data: Any, path: Path) -> Spec:
             where = ", ".join(str(d) for d in references.directories(path)) or "no references/ folder found"
             raise SpecError(f"{path}: references[{i}].source: unknown reference id {ref.source!r} (known: "
                             f"{listed or 'none'}; read from {where})")
+        entry, entry_path = known[ref.source]
+        if ref.basis == "printed" and not quoted(ref.quote, entry.printed):
+            raise SpecError(f"{path}: references[{i}].quote: {ref.quote.strip()[:60]!r} is not in what "
+                            f"{ref.source} printed ({entry_path}): quote the entry's printed text word for word")
     out = spec.model_copy(update={"settings": settings})
     out._cited = {r.source: known[r.source][0].model_dump(mode="json") for r in spec.references}
     return out

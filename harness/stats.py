@@ -1,57 +1,76 @@
-"""Confidence intervals for timings measured in rounds: a BCa bootstrap over rounds (scipy.stats.bootstrap).
+"""Intervals with the coverage they state, at the sizes the harness uses (6-60 rounds, 1-10 seeds).
 
-A timing metric is one positive value per round (seconds, examples/s, or the ratio of two things timed
-in the same round). Its point estimate is the geometric mean over rounds, and its interval a bias-corrected
-and accelerated (BCa) bootstrap of the mean of the logs, mapped back: ratios are judged on the log scale,
-where 2x faster and 2x slower are the same distance. The resampling is seeded, so the same rounds always
-give the same interval.
+- **Rounds** (a timing: one positive value per round, a ratio taken within the round): the estimate is the median
+  round, and its interval a confidence sequence for the median (Robbins' mixture of sign tests, after Howard and
+  Ramdas, "Sequential estimation of quantiles", Bernoulli 2022). It covers the true median with the stated
+  probability at every round at once, so it stays valid however many rounds a sequential rule bought and wherever
+  it stopped, and it assumes nothing of the rounds but that they are independent draws of one distribution.
+- **Seeds** (one value per seed, fixed in advance): the mean and Student's t interval; a single printed draw is
+  set against the seeds' t prediction interval; two runs' values as paired differences or Welch's interval.
+- **Two runs' rounds**: the ratio of their medians, bounded by each side's confidence sequence at half the error.
+
+Where too few values leave no honest interval (one seed; fewer rounds than the confidence needs), the interval
+is undefined and says why, instead of printing one.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-RESAMPLES = 9999
-METHOD = (f"BCa bootstrap over rounds (scipy.stats.bootstrap, {RESAMPLES:,} resamples) of the geometric mean "
-          "of the per-round values")
+METHOD = ("confidence sequence for the median round (Robbins' mixture of sign tests: valid at whichever round the "
+          "rounds stop, for any distribution of independent rounds)")
+SEEDS_METHOD = "Student's t interval over seeds"
+MAX_ROUNDS = 100_000
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate, its confidence interval and the rounds behind it."""
+    """A point estimate, its confidence interval and the values behind it (``rounds`` counts rounds or seeds)."""
 
     estimate: float
     low: float
     high: float
     rounds: int
     confidence: float = 0.95
+    basis: str = "rounds"
+    needed: int = 0  # an undefined interval: the fewest values that would give one (0: none would)
 
     @property
     def defined(self) -> bool:
         return math.isfinite(self.low) and math.isfinite(self.high)
 
+    def count(self) -> str:
+        noun = self.basis[:-1] if self.rounds == 1 and self.basis.endswith("s") else self.basis
+        return f"{self.rounds} {noun}"
+
+    def why_undefined(self) -> str:
+        """``no interval: 6 rounds, 8 needed at 95%`` (or ``no interval, 1 seed``)."""
+        if self.needed > self.rounds:
+            return f"no interval: {self.count()}, {self.needed} needed at {self.confidence:.0%}"
+        return f"no interval, {self.count()}"
+
     def text(self, unit: str = "") -> str:
-        """``3.72x (95% CI 3.31-4.12, 7 rounds)``; unit ``%`` shows a fraction as a percentage."""
+        """``3.72x (95% CI 3.31-4.12, 12 rounds)``; unit ``%`` shows a fraction as a percentage."""
         if not math.isfinite(self.estimate):
             return "-"
         scale = 100 if unit == "%" else 1
-        est, low, high = (_num(v * scale) for v in (self.estimate, self.low, self.high))
-        rounds = f"{self.rounds} round{'s' if self.rounds != 1 else ''}"
+        est, low, high = (number(v * scale) for v in (self.estimate, self.low, self.high))
         if not self.defined:
-            return f"{est}{unit} (no interval, {rounds})"
-        return f"{est}{unit} ({self.confidence:.0%} CI {low}-{high}, {rounds})"
+            return f"{est}{unit} ({self.why_undefined()})"
+        return f"{est}{unit} ({self.confidence:.0%} CI {low}-{high}, {self.count()})"
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _num(v: float) -> str:
+def number(v: float) -> str:
+    """3 significant digits, or whole numbers with separators from 1,000 on (never an exponent above 1)."""
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
@@ -60,111 +79,126 @@ def is_finite_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def geomean(values: Sequence[float]) -> float:
-    """Geometric mean of positive per-round values (the point estimate of ``interval``, without the bootstrap).
-
-    NaN when there are no values or one is not a positive finite number.
-    """
+def median(values: Sequence[float]) -> float:
+    """The median of per-round values (the point estimate of ``rounds_interval``); NaN when one is not finite."""
     x = np.asarray(values, dtype=float)
-    if x.size == 0 or not np.all(np.isfinite(x)) or np.any(x <= 0):
+    if x.size == 0 or not np.all(np.isfinite(x)):
         return math.nan
-    return float(np.exp(np.log(x).mean()))
+    return float(np.median(x))
 
 
-def interval(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
-    """Geometric mean of positive per-round values and its BCa bootstrap interval.
+@functools.cache
+def _order(n: int, alpha: float) -> int:
+    """The order statistic k (1-based) whose value bounds the median from above after n rounds, 0 if none does.
 
-    Fewer than two rounds, or a value that is not a positive finite number, gives an undefined (NaN) interval;
-    rounds that are all equal give a zero-width one.
+    Robbins' mixture for one side: M = 2^n * 2 * integral over p in (1/2, 1) of p^k (1-p)^(n-k) dp, the likelihood
+    ratio of k rounds out of n below a candidate median against a fair coin, mixed over a uniform p. Under the
+    true median it is a martingale that starts at 1, so by Ville's inequality it ever reaches 2 / alpha with
+    probability at most alpha / 2, whatever the distribution of the rounds and whenever one stops.
     """
-    from scipy import stats  # about 1 s to import: only when an interval is computed, not for `harness list`
+    from scipy import special  # imported when an interval is computed, not for `harness list`
 
-    x = np.asarray(values, dtype=float)
+    k = np.arange(n + 1)
+    log_m = (n + 1) * math.log(2) + special.betaln(k + 1, n - k + 1) + np.log(special.betainc(n - k + 1, k + 1, 0.5))
+    hit = np.nonzero(log_m >= math.log(2 / alpha))[0]
+    return int(hit[0]) if hit.size else 0
+
+
+def min_rounds(confidence: float = 0.95) -> int:
+    """The fewest rounds at which ``rounds_interval`` is defined (8 at 95%): before that no round can decide.
+
+    The first bound needs every round on one side, where Robbins' mixture is (2^(n+1) - 1) / (n + 1).
+    """
+    n = 1
+    while (2 ** (n + 1) - 1) / (n + 1) < 2 / (1 - confidence):
+        n += 1
+    return n
+
+
+def rounds_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """The median of per-round values and its anytime-valid interval: two order statistics of the rounds.
+
+    Undefined with fewer rounds than ``min_rounds(confidence)`` or a value that is not a positive finite number.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
     n = int(x.size)
-    estimate = geomean(x)
-    if math.isnan(estimate):  # no values, or one that is not a positive finite number
+    estimate = median(x)
+    if math.isnan(estimate) or np.any(x <= 0):
         return Interval(math.nan, math.nan, math.nan, n, confidence)
-    logs = np.log(x)
-    if n < 2:
-        return Interval(estimate, math.nan, math.nan, n, confidence)
-    if np.ptp(logs) == 0:
-        return Interval(estimate, estimate, estimate, n, confidence)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns on degenerate resamples of very few rounds
-        res = stats.bootstrap((logs,), np.mean, confidence_level=confidence, method="BCa", n_resamples=RESAMPLES,
-                              random_state=np.random.default_rng(seed))
-    low, high = (float(np.exp(v)) for v in res.confidence_interval)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return Interval(estimate, math.nan, math.nan, n, confidence)
-    return Interval(estimate, min(low, estimate), max(high, estimate), n, confidence)
+    k = _order(n, 1 - confidence) if n <= MAX_ROUNDS else 0
+    if not k:
+        return Interval(estimate, math.nan, math.nan, n, confidence, needed=min_rounds(confidence))
+    return Interval(estimate, float(x[n - k]), float(x[k - 1]), n, confidence)
 
 
-def _bootstrap(samples: tuple[np.ndarray, ...], statistic, confidence: float, seed: int) -> tuple[float, float]:
+def ratio_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Interval:
+    """The ratio of the median rounds of ``b`` and ``a`` (two runs), bounded by each side's interval at half the
+    error: B's low over A's high, B's high over A's low. ``rounds`` is the smaller count."""
+    half = 1 - (1 - confidence) / 2
+    ia, ib = rounds_interval(a, half), rounds_interval(b, half)
+    n = min(ia.rounds, ib.rounds)
+    if not (math.isfinite(ia.estimate) and math.isfinite(ib.estimate)):
+        return Interval(math.nan, math.nan, math.nan, n, confidence)
+    estimate = ib.estimate / ia.estimate
+    if not (ia.defined and ib.defined):
+        return Interval(estimate, math.nan, math.nan, n, confidence, needed=max(ia.needed, ib.needed))
+    return Interval(estimate, ib.low / ia.high, ib.high / ia.low, n, confidence)
+
+
+def _t(confidence: float, df: float) -> float:
     from scipy import stats
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = stats.bootstrap(samples, statistic, confidence_level=confidence, method="BCa", n_resamples=RESAMPLES,
-                              random_state=np.random.default_rng(seed), vectorized=True)
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
-def ratio_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
-    """The ratio of the geometric means of ``b`` and ``a`` (two independent sets of rounds) and its BCa interval:
-    the difference of their mean logs, turned back.
-
-    ``rounds`` is the smaller of the two counts. Undefined (NaN) with fewer than two rounds on a side; when each
-    side's rounds are all equal, the interval is the ratio itself.
-    """
-    ga, gb = geomean(a), geomean(b)
-    if math.isnan(ga) or math.isnan(gb):
-        return Interval(math.nan, math.nan, math.nan, min(len(a), len(b)), confidence)
-    d = difference_interval(np.log(np.asarray(a, dtype=float)), np.log(np.asarray(b, dtype=float)), confidence, seed)
-    estimate = gb / ga
-    if not d.defined:
-        return Interval(estimate, math.nan, math.nan, d.rounds, confidence)
-    return Interval(estimate, min(math.exp(d.low), estimate), max(math.exp(d.high), estimate), d.rounds, confidence)
-
-
-def _around(estimate: float, low: float, high: float, n: int, confidence: float) -> Interval:
-    """A bootstrap's bounds as an interval holding its estimate; undefined where the bootstrap gave none."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return Interval(estimate, math.nan, math.nan, n, confidence)
-    return Interval(estimate, min(low, estimate), max(high, estimate), n, confidence)
-
-
-def mean_interval(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
-    """The arithmetic mean of ``values`` (differences, say, which may be negative) and its BCa interval.
-
-    Fewer than two values give an undefined interval; two or more that are all equal, a zero-width one.
-    """
+def _finite(values: Sequence[float]) -> np.ndarray | None:
     x = np.asarray(values, dtype=float)
-    n = int(x.size)
-    if n == 0 or not np.all(np.isfinite(x)):
-        return Interval(math.nan, math.nan, math.nan, n, confidence)
-    estimate = float(x.mean())
+    return x if x.size and np.all(np.isfinite(x)) else None
+
+
+def _t_around_mean(values: Sequence[float], confidence: float, scale: float) -> Interval:
+    """The mean over seeds +- t * sd * scale(n): undefined without two finite values, zero-width when all equal."""
+    x = _finite(values)
+    if x is None:
+        return Interval(math.nan, math.nan, math.nan, len(values), confidence, "seeds")
+    n, estimate = int(x.size), float(x.mean())
     if n < 2:
-        return Interval(estimate, math.nan, math.nan, n, confidence)
-    if np.ptp(x) == 0:
-        return Interval(estimate, estimate, estimate, n, confidence)
-    low, high = _bootstrap((x,), lambda v, axis: v.mean(axis), confidence, seed)
-    return _around(estimate, low, high, n, confidence)
+        return Interval(estimate, math.nan, math.nan, n, confidence, "seeds", needed=2)
+    half = _t(confidence, n - 1) * float(x.std(ddof=1)) * scale(n)
+    return Interval(estimate, estimate - half, estimate + half, n, confidence, "seeds")
 
 
-def difference_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, seed: int = 0) -> Interval:
-    """mean(b) - mean(a) of two independent sets of values (seeds, say) and its BCa interval.
+def seeds_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """The mean over seeds (or of paired differences, which may be negative) and Student's t interval.
 
-    ``rounds`` is the smaller count; fewer than two on a side give an undefined interval, sides that are each
-    constant a zero-width one.
+    Exact when the values are normal; one value gives none; values that are all equal, a zero-width one.
     """
-    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    n = int(min(xa.size, xb.size))
-    if n == 0 or not (np.all(np.isfinite(xa)) and np.all(np.isfinite(xb))):
-        return Interval(math.nan, math.nan, math.nan, n, confidence)
+    return _t_around_mean(values, confidence, lambda n: 1 / math.sqrt(n))
+
+
+def prediction_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+    """Where one more seed's value falls: the mean over seeds +- t * sd * sqrt(1 + 1/n) (exact when normal).
+
+    A single printed draw of the same experiment falls outside it with probability 1 - confidence.
+    """
+    return _t_around_mean(values, confidence, lambda n: math.sqrt(1 + 1 / n))
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Interval:
+    """mean(b) - mean(a) of two independent sets of seeds and Welch's t interval; ``rounds`` is the smaller count.
+
+    Fewer than two values on a side give none; sides that are each constant, a zero-width one.
+    """
+    xa, xb = _finite(a), _finite(b)
+    n = min(len(a), len(b))
+    if xa is None or xb is None:
+        return Interval(math.nan, math.nan, math.nan, n, confidence, "seeds")
     estimate = float(xb.mean() - xa.mean())
     if n < 2:
-        return Interval(estimate, math.nan, math.nan, n, confidence)
-    if np.ptp(xa) == 0 and np.ptp(xb) == 0:
-        return Interval(estimate, estimate, estimate, n, confidence)
-    low, high = _bootstrap((xb, xa), lambda x, y, axis: x.mean(axis) - y.mean(axis), confidence, seed)
-    return _around(estimate, low, high, n, confidence)
+        return Interval(estimate, math.nan, math.nan, n, confidence, "seeds", needed=2)
+    va, vb = xa.var(ddof=1) / xa.size, xb.var(ddof=1) / xb.size
+    if va + vb == 0:
+        return Interval(estimate, estimate, estimate, n, confidence, "seeds")
+    df = (va + vb) ** 2 / (va ** 2 / (xa.size - 1) + vb ** 2 / (xb.size - 1))
+    half = _t(confidence, df) * math.sqrt(va + vb)
+    return Interval(estimate, estimate - half, estimate + half, n, confidence, "seeds")

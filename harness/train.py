@@ -5,8 +5,10 @@ initialisation, optimiser, learning rate, batch size (last partial batch kept), 
 cross-entropy loss and a fresh shuffle every epoch. What changes is only how the work is done:
 
 - the whole dataset sits in memory as one tensor (on the GPU when training runs there); each epoch
-  draws ``torch.randperm`` from a generator seeded with the run's seed and slices batches from it,
-  with no per-item transforms, no DataLoader, no worker processes;
+  draws ``torch.randperm`` from a generator of its own (seeded from the run's seed, but apart from the stream
+  that drew the initial weights, as the book's DataLoader is) and slices batches from it, with no per-item
+  transforms, no DataLoader, no worker processes; or it replays an order it is given (``order``), such as
+  the book's loop's, epoch for epoch, so the two can be checked to compute the same thing;
 - the loss and accuracy sums stay on the device (one synchronisation an epoch, not two a batch),
   and the loss is the true mean: sum of batch loss x batch size / n (the 5.5 page printed
   sum of batch means / n, too small by the batch size);
@@ -38,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -171,13 +174,14 @@ class HarnessLoop:
     """The harness loop (see the module docstring), set up once and then run an epoch a call.
 
     ``data`` is already on the training device. ``fold=None`` folds by ``CPU_FOLD`` on the CPU and not at all
-    elsewhere. ``epoch(evaluate_test=False)`` trains without the test pass: an epoch kept for timing only.
+    elsewhere. ``order()``, when given, returns each epoch's permutation of the training examples (else the loop
+    draws its own). ``epoch(evaluate_test=False)`` trains without the test pass: an epoch kept for timing only.
     """
 
     def __init__(self, net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float, batch_size: int,
                  seed: int, eval_first_batches: int = 0, channels_last: bool = True, compile: bool = False,
                  fused: bool = True, pool_first: bool = True, fold: int | None = None,
-                 train_subset: int | None = None) -> None:
+                 train_subset: int | None = None, order: Callable[[], torch.Tensor] | None = None) -> None:
         start = time.perf_counter()
         self.device = data.train_x.device
         if fold is None:
@@ -196,7 +200,8 @@ class HarnessLoop:
         self.num_batches = (self.n + batch_size - 1) // batch_size
         self.eval_first_batches = eval_first_batches
         self.step = torch.compile(self._step) if compile else self._step
-        self.gen = torch.Generator(device="cpu").manual_seed(seed)
+        self.gen = torch.Generator(device="cpu").manual_seed(order_seed(seed))
+        self.order = order
         self.epochs_run = 0
         self.description = f"{type(net).__name__} harness loop"
         self.result = TrainResult(loop="harness", setup_seconds=time.perf_counter() - start)
@@ -218,7 +223,7 @@ class HarnessLoop:
         self.fwd.train()
         t0 = time.perf_counter()
         eval_seconds = 0.0
-        perm = torch.randperm(n, generator=self.gen).to(device)
+        perm = (self.order() if self.order else torch.randperm(n, generator=self.gen)).to(device)
         l_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         for i in range(self.num_batches):
@@ -242,6 +247,12 @@ class HarnessLoop:
         return EpochStats.from_sums(self.epochs_run, float(l_sum), int(correct), n, test_acc, t0, train_seconds)
 
 
+def order_seed(seed: int) -> int:
+    """The seed of the harness loop's data order: derived from the run's seed, but not equal to it, so that the
+    order is not drawn from the very random numbers that drew the initial weights (``torch.manual_seed(seed)``)."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+
+
 def train_fast(net: nn.Module, data: FashionMNIST, *, epochs: int, on_epoch: EpochHook | None = None,
                progress: bool = False, **kw: Any) -> TrainResult:
     """The harness loop for ``epochs`` epochs (``kw``: ``HarnessLoop``'s settings)."""
@@ -251,15 +262,30 @@ def train_fast(net: nn.Module, data: FashionMNIST, *, epochs: int, on_epoch: Epo
 # ---- the tutorial's own pipeline and loops, as the pages print them ----------------------------------------------
 
 
-def load_data_fashion_mnist(batch_size: int, root: str, num_workers: int = 4):
-    """``d2l.load_data_fashion_mnist``: torchvision's dataset, ``ToTensor()`` per item, DataLoaders."""
+class RecordedOrder(torch.utils.data.RandomSampler):
+    """What ``DataLoader(shuffle=True)`` samples with (the same draws from the same generators), keeping the order
+    of its last epoch in ``last``, so that another loop can replay it."""
+
+    last: torch.Tensor | None = None
+
+    def __iter__(self):
+        self.last = torch.tensor(list(super().__iter__()))
+        yield from self.last.tolist()
+
+
+def load_data_fashion_mnist(batch_size: int, root: str, num_workers: int = 4, sampler=None):
+    """``d2l.load_data_fashion_mnist``: torchvision's dataset, ``ToTensor()`` per item, DataLoaders.
+
+    ``sampler`` (a ``RecordedOrder``) stands in for ``shuffle=True`` when the training order is to be kept.
+    """
     import torchvision  # about 2 s to import: only the tutorial's pipeline needs it
     from torchvision import transforms
 
     trans = transforms.ToTensor()
     mnist_train = torchvision.datasets.FashionMNIST(root=root, train=True, transform=trans, download=False)
     mnist_test = torchvision.datasets.FashionMNIST(root=root, train=False, transform=trans, download=False)
-    return (torch.utils.data.DataLoader(mnist_train, batch_size, shuffle=True, num_workers=num_workers),
+    shuffle = {"sampler": sampler(mnist_train)} if sampler else {"shuffle": True}
+    return (torch.utils.data.DataLoader(mnist_train, batch_size, num_workers=num_workers, **shuffle),
             torch.utils.data.DataLoader(mnist_test, batch_size, shuffle=False, num_workers=num_workers))
 
 
@@ -292,15 +318,17 @@ class TutorialLoop:
     book's ``for epoch in range(num_epochs)``. The loss recorded is the true mean (``train_ch6``'s
     ``l * X.shape[0]`` sum over the count); the 5.5 page's printed ``train_l_sum / n`` is not reproduced.
     ``train_ch6``'s ``init_weights`` is the caller's job (the model arrives initialised, as for the harness loop).
-    ``max_batches`` stops each epoch early (benchmarks only).
+    ``max_batches`` stops each epoch early (benchmarks only). With ``record_order``, ``last_order()`` is the
+    permutation of the training examples its last epoch went through.
     """
 
     def __init__(self, net: nn.Module, root: str, *, optimizer: str, lr: float, batch_size: int,
                  device: str = "cpu", num_workers: int = 4, style: str = "ch5",
-                 max_batches: int | None = None) -> None:
+                 max_batches: int | None = None, record_order: bool = False) -> None:
         start = time.perf_counter()
         with _books_workers():
-            self.train_iter, self.test_iter = load_data_fashion_mnist(batch_size, root, num_workers)
+            self.train_iter, self.test_iter = load_data_fashion_mnist(
+                batch_size, root, num_workers, RecordedOrder if record_order else None)
         self.net = net.to(device)
         self.opt = make_optimizer(optimizer, self.net, lr)
         self.loss = torch.nn.CrossEntropyLoss()
@@ -314,6 +342,10 @@ class TutorialLoop:
     def epoch(self, evaluate_test: bool = True, bar=None) -> EpochStats:
         with _books_workers():
             return self._epoch(evaluate_test, bar)
+
+    def last_order(self) -> torch.Tensor:
+        """The training order of the last epoch (``record_order=True``)."""
+        return self.train_iter.sampler.last
 
     def _epoch(self, evaluate_test: bool, bar) -> EpochStats:
         net, opt, loss, device = self.net, self.opt, self.loss, self.device

@@ -1,20 +1,21 @@
 """Reference + measurements over seeds -> a verdict: reproduced, not reproduced, inconclusive or skipped.
 
-Exact and accuracy references are judged value by value. A timing reference is judged on the
-confidence interval of its rounds (``harness.stats``): reproduced when the whole interval satisfies
-the claim, not reproduced when the whole interval violates it, inconclusive otherwise.
+Exact and accuracy references are judged value by value, or on the t interval of the mean over seeds
+(``over: interval``); a printed draw against the seeds' prediction interval. A timing reference is judged on
+the interval of its rounds (``harness.stats``). An interval verdict is reproduced when the whole interval
+satisfies the claim, not reproduced when the whole interval violates it, inconclusive otherwise.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from harness.schema import Reference
-from harness.stats import Interval, interval
+from harness.stats import Interval, prediction_interval, rounds_interval, seeds_interval
 
 REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED = "reproduced", "not reproduced", "inconclusive", "skipped"
 STATUSES = (REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED)
@@ -33,6 +34,7 @@ class Verdict:
     status: str
     detail: str
     note: str = ""
+    basis: str = ""  # where the expected value comes from (harness.schema.BASES)
     gate: bool = True  # on this verdict's device
     low: float = math.nan  # the interval of a timing verdict
     high: float = math.nan
@@ -81,11 +83,17 @@ def expected_text(ref: Reference) -> str:
         return _fmt(getattr(ref, c))
     if c == "band":
         return f"[{ref.band[0]:.4g}, {ref.band[1]:.4g}]"
+    if c == "draw":
+        return f"{ref.draw:.4g} (one printed draw)"
     return ("<= " if c == "at_most" else ">= ") + f"{getattr(ref, c):.4g}"
 
 
-def tolerance_text(ref: Reference) -> str:
+def tolerance_text(ref: Reference, confidence: float = 0.95) -> str:
     c = ref.comparison
+    if c == "draw":
+        return f"{confidence:.0%} prediction interval of the seeds"
+    if ref.over == "interval":
+        return f"whole {confidence:.0%} CI of the mean over seeds"
     if c == "equals":
         return "exact" if ref.atol == 0 else f"atol {ref.atol:g}"
     if c == "near":
@@ -125,18 +133,21 @@ def _spread(values: list[Any]) -> str:
     return f"mean {arr.mean():.4g}, sd {arr.std(ddof=1):.2g}, range [{arr.min():.4g}, {arr.max():.4g}]"
 
 
-def _base(ref: Reference, device: str) -> dict[str, Any]:
+def _base(ref: Reference, device: str, confidence: float = 0.95) -> dict[str, Any]:
     return dict(ref=ref.source, metric=ref.metric, device=device, expected=expected_text(ref),
-                tolerance=tolerance_text(ref),
-                note=ref.note, gate=ref.gates_on(device))
+                tolerance=tolerance_text(ref, confidence), note=ref.note, basis=ref.basis, gate=ref.gates_on(device))
 
 
-def judge(ref: Reference, device: str, per_seed: dict[int, Any]) -> Verdict:
+def judge(ref: Reference, device: str, per_seed: dict[int, Any], confidence: float = 0.95) -> Verdict:
     """Judge a reference against the values measured on each seed of one device."""
-    base = _base(ref, device)
+    base = _base(ref, device, confidence)
     values = [per_seed[s] for s in sorted(per_seed)]
     if not values:
         return Verdict(measured="-", status=SKIPPED, detail="no measurement", **base)
+    if ref.comparison == "draw":
+        return _judge_draw(ref, base, values, confidence)
+    if ref.over == "interval":
+        return _judge_interval(ref, base, seeds_interval([float(v) for v in values], confidence))
     n = len(values)
     checks = [check_one(ref, v) for v in values]
     passed = sum(ok for ok, _ in checks)
@@ -180,10 +191,10 @@ def _claim_range(ref: Reference) -> tuple[float, float]:
 
 
 def decide(ref: Reference, iv: Interval) -> tuple[str, float]:
-    """The three-way verdict of a timing reference on an interval, and how far the interval lies outside.
+    """The three-way verdict of a reference on an interval (of rounds or seeds), and how far the interval lies outside.
 
     Reproduced when the whole interval satisfies the claim, not reproduced when all of it violates the claim,
-    inconclusive otherwise (an undefined interval, from fewer than two rounds, is inconclusive too).
+    inconclusive otherwise (an undefined interval, from too few rounds or seeds, is inconclusive too).
     """
     lo, hi = _claim_range(ref)
     if not iv.defined:
@@ -195,14 +206,8 @@ def decide(ref: Reference, iv: Interval) -> tuple[str, float]:
     return INCONCLUSIVE, max(lo - iv.low, iv.high - hi)
 
 
-def judge_timing(ref: Reference, device: str, rounds_by_seed: dict[int, list[float]], unit: str = "",
-                 confidence: float = 0.95) -> Verdict:
-    """Judge a timing reference on the interval of its rounds (the rounds of every seed pooled)."""
-    base = _base(ref, device)
-    values = [v for s in sorted(rounds_by_seed) for v in rounds_by_seed[s]]
-    if not values:
-        return Verdict(measured="-", status=SKIPPED, detail="no rounds measured", **base)
-    iv = interval(values, confidence)
+def _judge_interval(ref: Reference, base: dict[str, Any], iv: Interval, unit: str = "") -> Verdict:
+    """The three-way verdict of ``decide`` on an interval over rounds or seeds, with its words."""
     status, off = decide(ref, iv)
     if status == REPRODUCED:
         detail = "whole interval inside"
@@ -211,12 +216,37 @@ def judge_timing(ref: Reference, device: str, rounds_by_seed: dict[int, list[flo
     elif iv.defined:
         detail = f"interval straddles the bound (by {off:.3g} on one side)"
     else:
-        detail = "no interval: fewer than two valid rounds"
-    if len(rounds_by_seed) > 1:
-        detail += f"; rounds of {len(rounds_by_seed)} seeds pooled"
-    base["tolerance"] = f"whole {confidence:.0%} CI"
+        detail = iv.why_undefined()
     return Verdict(measured=iv.text(unit), status=status, detail=detail, low=iv.low, high=iv.high,
                    rounds=iv.rounds, **base)
+
+
+def _judge_draw(ref: Reference, base: dict[str, Any], values: list[Any], confidence: float) -> Verdict:
+    """A printed draw inside the seeds' prediction interval is reproduced; outside, not; with one seed, undecided."""
+    iv = prediction_interval([float(v) for v in values], confidence)
+    if not iv.defined:
+        return Verdict(measured=iv.text(), status=INCONCLUSIVE, detail=iv.why_undefined(), **base)
+    inside = iv.low <= ref.draw <= iv.high
+    off = max(0.0, iv.low - ref.draw, ref.draw - iv.high)
+    where = "inside" if inside else f"outside by {off:.3g}"
+    detail = (f"the printed {ref.draw:g} lies {where} where one more seed would fall "
+              f"({iv.low:.4g} to {iv.high:.4g}); {_spread(values)}")
+    return Verdict(measured=f"{iv.estimate:.4g} (mean of {iv.count()})", status=REPRODUCED if inside else MISSED,
+                   detail=detail, low=iv.low, high=iv.high, rounds=iv.rounds, **base)
+
+
+def judge_timing(ref: Reference, device: str, rounds_by_seed: dict[int, list[float]], unit: str = "",
+                 confidence: float = 0.95) -> Verdict:
+    """Judge a timing reference on the interval of its rounds (the rounds of every seed pooled)."""
+    base = _base(ref, device, confidence)
+    values = [v for s in sorted(rounds_by_seed) for v in rounds_by_seed[s]]
+    if not values:
+        return Verdict(measured="-", status=SKIPPED, detail="no rounds measured", **base)
+    base["tolerance"] = f"whole {confidence:.0%} CI"
+    verdict = _judge_interval(ref, base, rounds_interval(values, confidence), unit)
+    if len(rounds_by_seed) > 1:
+        verdict = replace(verdict, detail=verdict.detail + f"; rounds of {len(rounds_by_seed)} seeds pooled")
+    return verdict
 
 
 def skipped(ref: Reference, device: str, reason: str) -> Verdict:

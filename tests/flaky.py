@@ -42,7 +42,7 @@ def section(view) -> str:
 def spec(seeds: list[int], raise_on=(), die_on=(), name: str = "flaky") -> dict:
     return {"name": name, "title": "fails on some seeds", "kind": KIND, "seeds": seeds,
             "settings": {"raise_on": list(raise_on), "die_on": list(die_on)},
-            "references": [{"metric": "seed", "source": "C1", "at_least": 0}]}
+            "references": [{"metric": "seed", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}
 
 
 TASKS.setdefault(KIND, sys.modules[__name__])

@@ -38,7 +38,7 @@ def section(view) -> str:
 
 def spec(seconds: float, name: str = "sleepy") -> dict:
     return {"name": name, "title": "sleeps", "kind": KIND, "seeds": [0], "settings": {"seconds": seconds},
-            "references": [{"metric": "slept", "source": "C1", "at_least": 0}]}
+            "references": [{"metric": "slept", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}
 
 
 if __name__ == "__main__":

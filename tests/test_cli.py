@@ -62,7 +62,7 @@ def test_a_cpu_run_prints_nothing_on_stderr_but_its_own_lines(tmp_path, write_sp
             "name": "lenet-one-epoch", "title": "one epoch of each loop", "kind": "lenet", "seeds": [0],
             "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 1,
                          "loops": ["harness", "tutorial"]},
-            "references": [{"metric": "test_acc", "source": "C1", "at_least": 0}]}))
+            "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
     env.pop("PYTEST_CURRENT_TEST", None)
     done = subprocess.run([sys.executable, "-m", "harness.cli", "run", *map(str, paths)], cwd=tmp_path, env=env,

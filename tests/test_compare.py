@@ -34,8 +34,8 @@ def test_the_slowed_implementation_is_slower_and_the_rest_unchanged(two_suites, 
     for shape in ("edge", "small", "lenet_c1"):
         cells = conv[("cpu", f"s.unfold.{shape}")]
         assert cells[-1] == "slower", cells
-        low, high = (float(v) for v in re.match(r"([\d.]+)-([\d.]+)x", cells[-2]).groups())
-        assert 2 < low <= float(cells[-3].rstrip("x")) <= high, cells  # B / A, with its interval over rounds
+        low, high = (float(v.replace(",", "")) for v in re.match(r"([\d.,]+)-([\d.,]+)x", cells[-2]).groups())
+        assert 2 < low <= float(cells[-3].rstrip("x").replace(",", "")) <= high, cells  # B / A, within its interval
         assert conv[("cpu", f"s.library.{shape}")][-1] in ("no change", "inconclusive")
     assert conv[("cpu", "library_over_unfold_lenet_min")][-1] == "faster"  # the library, against the slowed unfold
     edge = rows(text, "edge-small")
@@ -120,3 +120,38 @@ def test_each_number_is_compared_once():
     assert list(zip(kept["metric"], kept["basis"])) == [
         ("update_s.b1", "rounds"), ("examples_per_sec", "rounds"), ("tutorial.examples_per_sec", "rounds")]
     assert compare._without_repeats(both.iloc[:0]).columns.equals(both.columns)
+
+
+def test_a_threshold_calls_a_change_only_beyond_its_band():
+    import pandas as pd
+
+    df = pd.DataFrame({"basis": ["rounds", "rounds", "seeds", "seeds"], "A": [1.0, 1.0, 0.80, 0.80],
+                       "low": [1.12, 0.80, 0.05, -0.01], "high": [1.30, 0.95, 0.06, 0.01]})
+    assert compare.called(df, 0.05).tolist() == [True, True, True, False]
+    assert compare.called(df, 0.2).tolist() == [False, False, False, False]  # 20% of A (0.16) covers 0.05-0.06
+
+
+def test_drift_of_a_suite_against_itself_calls_nothing(two_suites):
+    _, uri = two_suites
+    latest = results.resolve("latest", uri)
+    table = compare.drift(latest, latest)
+    assert (table["called a change"] == 0).all() and set(table["compared"]) == {"timings", "per-seed values"}
+    assert compare.calibrated_threshold(table) == compare.DRIFT_THRESHOLDS[0]
+
+
+def test_drift_names_no_threshold_when_one_side_is_far_slower(two_suites, monkeypatch, capsys):
+    """The second suite's unfold sleeps 100x its time: no threshold up to 50% hides that, and the CLI says so."""
+    root, uri = two_suites
+    monkeypatch.chdir(root)
+    assert main(["compare", "latest~1", "latest", "--tracking-uri", uri, "--drift"]) == 0  # the two suites
+    out = capsys.readouterr().out
+    assert "Changes called between two suites where nothing changed" in out
+    assert "No threshold up to 0.5 keeps the calls within 5%" in out
+
+
+def test_a_bad_threshold_in_the_environment_is_one_line(two_suites, monkeypatch, capsys):
+    _, uri = two_suites
+    monkeypatch.setenv("HARNESS_COMPARE_THRESHOLD", "five percent")
+    assert main(["compare", "latest", "latest", "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("HARNESS_COMPARE_THRESHOLD: 'five percent' is not a number (0.05 is 5%)")

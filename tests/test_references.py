@@ -17,7 +17,8 @@ ENTRY = {"id": "X1", "title": "my result", "printed": "42", "reading": "equals 4
          "sources": [{"book": "My notes", "edition": "first", "section": "1.1", "url": "https://example.org/1"}]}
 SPEC = {"name": "mine", "title": "my spec", "kind": "edge_kernel", "seeds": [0],
         "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 3},
-        "references": [{"metric": "final_loss", "source": "X1", "at_most": 1.0e9}]}
+        "references": [{"metric": "final_loss", "source": "X1", "basis": "chosen before measuring",
+                        "at_most": 1.0e9}]}
 
 
 def write(path: Path, data) -> Path:
@@ -43,6 +44,15 @@ def test_a_user_cites_an_id_of_their_own_beside_the_spec(tmp_path):
     chapter = load_spec(write(tmp_path / "experiments" / "b1.yaml",
                               SPEC | {"name": "b1", "references": [SPEC["references"][0] | {"source": "B1"}]}))
     assert chapter.cited["B1"]["sources"][0]["url"].startswith("https://")  # the chapter's ids stay citable
+
+
+def test_a_printed_basis_quotes_the_entry_word_for_word(tmp_path):
+    write(tmp_path / "references" / "mine.yaml", [ENTRY | {"printed": "final loss\n  42 after 3 steps"}])
+    ref = SPEC["references"][0] | {"basis": "printed", "quote": "final loss 42"}
+    assert load_spec(write(tmp_path / "experiments" / "mine.yaml", SPEC | {"references": [ref]})).references
+    wrong = SPEC | {"references": [ref | {"quote": "final loss 43"}]}
+    with pytest.raises(SpecError, match=r"references\[0\]\.quote: 'final loss 43' is not in what X1 printed"):
+        load_spec(write(tmp_path / "experiments" / "mine.yaml", wrong))
 
 
 @pytest.mark.parametrize("change,message", [

@@ -11,20 +11,20 @@ import pytest
 
 from harness.rounds import Plan, recorded_rounds, run_rounds
 from harness.schema import Reference, TimingPolicy
-from harness.stats import interval
+from harness.stats import rounds_interval
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, judge_timing
 
 SRC = "C1"
 
 
 def claim(**kw) -> Reference:
-    return Reference.model_validate({"metric": "speedup", "source": SRC, **kw})
+    return Reference.model_validate({"metric": "speedup", "source": SRC, "basis": "chosen before measuring", **kw})
 
 
 class SyntheticTimer:
     """Rounds of a ratio drawn around ``center`` (log-normal, seeded); each round "takes" ``seconds`` on a fake clock.
 
-    With ``paired``, noise comes in +e/-e pairs, so the geometric mean of every even number of rounds is exactly
+    With ``paired``, noise comes in +e/-e pairs, so the median of every even number of rounds is exactly
     ``center``: a claim at ``center`` is straddled however many rounds are bought. ``script`` gives the values.
     """
 
@@ -54,48 +54,48 @@ def run(timer: SyntheticTimer, ref: Reference, policy: TimingPolicy, device="cpu
     return rounds, judge_timing(ref, device, {0: rounds.series("speedup")}, unit="x")
 
 
-POLICY = TimingPolicy(rounds=6, max_rounds=100, budget_s=10)
+POLICY = TimingPolicy(rounds=8, max_rounds=100, budget_s=10)
 
 
 def test_claim_far_inside_the_interval_is_reproduced_at_the_first_look():
     rounds, verdict = run(SyntheticTimer(center=10.0), claim(at_least=3), POLICY)
     assert verdict.status == REPRODUCED and verdict.low >= 3
-    assert len(rounds.values) == 6 and rounds.extra == 0 and rounds.stop == "every gating claim decided"
+    assert len(rounds.values) == 8 and rounds.extra == 0 and rounds.stop == "every gating claim decided"
 
 
 def test_claim_far_outside_the_interval_is_not_reproduced_at_the_first_look():
     rounds, verdict = run(SyntheticTimer(center=1.0), claim(at_least=3), POLICY)
     assert verdict.status == MISSED and verdict.high < 3 and "whole interval outside" in verdict.detail
-    assert len(rounds.values) == 6 and rounds.extra == 0
+    assert len(rounds.values) == 8 and rounds.extra == 0
 
 
 def test_straddled_claim_buys_rounds_up_to_the_budget_and_stays_inconclusive():
     rounds, verdict = run(SyntheticTimer(center=3.0, paired=True, seconds=1.0), claim(at_least=3), POLICY)
     assert verdict.status == INCONCLUSIVE and verdict.low < 3 < verdict.high
-    # 6 first rounds, then 1 s rounds while the next one fits in the 10 s budget for extra rounds
-    assert rounds.extra == 10 and len(rounds.values) == 16 and verdict.rounds == 16
-    assert "budget" in rounds.stop and "95% CI" in verdict.measured and "16 rounds" in verdict.measured
+    # 8 first rounds, then 1 s rounds while the next one fits in the 10 s budget for extra rounds
+    assert rounds.extra == 10 and len(rounds.values) == 18 and verdict.rounds == 18
+    assert "budget" in rounds.stop and "95% CI" in verdict.measured and "18 rounds" in verdict.measured
 
 
 def test_max_rounds_caps_the_extra_rounds():
-    policy = TimingPolicy(rounds=6, max_rounds=9, budget_s=86_400)
+    policy = TimingPolicy(rounds=8, max_rounds=11, budget_s=86_400)
     rounds, verdict = run(SyntheticTimer(center=3.0, paired=True), claim(at_least=3), policy)
-    assert len(rounds.values) == 9 and verdict.status == INCONCLUSIVE and "max_rounds" in rounds.stop
+    assert len(rounds.values) == 11 and verdict.status == INCONCLUSIVE and "max_rounds" in rounds.stop
 
 
 def test_an_undecided_claim_that_turns_decisive_stops_the_rounds():
-    """Three scattered first rounds straddle the bound; steadier extra rounds narrow the interval above it."""
-    script = [2.5, 6.0, 4.0] + [4.0, 3.9, 4.1] * 20
-    rounds, verdict = run(SyntheticTimer(script=script), claim(at_least=3), TimingPolicy(rounds=3, max_rounds=60))
-    assert judge_timing(claim(at_least=3), "cpu", {0: script[:3]}).status == INCONCLUSIVE  # the first look
+    """One slow first round puts the bound inside the first interval; steady extra rounds lift it above."""
+    script = [2.5, 6.0] + [4.0, 3.9, 4.1] * 20
+    rounds, verdict = run(SyntheticTimer(script=script), claim(at_least=3), TimingPolicy(rounds=8, max_rounds=60))
+    assert judge_timing(claim(at_least=3), "cpu", {0: script[:8]}).status == INCONCLUSIVE  # the first look
     assert verdict.status == REPRODUCED and rounds.stop == "every gating claim decided"
-    assert 0 < rounds.extra < 57 and len(rounds.values) == 3 + rounds.extra
+    assert 0 < rounds.extra < 52 and len(rounds.values) == 8 + rounds.extra
 
 
 @pytest.mark.parametrize("ref", [claim(at_least=3, gate=False), claim(at_least=3, gate=["cuda"])])
 def test_claims_that_do_not_gate_here_buy_no_rounds(ref):
     rounds, verdict = run(SyntheticTimer(center=3.0, paired=True), ref, POLICY)
-    assert len(rounds.values) == 6 and rounds.stop == "no gating timing claim on this device"
+    assert len(rounds.values) == 8 and rounds.stop == "no gating timing claim on this device"
     assert verdict.status == INCONCLUSIVE and not verdict.gate
 
 
@@ -104,7 +104,7 @@ def test_every_round_is_handed_to_the_recorder():
     timer = SyntheticTimer(center=10.0)
     run_rounds(timer, Plan(refs=(claim(at_least=3),), policy=POLICY), clock=timer.clock,
                on_round=lambda n, v: seen.append((n, v["speedup"])))
-    assert [n for n, _ in seen] == [1, 2, 3, 4, 5, 6]
+    assert [n for n, _ in seen] == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_a_recorder_without_a_plan_measures_the_default_rounds_and_no_more(memory_recorder):
@@ -121,5 +121,5 @@ def test_measured_estimates_are_the_intervals_estimates():
     rounds = run_rounds(timer, Plan(policy=POLICY), clock=timer.clock)
     rounds.values[-1]["partial"] = 1.0  # a metric some rounds lack: NaN, as its interval's
     out = rounds.measured({"speedup", "partial"})
-    assert out["speedup"] == interval(rounds.series("speedup")).estimate
-    assert np.isnan(out["partial"]) and np.isnan(interval(rounds.series("partial")).estimate)
+    assert out["speedup"] == rounds_interval(rounds.series("speedup")).estimate
+    assert np.isnan(out["partial"]) and np.isnan(rounds_interval(rounds.series("partial")).estimate)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -27,9 +28,10 @@ SPEC = {
     "devices": ["cpu", "cuda"],
     "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 20, "checkpoints": [5, 20]},
     "references": [
-        {"metric": "loss_drop_orders", "source": "B1", "at_least": 2},
-        {"metric": "kernel", "source": "B1", "near": [[1, -1]], "atol": 0.2},
-        {"metric": "loss_at_checkpoints", "source": "B1", "near": [1.844, 0.003], "rtol": 0.5, "gate": False},
+        {"metric": "loss_drop_orders", "source": "B1", "basis": "chosen before measuring", "at_least": 2},
+        {"metric": "kernel", "source": "B1", "basis": "chosen before measuring", "near": [[1, -1]], "atol": 0.2},
+        {"metric": "loss_at_checkpoints", "source": "B1", "basis": "chosen before measuring", "near": [1.844, 0.003],
+         "rtol": 0.5, "gate": False},
     ],
 }
 
@@ -200,8 +202,8 @@ def timing_spec(write_spec, monkeypatch):
         return write_spec({
             "name": "synthetic", "title": "a synthetic timing claim", "kind": SyntheticTimingKind.KIND,
             "seeds": [0], "deterministic": False, "settings": {"center": center},
-            "timing": {"rounds": 4, "max_rounds": 8, "budget_s": 600},
-            "references": [{"metric": "ratio", "source": "C1", "at_least": 3}]})
+            "timing": {"rounds": 8, "max_rounds": 12, "budget_s": 600},
+            "references": [{"metric": "ratio", "source": "C1", "basis": "chosen before measuring", "at_least": 3}]})
 
     return write
 
@@ -209,21 +211,24 @@ def timing_spec(write_spec, monkeypatch):
 def test_straddled_timing_claim_is_inconclusive_and_fails_only_under_strict(timing_spec, store, tmp_path, capsys):
     path = timing_spec(center=3.0)
     assert main(["run", str(path)]) == 0
-    assert "1 gating timing reference(s) inconclusive (not failing without --strict)" in capsys.readouterr().out
+    assert "1 gating reference(s) inconclusive (not failing without --strict)" in capsys.readouterr().out
     assert main(["run", "--strict", str(path)]) == EXIT_INCONCLUSIVE == 3
     df = runs()
     assert set(df["status"]) == {"FINISHED"} and set(df["tags.verdict"]) == {"inconclusive"}
     run_id = df["run_id"].iloc[0]
     verdict = tracking.load_json(run_id, "verdicts.json")[0]
-    assert verdict["status"] == "inconclusive" and verdict["rounds"] == 8 and verdict["low"] < 3 < verdict["high"]
-    assert "(95% CI " in verdict["measured"] and verdict["measured"].endswith("8 rounds)")
+    assert verdict["status"] == "inconclusive" and verdict["rounds"] == 12 and verdict["low"] < 3 < verdict["high"]
+    assert "(95% CI " in verdict["measured"] and verdict["measured"].endswith("12 rounds)")
     rounds = tracking.metric_history(unit_of(run_id), "round.ratio")  # every round is in MLflow
-    assert list(rounds["step"]) == list(range(1, 9))
+    assert list(rounds["step"]) == list(range(1, 13))
 
     assert main(["report", "--out", str(tmp_path / "reports")]) == 0
     text = (tmp_path / "reports" / "REPORT.md").read_text()
     assert "Gating verdicts: 0 reproduced, 0 not reproduced, 1 inconclusive, 0 skipped." in text
-    assert "❔ inconclusive" in text and "BCa bootstrap" in text
+    assert "❔ inconclusive" in text and "confidence sequence for the median round" in text
+    bases = pd.read_csv(tmp_path / "reports" / "tables" / "report-bases.csv")  # verdicts counted by basis
+    assert bases.to_dict("records") == [{"basis": "chosen before measuring", "reproduced": 0, "not reproduced": 0,
+                                         "inconclusive": 1, "skipped": 0, "information only": 0}]
 
 
 @pytest.mark.parametrize("center,status,verdict", [(10.0, 0, "reproduced"), (1.0, 1, "not reproduced")])
@@ -231,7 +236,7 @@ def test_decisive_timing_claims_set_the_exit_status_even_under_strict(timing_spe
     assert main(["run", "--strict", str(timing_spec(center))]) == status
     df = runs()
     assert list(df["tags.verdict"]) == [verdict]
-    assert tracking.load_json(df["run_id"].iloc[0], "verdicts.json")[0]["rounds"] == 4  # decided at the first look
+    assert tracking.load_json(df["run_id"].iloc[0], "verdicts.json")[0]["rounds"] == 8  # decided at the first look
 
 
 def _normalised(report: str) -> str:
@@ -325,8 +330,10 @@ def test_a_spec_whose_dataset_is_missing_is_skipped_and_the_suite_goes_on(write_
     nowhere = tmp_path / "no-mnist-here"
     path = write_spec({"name": "mnist-absent", "title": "needs MNIST", "kind": NeedsMnistKind.KIND, "seeds": [0, 1],
                        "devices": ["cpu"], "settings": {"root": str(nowhere)},
-                       "references": [{"metric": "test_acc", "source": "C1", "at_least": 0.9},
-                                      {"metric": "test_acc", "source": "C1", "at_least": 0.5, "gate": False}]})
+                       "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring",
+                                       "at_least": 0.9},
+                                      {"metric": "test_acc", "source": "C1", "basis": "chosen before measuring",
+                                       "at_least": 0.5, "gate": False}]})
     write_spec(SPEC)
     assert main(["reproduce", str(tmp_path), "--out", str(tmp_path / "reports")]) == 0  # skipped does not fail
     err = capsys.readouterr().err

@@ -18,7 +18,7 @@ GOOD = {
     "kind": "edge_kernel",
     "seeds": [0],
     "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 3},
-    "references": [{"metric": "final_loss", "source": "B1", "at_most": 1.0e9}],
+    "references": [{"metric": "final_loss", "source": "B1", "basis": "chosen before measuring", "at_most": 1.0e9}],
 }
 
 
@@ -65,11 +65,21 @@ BAD = [
     ("bad-ref-id", with_change("references.0.source", "9 Z"), "references[0].source"),
     ("unknown-ref-id", with_change("references.0.source", "Z9"), "references[0].source: unknown reference id 'Z9'"),
     ("band-reversed", {**with_change("references.0.at_most", DELETE),
-                       "references": [{"metric": "final_loss", "source": "B1",
+                       "references": [{"metric": "final_loss", "source": "B1", "basis": "chosen before measuring",
                                        "band": [1.0, 0.5]}]}, "references[0]"),
     ("equals-not-numbers", {**GOOD, "references": [{"metric": "kernel", "source": "B1",
-                                                    "near": [["a", "b"]]}]}, "references[0]"),
+                                                    "basis": "chosen before measuring", "near": [["a", "b"]]}]},
+     "references[0]"),
     ("no-references", with_change("references", []), "references"),
+    ("missing-basis", with_change("references.0.basis", DELETE), "references[0].basis: Field required"),
+    ("unknown-basis", with_change("references.0.basis", "measured"), "references[0].basis"),
+    ("printed-without-quote", with_change("references.0.basis", "printed"), "references[0]: basis printed needs quote"),
+    ("quote-not-printed", {**GOOD, "references": [{**GOOD["references"][0], "basis": "printed", "quote": "loss 42"}]},
+     "references[0].quote: 'loss 42' is not in what B1 printed"),
+    ("derived-without-working", with_change("references.0.basis", "derived"),
+     "references[0]: basis derived needs working"),
+    ("interval-over-a-draw", {**GOOD, "references": [{**GOOD["references"][0], "at_most": None, "draw": 1.0,
+                                                      "over": "interval"}]}, "references[0]: over: interval"),
     ("gate-unknown-device", with_change("references.0.gate", ["tpu"]), "references[0].gate"),
     ("gate-repeat", with_change("references.0.gate", ["cpu", "cpu"]), "references[0].gate"),
     ("gate-string", with_change("references.0.gate", "yes"), "references[0].gate"),
@@ -84,7 +94,7 @@ BAD = [
      "line 10: invalid YAML: duplicate key 'lr'"),
     ("duplicate-in-list", yaml.safe_dump(GOOD, sort_keys=False).replace("  at_most: 1000000000.0\n",
                                                                          "  at_most: 1.0e9\n  at_most: 2.0\n"),
-     "line 15: invalid YAML: duplicate key 'at_most'"),
+     "line 16: invalid YAML: duplicate key 'at_most'"),
     ("not-utf8", "name: caf\u00e9\n".encode("latin-1"), "(file): not UTF-8 text"),
     ("utf16", yaml.safe_dump(GOOD).encode("utf-16"), "(file): not UTF-8 text"),
     ("alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
@@ -159,12 +169,17 @@ def test_duplicate_names_rejected(tmp_path):
         load_specs([str(tmp_path)])
 
 
-def test_timing_reference_needs_a_comparison_an_interval_can_take(tmp_path):
+@pytest.mark.parametrize("change,match", [
+    ({"near": [9.8], "atol": 1}, r"references\[0\]\.near: 'epoch_ratio_1_over_10' is a timing"),
+    ({"draw": 9.8}, r"references\[0\]\.draw: 'epoch_ratio_1_over_10' is a timing"),
+    ({"at_least": 3, "over": "interval"}, r"references\[0\]\.over: 'epoch_ratio_1_over_10' is a timing"),
+])
+def test_timing_reference_needs_a_comparison_an_interval_can_take(tmp_path, change, match):
     data = yaml.safe_load((EXPERIMENTS / "batch-speed.yaml").read_text())
-    data["references"] = [{"metric": "epoch_ratio_1_over_10", "source": "D1",
-                           "near": [9.8], "atol": 1}]
-    path = write(tmp_path, "vector-near", data)
-    with pytest.raises(SpecError, match=r"references\[0\]\.near: 'epoch_ratio_1_over_10' is a timing"):
+    data["references"] = [{"metric": "epoch_ratio_1_over_10", "source": "D1", "basis": "chosen before measuring",
+                           **change}]
+    path = write(tmp_path, "timing-ref", data)
+    with pytest.raises(SpecError, match=match):
         load_spec(path)
 
 

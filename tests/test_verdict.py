@@ -12,7 +12,7 @@ SRC = "B1"
 
 
 def ref(**kw) -> Reference:
-    return Reference.model_validate({"metric": "m", "source": SRC, **kw})
+    return Reference.model_validate({"metric": "m", "source": SRC, "basis": "chosen before measuring", **kw})
 
 
 @pytest.mark.parametrize("kw,value,ok", [
@@ -87,17 +87,44 @@ def test_decision_says_by_how_much_the_interval_misses():
 
 
 def test_timing_verdict_pools_seeds_and_states_its_interval():
-    v = judge_timing(ref(at_least=3), "cpu", {0: [4.0, 4.2, 3.9], 1: [4.1, 4.0, 4.3]}, unit="x")
-    assert v.status == REPRODUCED and v.rounds == 6 and v.low >= 3 and v.low <= v.high
-    assert v.measured.startswith("4.08x (95% CI ") and v.measured.endswith(", 6 rounds)")
-    assert "rounds of 2 seeds pooled" in v.detail
+    v = judge_timing(ref(at_least=3), "cpu", {0: [4.0, 4.2, 3.9, 4.4, 4.05], 1: [4.1, 4.0, 4.3, 3.95]}, unit="x")
+    assert v.status == REPRODUCED and v.rounds == 9 and (v.low, v.high) == (3.9, 4.4)
+    assert v.measured == "4.05x (95% CI 3.9-4.4, 9 rounds)" and "rounds of 2 seeds pooled" in v.detail
+    assert v.basis == "chosen before measuring"
     assert judge_timing(ref(at_least=3), "cpu", {0: []}).status == SKIPPED
+
+
+def test_too_few_rounds_are_inconclusive_and_say_why():
+    v = judge_timing(ref(at_least=3), "cpu", {0: [4.0, 4.2, 3.9]}, unit="x")
+    assert v.status == INCONCLUSIVE and v.detail == "no interval: 3 rounds, 8 needed at 95%"
+
+
+@pytest.mark.parametrize("gaps,status", [
+    ([0.002, -0.003, 0.001, 0.0, -0.001], REPRODUCED),  # the whole t interval within 0.01
+    ([0.03, 0.025, 0.035, 0.028, 0.031], MISSED),  # the whole interval above it
+    ([0.02, -0.01, 0.015, 0.0, 0.012], INCONCLUSIVE),  # straddles 0.01
+    ([0.002], INCONCLUSIVE),  # one seed: no interval
+])
+def test_the_mean_over_seeds_judged_on_its_t_interval(gaps, status):
+    v = judge(ref(band=[-0.01, 0.01], over="interval"), "cpu", dict(enumerate(gaps)))
+    assert v.status == status and v.rounds == len(gaps)
+    assert v.tolerance == "whole 95% CI of the mean over seeds" and "seed" in v.measured
+
+
+def test_a_printed_draw_against_the_seeds_prediction_interval():
+    seeds = {0: 0.80, 1: 0.81, 2: 0.79}  # mean 0.8, sd 0.01: one more seed falls in 0.8 +- 4.30 * 0.01 * 1.155
+    inside = judge(ref(draw=0.779), "cpu", seeds)
+    assert inside.status == REPRODUCED and inside.low == pytest.approx(0.8 - 0.0497, abs=1e-3)
+    assert "the printed 0.779 lies inside" in inside.detail and inside.expected == "0.779 (one printed draw)"
+    outside = judge(ref(draw=0.741), "cpu", seeds)
+    assert outside.status == MISSED and "outside by" in outside.detail
+    assert judge(ref(draw=0.779), "cpu", {0: 0.8}).status == INCONCLUSIVE
 
 
 def test_gate_per_device():
     r = ref(at_most=102.4, gate=["cuda"])
-    cpu = judge_timing(r, "cpu", {0: [100.0, 110.0, 95.0, 120.0]})
-    cuda = judge_timing(r, "cuda", {0: [100.0, 110.0, 95.0, 120.0]})
+    cpu = judge_timing(r, "cpu", {0: [100.0, 110.0, 95.0, 120.0] * 2})
+    cuda = judge_timing(r, "cuda", {0: [100.0, 110.0, 95.0, 120.0] * 2})
     assert cpu.status == cuda.status == INCONCLUSIVE
     assert not cpu.gate and not cpu.gating_inconclusive and cuda.gating_inconclusive
     assert skipped(r, "cuda", "no GPU").gate and not skipped(r, "cpu", "x").gate

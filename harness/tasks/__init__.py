@@ -12,7 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.schema import Strict
-from harness.tasks import batch_speed, conv_throughput, edge_kernel, lenet, modern_cnn, structure, worked_examples
+from harness.tasks import (
+    batch_speed,
+    calibration,
+    conv_throughput,
+    edge_kernel,
+    lenet,
+    modern_cnn,
+    structure,
+    worked_examples,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,5 +45,6 @@ class Kind(Protocol):
     def section(self, view: RunView) -> str: ...
 
 
-KINDS: tuple[Kind, ...] = (worked_examples, structure, edge_kernel, conv_throughput, batch_speed, lenet, modern_cnn)
+KINDS: tuple[Kind, ...] = (worked_examples, structure, edge_kernel, conv_throughput, batch_speed, lenet, modern_cnn,
+                          calibration)
 TASKS: dict[str, Kind] = {m.KIND: m for m in KINDS}

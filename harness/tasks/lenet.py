@@ -12,7 +12,10 @@ the speed-up is taken within each round. Unprefixed metrics are those of the fir
 ``<loop>.<metric>`` names each loop's own. ``ceiling: true`` also counts the training FLOP per
 example and measures the matmul ceiling, so the harness loop's GFLOP/s can be set against it.
 ``eval_first_batches`` evaluates the whole test set after each of the first batches of epoch 1, as
-the notebook of C3 did after every batch, and only for those batches.
+the notebook of C3 did after every batch, and only for those batches. With both loops, ``<m>_gap`` is the
+harness loop's final ``<m>`` minus the tutorial's and ``<m>_gap_max`` the largest gap over the epochs;
+``same_order: true`` has the harness loop replay the tutorial loop's data order, epoch for epoch, so the two
+compute the same thing and the gaps measure float rounding alone.
 
 Recorded in each (device, seed) unit's run: per-epoch metrics ``loss``, ``train_acc``, ``test_acc``,
 ``epoch_seconds`` and ``examples_per_sec`` (step = epoch; the first loop's by these plain names, another
@@ -66,6 +69,8 @@ class Settings(Strict):
     loops: list[Literal["harness", "tutorial"]] = Field(default=["harness"], min_length=1, max_length=2)
     tutorial_style: Literal["ch5", "ch6"] = Field("ch5", description="train_ch5 (5.5) or train_ch6 (6.6)")
     tutorial_workers: int = Field(4, ge=0, le=32, description="DataLoader workers; d2l uses 4 on Linux")
+    same_order: bool = Field(False, description="with both loops: the harness loop replays the tutorial loop's "
+                             "data order, epoch for epoch, so the two compute the same thing")
     eval_first_batches: int = Field(0, ge=0, le=1000, description="evaluate the test set after each of these")
     chance_batches: int = Field(15, ge=1, le=1000, description="the first batches whose test acc stays at chance")
     channels_last: bool = True
@@ -105,6 +110,8 @@ class Settings(Strict):
                              "train_examples and test_examples, or the tutorial loop")
         if self.fold and self.fold > 1 and not foldable(nets.build(self.model, (1, size, size), device="meta")):
             raise ValueError("fold needs plain convolutions, activations and pooling before the flatten")
+        if self.same_order and set(self.loops) != set(LOOPS):
+            raise ValueError("same_order needs both loops: loops: [harness, tutorial]")
         if self.eval_first_batches and "harness" not in self.loops:
             raise ValueError("eval_first_batches needs the harness loop in loops")
         if self.eval_first_batches and self.chance_batches > self.eval_first_batches:
@@ -118,8 +125,10 @@ class Settings(Strict):
 # Timings measured in rounds (each loop an epoch a round, interleaved), with their units.
 TIMINGS = {"speedup": "x", "examples_per_sec": " ex/s", "harness.examples_per_sec": " ex/s",
            "tutorial.examples_per_sec": " ex/s", "harness.gflops": " GFLOP/s", "harness.fraction_of_peak": "%"}
+GAPS = ("loss", "train_acc", "test_acc")  # with both loops: harness minus tutorial, per seed (``test_acc_gap``)
 METRICS = (set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | set(EARLY) | set(TIMINGS)
-           | {"harness.training_flop_per_example", "harness.matmul_peak_gflops"})
+           | {"harness.training_flop_per_example", "harness.matmul_peak_gflops"} | {f"{m}_gap" for m in GAPS}
+           | {f"{m}_gap_max" for m in GAPS})
 
 
 DIRECTIONS = {"speedup": 1}  # harness loop over tutorial loop, examples/s: higher is faster
@@ -167,19 +176,21 @@ def _fold_words(fold: int | None) -> str:
 
 
 def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, Any]:
-    """Each loop the spec names, set up from the same initial weights."""
+    """Each loop the spec names, set up from the same initial weights, in the order an epoch runs them: with
+    ``same_order`` the tutorial's first, so that the harness loop can replay the order its epoch went through."""
     common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size)
     loops: dict[str, Any] = {}
-    for name in settings.loops:
+    for name in sorted(settings.loops, key=lambda n: settings.same_order and n == "harness"):
         net = _model(settings, seed)
         if name == "harness":
+            order = loops["tutorial"].last_order if settings.same_order else None
             loops[name] = HarnessLoop(net, data, seed=seed, eval_first_batches=settings.eval_first_batches,
                                       channels_last=settings.channels_last, fused=settings.fused_optimizer,
                                       pool_first=settings.pool_first, fold=settings.fold, compile=settings.compile,
-                                      **common)
+                                      order=order, **common)
         else:
             loops[name] = TutorialLoop(net, str(data.root), device=device, num_workers=settings.tutorial_workers,
-                                       style=settings.tutorial_style, **common)
+                                       style=settings.tutorial_style, record_order=settings.same_order, **common)
     return loops
 
 
@@ -254,6 +265,10 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
                 "early_loss_drop": early[0].loss - early[-1].loss,
             })
     rec.log_table("epochs", pd.DataFrame(epoch_rows))
+    if set(LOOPS) <= set(loops):
+        measured.update({f"{m}_gap": measured[f"harness.{m}"] - measured[f"tutorial.{m}"] for m in GAPS})
+        pairs = list(zip(loops["harness"].result.epochs, loops["tutorial"].result.epochs))
+        measured.update({f"{m}_gap_max": max(abs(getattr(h, m) - getattr(t, m)) for h, t in pairs) for m in GAPS})
     measured.update(rounds.measured([m for m in TIMINGS if m in rounds.values[0]]))
     return measured
 
@@ -423,7 +438,7 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any], table: pd.D
         iv = view.interval(ratios)
         ax.plot(range(1, len(ratios) + 1), ratios, "o-", ms=4, label=f"{device}: ratio in each round")
         if iv.defined:
-            ax.axhspan(iv.low, iv.high, alpha=0.2, label=f"{device}: {iv.confidence:.0%} CI of the geometric mean")
+            ax.axhspan(iv.low, iv.high, alpha=0.2, label=f"{device}: {iv.confidence:.0%} CI of the median round")
     units = {f"{loop} examples/s": "" for loop in loops} | {"harness / tutorial (x)": "x", "harness GFLOP/s": "",
                                                             "of matmul ceiling (fraction)": "%"}
     confidence = view.spec.get("timing", {}).get("confidence", 0.95)
@@ -458,7 +473,7 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any], table: pd.D
             "", shown, "", image, "",
             "examples/s = training examples / seconds of a training pass (data loading included, test evaluation "
             f"excluded). {how}the first {settings['epochs']} rounds trained and evaluated, later rounds trained "
-            f"on for timing only. Estimates are geometric means over rounds; intervals: {METHOD}. "
+            f"on for timing only. Estimates are median rounds; intervals: {METHOD}. "
             + (f"Tutorial loop: torchvision FashionMNIST + ToTensor + DataLoader(batch {settings['batch_size']}, "
                f"shuffle, {settings['tutorial_workers']} workers) and "
                f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; " if both else "")

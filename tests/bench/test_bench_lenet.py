@@ -19,7 +19,7 @@ import torch
 from harness import data as D
 from harness.rounds import Rounds, run_rounds
 from harness.spec import load_spec
-from harness.stats import METHOD, interval
+from harness.stats import METHOD, rounds_interval
 from harness.tasks.lenet import make_loops
 from harness.units import plan_for
 from harness.verdict import judge_timing
@@ -61,7 +61,7 @@ def test_bench_harness_loop_vs_tutorial_loop(benchmark, fashion_mnist):
     benchmark.pedantic(timed_round, rounds=plan.policy.rounds, iterations=1, warmup_rounds=0)
     run_rounds(one_round, plan, done=rounds)
     ratios = rounds.series("speedup")
-    iv = interval(ratios, plan.policy.confidence)
+    iv = rounds_interval(ratios, plan.policy.confidence)
     verdicts = [judge_timing(ref, "cpu", {0: ratios}, unit="x", confidence=plan.policy.confidence)
                 for ref in spec.references if ref.metric == "speedup"]
     info = {

@@ -33,8 +33,9 @@ SPEC = {
     "timing": {"rounds": 3, "max_rounds": 3, "budget_s": 0},
     "references": [
         # bounds that any machine meets: the test checks the plumbing, never a speed
-        {"metric": "unfold_over_loop_claim", "source": "D2", "at_least": 0},
-        {"metric": "library_fraction_of_peak_lenet_min", "source": "D2", "at_least": 0,
+        {"metric": "unfold_over_loop_claim", "source": "D2", "basis": "chosen before measuring", "at_least": 0},
+        {"metric": "library_fraction_of_peak_lenet_min", "source": "D2", "basis": "chosen before measuring",
+         "at_least": 0,
          "gate": False},
     ],
 }
@@ -172,7 +173,7 @@ def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile,
     assert list(rounds["round"]) == [1, 2, 3]
     ratios = (rounds["s.loop.small"] / rounds["s.unfold.small"]).tolist()  # taken within each round
     assert rounds["unfold_over_loop_claim"].tolist() == pytest.approx(ratios)
-    assert measured["unfold_over_loop_claim"] == pytest.approx(math.prod(ratios) ** (1 / 3))
+    assert measured["unfold_over_loop_claim"] == pytest.approx(sorted(ratios)[1])  # the median round
     lenet = (rounds["s.unfold.layer"] / rounds["s.library.layer"]).tolist()
     assert measured["rounds"]["library_over_unfold_lenet_min"] == pytest.approx(lenet)
     by = timed.set_index(["shape", "impl"])["median_s"]  # the table pools the blocks of every round

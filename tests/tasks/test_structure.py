@@ -35,6 +35,7 @@ def test_the_shipped_structure_specs_validate(name):
 def test_an_input_too_small_for_the_network_is_a_spec_error(write_spec):
     path = write_spec({"name": "tiny-alexnet", "title": "x", "kind": "structure", "seeds": [0],
                        "settings": {"model": "alexnet", "input": [1, 32, 32]},
-                       "references": [{"metric": "parameters", "source": "E1", "equals": 1}]})
+                       "references": [{"metric": "parameters", "source": "E1", "basis": "chosen before measuring",
+                                       "equals": 1}]})
     with pytest.raises(SpecError, match=r"settings: model.layers\[\d+\]: maxpool on an input of shape"):
         load_spec(path)
