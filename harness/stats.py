@@ -63,7 +63,8 @@ class Interval:
         est, low, high = (number(v * scale) for v in (self.estimate, self.low, self.high))
         if not self.defined:
             return f"{est}{unit} ({self.why_undefined()})"
-        return f"{est}{unit} ({self.confidence:.0%} CI {low}-{high}, {self.count()})"
+        dash = " to " if min(self.low, self.high) < 0 else "-"  # -0.0035 to -0.0005, not -0.0035--0.0005
+        return f"{est}{unit} ({self.confidence:.0%} CI {low}{dash}{high}, {self.count()})"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -82,10 +82,15 @@ def expected_text(ref: Reference) -> str:
     if c in ("equals", "near"):
         return _fmt(getattr(ref, c))
     if c == "band":
-        return f"[{ref.band[0]:.4g}, {ref.band[1]:.4g}]"
+        return f"[{_g(ref.band[0])}, {_g(ref.band[1])}]"
     if c == "draw":
-        return f"{ref.draw:.4g} (one printed draw)"
-    return ("<= " if c == "at_most" else ">= ") + f"{getattr(ref, c):.4g}"
+        return f"{_g(ref.draw)} (one printed draw)"
+    return ("<= " if c == "at_most" else ">= ") + _g(getattr(ref, c))
+
+
+def _g(v: float) -> str:
+    """4 significant digits, whole numbers with separators from 10,000 on (14,190, not 1.419e+04)."""
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
 
 
 def tolerance_text(ref: Reference, confidence: float = 0.95) -> str:

@@ -461,7 +461,8 @@ def _speed_section(view, loops: list[str], settings: dict[str, Any], table: pd.D
     else:
         image = ""
         plt.close(fig)
-    words = ("in-memory tensors, randperm batches, inference-mode evaluation"
+    order = "batches in the tutorial loop's order" if settings.get("same_order") else "randperm batches"
+    words = (f"in-memory tensors, {order}, inference-mode evaluation"
              + (", channels_last" if settings["channels_last"] else "")
              + (", fused optimiser step" if settings.get("fused_optimizer") else "")
              + (", max-pool before sigmoid" if settings.get("pool_first") else "")
