@@ -147,4 +147,5 @@ def test_text():
     assert Interval(23573.2, 21000.0, 26000.4, 9).text(" ex/s") == "23,573 ex/s (95% CI 21,000-26,000, 9 rounds)"
     assert Interval(0.257, 0.234, 0.27, 8).text("%") == "25.7% (95% CI 23.4-27, 8 rounds)"
     assert Interval(0.80, 0.79, 0.81, 3, basis="seeds").text() == "0.8 (95% CI 0.79-0.81, 3 seeds)"
-    assert Interval(-0.002, -0.0035, -0.0005, 10, basis="seeds").text() == "-0.002 (95% CI -0.0035 to -0.0005, 10 seeds)"
+    below = Interval(-0.002, -0.0035, -0.0005, 10, basis="seeds")
+    assert below.text() == "-0.002 (95% CI -0.0035 to -0.0005, 10 seeds)"
