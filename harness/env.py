@@ -25,6 +25,14 @@ def _git(*args: str) -> str:
         return ""
 
 
+NOT_CODE = ":(top,exclude)reports"  # the report a run writes is not the code it ran
+
+
+def code_changes(*args: str) -> str:
+    """``git <args>`` over the repository's tracked files, the generated report apart."""
+    return _git(*args, "--", ":(top)", NOT_CODE)
+
+
 @cache
 def cpu_model() -> str:
     """The CPU's marketing name, from /proc/cpuinfo where there is one."""
@@ -60,7 +68,7 @@ def device_model(device: str) -> str:
 def fingerprint() -> dict[str, str]:
     """Everything that decides whether two runs are comparable, as MLflow tag values."""
     commit = _git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    dirty = bool(code_changes("status", "--porcelain", "--untracked-files=no"))
     return {
         "git.commit": commit,
         "git.dirty": str(dirty).lower(),
@@ -87,7 +95,7 @@ def code_id() -> str:
     fp = fingerprint()
     if fp["git.dirty"] != "true":
         return fp["git.commit"]
-    return fp["git.commit"] + "+" + hashlib.sha256(_git("diff", "HEAD").encode()).hexdigest()[:12]
+    return fp["git.commit"] + "+" + hashlib.sha256(code_changes("diff", "HEAD").encode()).hexdigest()[:12]
 
 
 def env_hash() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
+
 from harness import env
 
 
@@ -17,3 +19,20 @@ def test_fingerprint_names_what_makes_runs_comparable():
     fp = env.fingerprint()
     for key in ("git.commit", "torch", "cpu.model", "torch.threads", "gpu.model"):
         assert fp[key], key
+
+
+def test_the_report_a_run_writes_does_not_make_the_code_dirty():
+    """A reproduce rewrites reports/: the next run still ran the same code (same git.dirty, same code.id)."""
+    from pathlib import Path
+
+    report = Path(env.__file__).resolve().parents[1] / "reports" / "REPORT.md"
+    if not report.is_file() or not env._git("rev-parse", "HEAD"):
+        pytest.skip("not a git checkout with a report")
+    before = (env.fingerprint()["git.dirty"], env.code_changes("diff", "HEAD"))
+    text = report.read_text()
+    try:
+        report.write_text(text + "\na line a run wrote\n")
+        assert env._git("diff", "HEAD", "--", str(report))  # git sees the change ...
+        assert (env.fingerprint()["git.dirty"], env.code_changes("diff", "HEAD")) == before  # ... the code does not
+    finally:
+        report.write_text(text)
