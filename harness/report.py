@@ -169,6 +169,19 @@ def history_section(df: pd.DataFrame, figures: Path) -> list[str]:
             md_table(history.pivot(df)), ""]
 
 
+def suite_time(uri: str) -> str:
+    """One line: how long the newest suite took, on what machine (a timing rule that buys rounds costs time)."""
+    found = results.suites(uri)
+    if found.empty or "end_time" not in found:
+        return ""
+    row = found.iloc[0]
+    minutes = (pd.Timestamp(row["end_time"]) - pd.Timestamp(row["start_time"])).total_seconds() / 60
+    specs = len(str(row.get("tags.specs") or "").split(","))
+    return (f"The newest suite (run `{row['run_id'][:8]}`, {specs} specs) took {minutes:.1f} minutes on "
+            f"{row.get('tags.cpu.model', '?')} ({row.get('tags.cpu.count', '?')} cores), GPU: "
+            f"{row.get('tags.gpu.model', 'none')}.")
+
+
 def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table: pd.DataFrame) -> list[str]:
     """How many changes `harness compare` calls between two suites of one commit and machine, by threshold."""
     if pair is None:
@@ -191,7 +204,7 @@ def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table:
 
 
 def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
-           drift: list[str] | None = None) -> str:
+           drift: list[str] | None = None, took: str = "") -> str:
     parts = [
         "# Reproduction report: Dive into Deep Learning, convolutional networks (PyTorch)",
         "",
@@ -206,7 +219,7 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
         "",
         summary_table(summary(views)),
         "",
-        gating_counts(views),
+        gating_counts(views) + (" " + took if took else ""),
         "",
         "Verdicts by the basis of their expected value: *printed* by the cited source (quoted), *derived* from what "
         "it printed (with the working), *chosen* by this project before or after measuring, or a *self-check* of the "
@@ -288,7 +301,7 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
         past = history.history(uri)
         pair = results.same_commit_pair(uri)
         aa = compare.drift(*pair) if pair else pd.DataFrame()
-        text = render(views, uri, past, drift_section(pair, aa))
+        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri))
         tables = report_tables(views, past) | ({"report-drift": aa} if pair else {})
         results.write_csv(tables, Path(tmp) / "tables")
         (Path(tmp) / "REPORT.md").write_text(text + "\n", encoding="utf-8")
