@@ -1,4 +1,5 @@
-"""Sessions: tests (default), reproduce (the main job), scale (Ray and PostgreSQL tests), server, ui, bench, lint.
+"""Sessions: tests (default), reproduce (the main job), scale (Ray and PostgreSQL tests), server, ui, bench, lint,
+gpu_kit (the CUDA half packed for a GPU node).
 
 Each session installs the project into its own virtualenv (reused between runs: torch is
 large). torch/torchvision come from the pinned builds this machine keeps on disk.
@@ -116,9 +117,18 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def gpu_kit(session: nox.Session) -> None:
+    """dist/d2l-cnn-kit-*.tar.gz: the code, the wheels a PyTorch node lacks (for Python 3.12; `-- --python 3.11`
+    for another), Fashion-MNIST and run.py. On the node: `tar xzf` it, then `python3 <kit>/run.py OUT`."""
+    install(session)
+    ensure_fashion_mnist(session)
+    session.run("python", "kit/build.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff, and import-linter's layer contract (pyproject.toml): no import cycle inside harness/."""
     session.install("ruff", "import-linter")
     session.install("-e", ".", "--no-deps")
-    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "check", "harness", "tests", "kit", "noxfile.py")
     session.run("lint-imports")

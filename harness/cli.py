@@ -25,6 +25,8 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
 EXIT_INCONCLUSIVE = 3
+DEVICES = ("cpu", "cuda")
+DEVICES_HELP = "run only the specs' halves on these devices, e.g. cuda (a GPU node's share); the others are skipped"
 RESUME_HELP = ("reuse the (spec, device, seed) units that earlier runs in this store finished with the same spec, "
                "code and environment; run only the rest")
 
@@ -59,10 +61,24 @@ def _override_seeds(specs: list[Spec], seeds: str | None) -> list[Spec]:
 # The runner, tracking and report import MLflow (about 2 s): only the commands that open a store load them.
 
 
+def _only_devices(paths: list[Path], specs: list[Spec], devices: str | None) -> tuple[list[Path], list[Spec]]:
+    """The specs with a half on one of ``devices`` (``--devices cuda``); all of them without the option."""
+    if not devices:
+        return paths, specs
+    wanted = devices.split(",")
+    if not wanted or any(d not in DEVICES for d in wanted):
+        raise SpecError(f"--devices: expected a comma-separated list of {', '.join(DEVICES)}, got {devices!r}")
+    kept = [(p, s) for p, s in zip(paths, specs) if set(s.devices) & set(wanted)]
+    if len(kept) < len(specs):
+        console.print(f"[dim]{len(specs) - len(kept)} spec(s) have no half on {devices}: not run[/]")
+    return [p for p, _ in kept], [s for _, s in kept]
+
+
 def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
-             resume: bool = False, executor=None) -> tuple[int, int, int]:
-    """Run specs (inside one parent run when ``suite`` names one) on ``executor`` (default: local);
-    returns (missed, inconclusive, failed), where a spec with a failed unit counts as failed."""
+             resume: bool = False, executor=None, only: list[str] | None = None) -> tuple[int, int, int]:
+    """Run specs (inside one parent run when ``suite`` names one) on ``executor`` (default: local), on the devices
+    ``only`` names (default: each spec's own); returns (missed, inconclusive, failed), where a spec with a failed
+    unit counts as failed."""
     from harness import tracking
     from harness.runner import run_spec
 
@@ -85,7 +101,7 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
         try:
             verdicts = run_spec(spec, path, nested=nested, executor=executor, on_seed=on_seed, resume=resume,
                                 on_skip=lambda device, why: absent.setdefault(why, []).append(device),
-                                on_fail=on_fail)
+                                on_fail=on_fail, only=only)
         except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
             failed += 1
             err_console.print(f"harness: [bold red]error[/]: {escape(f'{path}: {type(exc).__name__}: {exc}')}")
@@ -121,6 +137,9 @@ def cmd_run(args, suite: str | None = None) -> int:
     paths = spec_paths(args.specs)
     if not specs:
         raise SpecError(f"{' '.join(args.specs)}: (files): no spec files found")
+    paths, specs = _only_devices(paths, specs, args.devices)
+    if not specs:
+        raise SpecError(f"--devices {args.devices}: none of the specs runs there")
     experiment = tracking.connect(args.tracking_uri)
     from harness.executors import ExecutorError, make
 
@@ -129,7 +148,8 @@ def cmd_run(args, suite: str | None = None) -> int:
     except ExecutorError as exc:
         raise SpecError(str(exc)) from None
     try:
-        missed, inconclusive, failed = run_many(paths, specs, suite, resume=args.resume, executor=executor)
+        missed, inconclusive, failed = run_many(paths, specs, suite, resume=args.resume, executor=executor,
+                                                only=args.devices.split(",") if args.devices else None)
     finally:
         executor.close()
     uri = tracking.tracking_uri(args.tracking_uri)
@@ -148,7 +168,7 @@ def cmd_run(args, suite: str | None = None) -> int:
     if failed:
         console.print(f"[bold red]{failed} spec(s) failed to run[/]")
         status = 1
-    if suite and not failed:
+    if suite and not failed and not getattr(args, "no_report", False):
         status = max(status, cmd_report(args))
     return status
 
@@ -338,6 +358,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--strict", action="store_true",
                    help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     r.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
+    r.add_argument("--devices", help=DEVICES_HELP)
     r.add_argument("--resume", action="store_true", help=RESUME_HELP)
     executors(r)
 
@@ -347,7 +368,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--strict", action="store_true",
                    help=f"exit {EXIT_INCONCLUSIVE} when a gating timing reference stays inconclusive")
     s.add_argument("--seeds", help="override every spec's seeds, e.g. 0,1,2")
+    s.add_argument("--devices", help=DEVICES_HELP)
     s.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    s.add_argument("--no-report", action="store_true", help="record the suite, write no report (a GPU node's run)")
     executors(s)
     s.add_argument("--out", default="reports", help="report directory (default: reports)")
 

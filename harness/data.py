@@ -51,6 +51,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -330,18 +331,28 @@ def _download(cache: Path, name: str = FASHION) -> Path:
     return _materialise(_find_in(raw, name), cache, name)
 
 
+def find_files(root: str | Path | None = None, name: str = FASHION) -> tuple[dict[str, Path] | None, list[Path], Any]:
+    """The four idx files of ``name`` as stored (unverified), where ``locate`` looks; the places looked; the
+    configured place (``root`` or the dataset's variable), if any."""
+    src = source(name)
+    configured = root if root is not None else os.environ.get(src.env) or None
+    places = [Path(configured).expanduser()] if configured is not None else default_locations(name)
+    for place in places:
+        files = _find_in(place, name)
+        if files is not None:
+            return files, places, configured
+    return None, places, configured
+
+
 def locate(root: str | Path | None = None, download: bool = False, cache: Path | None = None,
            name: str = FASHION) -> Path:
     """A verified torchvision root: ``torchvision.datasets.FashionMNIST(root, download=False)`` (``MNIST``) works
     on it. Raises ``DataMissing`` when the dataset is nowhere looked, ``DataError`` when it is found but corrupt."""
     src = source(name)
     cache = cache or cache_dir()
-    configured = root if root is not None else os.environ.get(src.env) or None
-    places = [Path(configured).expanduser()] if configured is not None else default_locations(name)
-    for place in places:
-        files = _find_in(place, name)
-        if files is not None:
-            return _materialise(files, cache, name)
+    found, places, configured = find_files(root, name)
+    if found is not None:
+        return _materialise(found, cache, name)
     if download:
         return _download(cache, name)
     where = str(places[0]) if configured is not None else ", ".join(str(p) for p in places)

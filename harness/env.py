@@ -9,11 +9,13 @@ import platform
 import subprocess
 import sys
 from functools import cache
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from harness.device import Device, cpu_model
 
 
 def _git(*args: str) -> str:
@@ -26,23 +28,21 @@ def _git(*args: str) -> str:
 
 
 NOT_CODE = ":(top,exclude)reports"  # the report a run writes is not the code it ran
+BUILD = Path(__file__).resolve().parents[1] / "BUILD.json"  # a GPU-node kit's record of its code (it has no .git)
+
+
+@cache
+def built() -> dict[str, str]:
+    """What a kit's builder recorded about the code it packed (``git.commit``, ``git.dirty``, ``code.id``), or {}."""
+    try:
+        return json.loads(BUILD.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def code_changes(*args: str) -> str:
     """``git <args>`` over the repository's tracked files, the generated report apart."""
     return _git(*args, "--", ":(top)", NOT_CODE)
-
-
-@cache
-def cpu_model() -> str:
-    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_slug() -> str:
@@ -52,39 +52,55 @@ def machine_slug() -> str:
     return "-".join(w for w in words if w) + f"-{os.cpu_count()}cpu"
 
 
+CUDA = Device("cuda")  # the real one: a test's stand-in (harness.device.use) never reaches the fingerprint
+
+
 def cuda_available() -> bool:
-    return torch.cuda.is_available()
+    return CUDA.available()
 
 
 def gpu_model() -> str:
-    return torch.cuda.get_device_name(0) if cuda_available() else "none"
+    return CUDA.model()
 
 
 def device_model(device: str) -> str:
-    return gpu_model() if device == "cuda" else cpu_model()
+    return Device(device).model()
+
+
+def mlflow_version() -> str:
+    """MLflow's version: the full package here, its tracking client (mlflow-skinny) on a GPU node."""
+    for name in ("mlflow", "mlflow-skinny"):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            pass
+    return "none"
 
 
 @cache
 def fingerprint() -> dict[str, str]:
     """Everything that decides whether two runs are comparable, as MLflow tag values."""
-    commit = _git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(code_changes("status", "--porcelain", "--untracked-files=no"))
+    commit = _git("rev-parse", "HEAD")
+    dirty = str(bool(code_changes("status", "--porcelain", "--untracked-files=no"))).lower()
+    if not commit:  # no git: a kit's copy says what it is
+        commit, dirty = built().get("git.commit", "unknown"), built().get("git.dirty", "false")
     return {
         "git.commit": commit,
-        "git.dirty": str(dirty).lower(),
+        "git.dirty": dirty,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch.cuda": torch.version.cuda or "none",
         "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
         "numpy": np.__version__,
         "scipy": version("scipy"),
-        "mlflow": version("mlflow"),
+        "mlflow": mlflow_version(),
         "platform": platform.platform(),
         "cpu.model": cpu_model(),
         "cpu.count": str(os.cpu_count()),
         "torch.threads": str(torch.get_num_threads()),
         "gpu.model": gpu_model(),
         "gpu.count": str(torch.cuda.device_count() if cuda_available() else 0),
+        "gpu.memory_gb": f"{CUDA.total_memory_bytes() / 2**30:.0f}" if cuda_available() else "none",
         "executable": sys.executable,
     }
 
@@ -93,6 +109,8 @@ def fingerprint() -> dict[str, str]:
 def code_id() -> str:
     """The code a run ran: the commit, plus a hash of the uncommitted changes to tracked files when there are any."""
     fp = fingerprint()
+    if not _git("rev-parse", "HEAD") and built():
+        return built()["code.id"]
     if fp["git.dirty"] != "true":
         return fp["git.commit"]
     return fp["git.commit"] + "+" + hashlib.sha256(code_changes("diff", "HEAD").encode()).hexdigest()[:12]

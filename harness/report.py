@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness import compare, history, results, tracking
+from harness import compare, history, repeats, results, tracking
+from harness.device import PEAK_MEMORY
 from harness.reportkit import RunView, md_table
 from harness.schema import BASES, natural_order
 from harness.stats import METHOD, SEEDS_METHOD
@@ -132,23 +133,49 @@ def cuda_section(views: list[RunView]) -> str:
         machines = sorted({v.tag("cpu.model") for v in views})
         return ("**No GPU.** No recorded run had a CUDA device (torch.cuda.is_available() was False on "
                 + ", ".join(machines) + "), so every CUDA verdict is *skipped*. Run `nox -s reproduce` on a "
-                "machine with a GPU to fill this section.")
+                "machine with a GPU, or the GPU-node kit (`nox -s gpu_kit`, README), to fill this section.")
     gpus = sorted({v.tag("gpu.model") for v in ran})
     return "CUDA runs on: " + ", ".join(gpus) + ". Specs: " + ", ".join(f"`{v.name}`" for v in ran) + "."
 
 
+def cuda_table(views: list[RunView]) -> pd.DataFrame:
+    """Per spec run with a CUDA half: the GPU, the libraries the node ran, and the most device memory a unit held."""
+    rows = []
+    for v in (v for v in views if "cuda" in v.devices):
+        units = tracking.unit_runs(v.run_id)
+        units = units[units["tags.device"] == "cuda"]
+        peak = units.get(f"metrics.{PEAK_MEMORY}", pd.Series(dtype=float)).max()
+        rows.append({"spec": v.name, "run": v.run_id[:8], "GPU": v.tag("gpu.model"), "torch": v.tag("torch"),
+                     "CUDA": v.tag("torch.cuda"), "cuDNN": v.tag("cudnn"), "units": len(units),
+                     "peak device memory (MB)": peak,
+                     "TF32 cuDNN": ",".join(sorted(set(units.get("tags.device.tf32_cudnn", pd.Series(dtype=str))
+                                                       .dropna())))})
+    return pd.DataFrame(rows)
+
+
+def determinism_section(df: pd.DataFrame) -> list[str]:
+    """Whether repeated runs of one spec, code, machine and seed gave the same curves, per device."""
+    return ["## Determinism", "",
+            "Every run fixes its seeds and asks for deterministic kernels (`torch.use_deterministic_algorithms`, "
+            "cuDNN's deterministic mode, `CUBLAS_WORKSPACE_CONFIG` set before the first CUDA call). Whether that "
+            "holds is read from the store: units run twice with the same spec, code, device model, torch and seed, "
+            "their learning curves compared point by point.", "", *repeats.summary(df), "",
+            *([md_table(repeats.by_spec(df)), ""] if not df.empty else [])]
+
+
 def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
-    """The newest finished run of each spec, plus the newest CUDA run where the newest had none."""
+    """The newest finished run of each spec, plus, for a device it did not run on, the newest run that did: a GPU
+    node's suite, imported here, fills the CUDA half beside this machine's CPU half."""
     views: list[RunView] = []
     if runs.empty:
         return views
     for _, group in runs.groupby(f"tags.{tracking.SPEC_NAME}", sort=True):
         newest = RunView(group.iloc[0], figures)
         views.append(newest)
-        if "cuda" not in newest.devices:
-            cuda = group[group["tags.harness.devices_ran"].fillna("").str.contains("cuda")]
-            if not cuda.empty:
-                views.append(RunView(cuda.iloc[0], figures, suffix="-cuda-run"))
+        ran = group["tags.harness.devices_ran"].fillna("").str.split(",")
+        for device in ("cpu", "cuda"):
+            if device not in newest.devices and (on := group[ran.apply(lambda d, x=device: x in d)]).shape[0]:
+                views.append(RunView(on.iloc[0], figures, suffix=f"-{device}-run"))
     return views
 
 
@@ -204,7 +231,7 @@ def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table:
 
 
 def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
-           drift: list[str] | None = None, took: str = "") -> str:
+           drift: list[str] | None = None, took: str = "", determinism: list[str] | None = None) -> str:
     parts = [
         "# Reproduction report: Dive into Deep Learning, convolutional networks (PyTorch)",
         "",
@@ -238,6 +265,10 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
         cuda_section(views),
         "",
     ]
+    gpu = cuda_table(views)
+    if not gpu.empty:
+        parts += [md_table(gpu, fmt={"peak device memory (MB)": "{:,.0f}".format}), ""]
+    parts += determinism or []
     if past is not None and views and views[0].figures is not None:
         parts += history_section(past, views[0].figures)
     parts += drift or []
@@ -301,8 +332,11 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
         past = history.history(uri)
         pair = results.same_commit_pair(uri)
         aa = compare.drift(*pair) if pair else pd.DataFrame()
-        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri))
-        tables = report_tables(views, past) | ({"report-drift": aa} if pair else {})
+        repeated = repeats.table(views)
+        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri), determinism_section(repeated))
+        tables = (report_tables(views, past) | ({"report-drift": aa} if pair else {})
+                  | ({"report-determinism": repeats.by_spec(repeated)} if not repeated.empty else {})
+                  | ({"report-cuda": gpu} if not (gpu := cuda_table(views)).empty else {}))
         results.write_csv(tables, Path(tmp) / "tables")
         (Path(tmp) / "REPORT.md").write_text(text + "\n", encoding="utf-8")
         for folder in ("figures", "tables"):

@@ -17,14 +17,17 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
 from harness import tracking
-from harness.reportkit import RunView
 from harness.tasks import TASKS
+
+if TYPE_CHECKING:
+    from harness.reportkit import RunView
 
 ENDED = ("FINISHED", "FAILED")  # a suite that ended FAILED still holds the spec runs that finished
 
@@ -181,6 +184,8 @@ def _spec_row(spec: str, tracking_uri: str | None, run: str | None, suite: str |
 def tables(spec: str, *, tracking_uri: str | None = None, run: str | None = None,
            suite: str | None = None) -> dict[str, pd.DataFrame]:
     """Every table of a spec's run: its newest finished run, or the one given (``run``) or in a suite (``suite``)."""
+    from harness.reportkit import RunView  # matplotlib: not for a GPU node's export
+
     return view_tables(RunView(_spec_row(spec, tracking_uri, run, suite)))
 
 
@@ -210,6 +215,8 @@ def samples(row: pd.Series, metrics: set[str] | None = None) -> pd.DataFrame:
     ``basis`` is ``rounds`` for a timing (the per-round values of every seed, pooled, and every ``round.*`` curve
     a unit logged) and ``seeds`` otherwise (one value per seed, in ``seeds``).
     """
+    from harness.reportkit import RunView
+
     view = RunView(row)
     client, out = MlflowClient(), []
     for device, by_seed in view.measured.items():

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from harness import device as devices
 from harness.schema import Reference, TimingPolicy
 from harness.stats import median, rounds_interval
 from harness.verdict import INCONCLUSIVE, decide
@@ -131,6 +132,6 @@ def run_rounds(one_round: RoundFn, plan: Plan, first: int | None = None,
 
 def recorded_rounds(rec: RoundsRecorder, one_round: RoundFn, first: int | None = None) -> Rounds:
     """``run_rounds`` under the recorder's plan, each round logged as it ends and the rounds kept as a table."""
-    out = run_rounds(one_round, rec.plan, first, on_round=rec.log_round)
+    out = run_rounds(one_round, rec.plan, first, on_round=rec.log_round, clock=devices.get(rec.device).clock)
     rec.log_table("rounds", out.table())
     return out

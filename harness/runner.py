@@ -9,7 +9,7 @@ holding measurements, and this one holds none).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,8 @@ def _record(verdicts: list[Verdict], measured: dict[str, dict[int, Any]], outcom
 def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | None = None,
              on_seed: Callable[[str, int, str | None], None] | None = None, resume: bool = False,
              on_skip: Callable[[str, str], None] | None = None,
-             on_fail: Callable[[str, int, str], None] | None = None) -> list[Verdict]:
+             on_fail: Callable[[str, int, str], None] | None = None,
+             only: Collection[str] | None = None) -> list[Verdict]:
     """One spec -> a run holding its verdicts, summary and environment, with one child run per (device, seed).
 
     The units run on ``executor`` (default: in this process, one after another). With ``resume``, a unit that an
@@ -92,9 +93,11 @@ def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | 
     device whose task finds no data (``DataMissing``) is judged skipped with the loader's message, passed to
     ``on_skip(device, message)``, and left out of ``harness.devices_ran``. A unit that fails is passed to
     ``on_fail(device, seed, message)``; the verdicts are judged on the seeds that finished and name the missing.
+    ``only`` names the devices to run (``--devices``): the spec's others are judged skipped, saying so.
     """
     executor = executor or Local()
-    ran = [d for d in spec.devices if d != "cuda" or executor.cuda()]
+    asked = [d for d in spec.devices if only is None or d in only]
+    ran = [d for d in asked if d != "cuda" or executor.cuda()]
     identity = {SPEC_NAME: spec.name, "harness.kind": spec.kind, tracking.SPEC_HASH: spec.hash,
                 tracking.CODE_ID: env.code_id(), tracking.ENV_HASH: env.env_hash()}
     tags = {ROLE: "spec", **identity, "harness.title": spec.title, "harness.refs": ",".join(spec.ref_ids),
@@ -113,7 +116,8 @@ def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | 
         measured: dict[str, dict[int, dict[str, Any]]] = {}
         for device in spec.devices:
             got = {seed: outcomes[(device, seed)] for seed in spec.seeds if (device, seed) in outcomes}
-            absent = next((o.skipped for o in got.values() if o.skipped), "") if device in ran else executor.no_gpu
+            absent = (next((o.skipped for o in got.values() if o.skipped), "") if device in ran
+                      else executor.no_gpu if device in asked else f"not asked for here (--devices {','.join(only)})")
             if absent:
                 verdicts += [skipped(ref, device, absent) for ref in spec.references]
                 if on_skip and device in ran:

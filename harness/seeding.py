@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
 
+from harness import CUBLAS_WORKSPACE, device
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device); optionally force deterministic kernels."""
+
+def seed_everything(seed: int, deterministic: bool = True, on: str = "cpu") -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device); optionally force deterministic kernels.
+
+    On CUDA, deterministic matrix products need ``CUBLAS_WORKSPACE_CONFIG`` set before the first CUDA call:
+    the harness sets it when imported (``harness/__init__.py``); a run that finds it changed is warned.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    dev = device.get(on)
+    if deterministic and dev.is_cuda and os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in (CUBLAS_WORKSPACE,
+                                                                                          ":16:8"):
+        warnings.warn("CUBLAS_WORKSPACE_CONFIG is not :4096:8 or :16:8: cuBLAS may not be deterministic", stacklevel=2)
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = not deterministic
+    dev.set_deterministic(deterministic)
 
 
 def generator(seed: int, device: str = "cpu") -> torch.Generator:

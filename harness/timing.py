@@ -2,9 +2,9 @@
 
 ``measure`` wraps ``torch.utils.benchmark.Timer.blocked_autorange``: it warms the statement up,
 picks a block size so timer overhead is negligible, runs blocks until ``min_run_time`` has passed,
-and synchronises CUDA around every block when a GPU is present. It uses all of torch's threads
-(``Timer`` would default to one). ``matmul_peak`` measures a large matrix product on the same device
-as the ceiling a convolution's GFLOP/s is compared with; ``conv_flops`` counts a convolution's work;
+and reads its clock through ``harness.device`` (``Device.clock`` waits for the queued CUDA work first). It uses
+all of torch's threads (``Timer`` would default to one). ``matmul_peak`` measures a large matrix product on the
+same device as the ceiling a convolution's GFLOP/s is compared with; ``conv_flops`` counts a convolution's work;
 ``training_flops`` counts a training step's work with torch's FLOP counter; ``extrapolate`` scales a timed
 part of a slow loop to the whole, and says how.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from harness import device as devices
 
 if TYPE_CHECKING:
     from torch.utils import benchmark
@@ -183,11 +184,6 @@ def busy_note(shares: list[float]) -> str:
             "not what the device can do. Re-run on a quiet machine.")
 
 
-def synchronize(device: str | torch.device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def minor_faults() -> int | None:
     """Minor page faults of this process so far (memory touched for the first time); None where not counted."""
     try:
@@ -205,17 +201,17 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
     The median and IQR are of per-call times of the blocks (a block is ``number_per_run`` calls),
     so a single slow outlier block moves neither. Where ``min_run_time`` held fewer than ``min_runs``
     blocks, more blocks of the same size are timed, so the spread always rests on several blocks.
-    CUDA is synchronised before every clock read. ``count_faults`` runs one more block, untimed, and counts
-    its page faults a call: where the allocator hands memory back to the OS and touches it afresh every call,
-    the time measures that as much as the arithmetic.
+    Every clock read goes through the device's ``clock()``, which synchronises CUDA first. ``count_faults`` runs
+    one more block, untimed, and counts its page faults a call: where the allocator hands memory back to the OS and
+    touches it afresh every call, the time measures that as much as the arithmetic.
     """
     if min_run_time <= 0:
         raise ValueError("min_run_time must be positive")
-    benchmark = _benchmark()
+    benchmark, dev = _benchmark(), devices.get(device)
     for _ in range(warmup):
         fn()
-    synchronize(device)
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, label=label or "measure",
+    dev.synchronize()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, label=label or "measure", timer=dev.clock,
                             num_threads=num_threads or torch.get_num_threads())
     with OtherCpu() as others:
         blocks = [timer.blocked_autorange(min_run_time=min_run_time)]
@@ -226,7 +222,7 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
     if count_faults and (before := minor_faults()) is not None:
         for _ in range(n):
             fn()
-        synchronize(device)
+        dev.synchronize()
         faults = (minor_faults() - before) / n
     m = benchmark.Measurement.merge(blocks)[0] if len(blocks) > 1 else blocks[0]
     calls = sum(len(b.raw_times) for b in blocks) * n
@@ -236,11 +232,10 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5, device: str = "cpu
 
 def time_once(fn: Callable[[], Any], device: str = "cpu") -> float:
     """Wall seconds of one synchronised call (for compile time and probes, not for steady state)."""
-    synchronize(device)
-    t0 = time.perf_counter()
+    dev = devices.get(device)
+    t0 = dev.clock()
     fn()
-    synchronize(device)
-    return time.perf_counter() - t0
+    return dev.clock() - t0
 
 
 def conv_flops(n: int, c_in: int, h_out: int, w_out: int, c_out: int, kh: int, kw: int) -> int:
@@ -278,8 +273,8 @@ def matmul_peak(device: str = "cpu", n: int = 2048, dtype: torch.dtype = torch.f
     on tensor cores at reduced precision and beat a strict float32 ceiling.
     """
     g = torch.Generator(device="cpu").manual_seed(seed)
-    a = torch.randn(n, n, generator=g, dtype=dtype).to(device)
-    b = torch.randn(n, n, generator=g, dtype=dtype).to(device)
+    a = torch.randn(n, n, generator=g, dtype=dtype).to(devices.place(device))
+    b = torch.randn(n, n, generator=g, dtype=dtype).to(devices.place(device))
     t = measure(lambda: torch.mm(a, b), min_run_time=min_run_time, device=device, warmup=2, label="matmul peak")
     flops = matmul_flops(n)
     return {"device": device, "n": n, "dtype": str(dtype).removeprefix("torch."), "gflop": flops / 1e9,
@@ -287,7 +282,7 @@ def matmul_peak(device: str = "cpu", n: int = 2048, dtype: torch.dtype = torch.f
             "gflops": flops / t.median / 1e9, "gflops_at_min": flops / t.min / 1e9,
             "threads": torch.get_num_threads(), "others_cpu": t.others_cpu,
             "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32)}
+            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32)} | devices.get(device).switches()
 
 
 def extrapolate(part: Timing, part_work: float, full_work: float) -> tuple[Timing, str]:

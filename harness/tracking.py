@@ -31,6 +31,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
+from harness import device as devices
 from harness.rounds import Plan
 from harness.stats import is_finite_number
 from harness.store import HEARTBEATS, creation_lock, end_run_as, identity, recover_orphans, retry_locked, sqlite_path
@@ -201,6 +202,7 @@ class Recorder:
     plan: Plan = field(default=None, repr=False)  # type: ignore[assignment]  # None: set in __post_init__
 
     def __post_init__(self) -> None:
+        devices.assert_real(self.device)
         if self.plan is None:
             self.plan = Plan(device=self.device)
 

@@ -33,7 +33,6 @@ run can interleave them epoch by epoch (``harness.tasks.lenet``).
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +45,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from harness import device as devices
 from harness.data import FashionMNIST
 from harness.models import fast_network
 
@@ -66,11 +66,11 @@ class EpochStats:
     examples_per_sec: float  # training examples / train_seconds
 
     @classmethod
-    def from_sums(cls, epoch: int, loss_sum: float, correct: float, n: int, test_acc: float, t0: float,
+    def from_sums(cls, epoch: int, loss_sum: float, correct: float, n: int, test_acc: float, seconds: float,
                   train_seconds: float) -> EpochStats:
-        """An epoch from its running sums over n examples; ``t0`` is the epoch's start (``time.perf_counter``)."""
+        """An epoch from its running sums over n examples and its synchronised times."""
         return cls(epoch=epoch, loss=loss_sum / n, train_acc=correct / n, test_acc=test_acc,
-                   seconds=time.perf_counter() - t0, train_seconds=train_seconds, examples_per_sec=n / train_seconds)
+                   seconds=seconds, train_seconds=train_seconds, examples_per_sec=n / train_seconds)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -132,15 +132,20 @@ def progress_bar(enabled: bool, description: str, total: int):
     return progress
 
 
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
 @torch.inference_mode()
 def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH,
-             channels_last: bool = False) -> float:
-    """Accuracy over in-memory tensors, without autograd, in large batches."""
+             channels_last: bool = False, transform: Transform | None = None) -> float:
+    """Accuracy over in-memory tensors, without autograd, in large batches (each transformed first, if asked)."""
     was_training = net.training
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=y.device)
     for i in range(0, len(y), batch_size):
         X = x[i:i + batch_size]
+        if transform is not None:
+            X = transform(X)
         if channels_last:
             X = X.contiguous(memory_format=torch.channels_last)
         correct += (net(X).argmax(dim=1) == y[i:i + batch_size]).sum()
@@ -173,19 +178,23 @@ def run_epochs(loop: HarnessLoop | TutorialLoop, epochs: int, on_epoch: EpochHoo
 class HarnessLoop:
     """The harness loop (see the module docstring), set up once and then run an epoch a call.
 
-    ``data`` is already on the training device. ``fold=None`` folds by ``CPU_FOLD`` on the CPU and not at all
-    elsewhere. ``order()``, when given, returns each epoch's permutation of the training examples (else the loop
-    draws its own). ``epoch(evaluate_test=False)`` trains without the test pass: an epoch kept for timing only.
+    ``data`` is already on ``device`` (a name for ``harness.device.get``; every clock read goes through it).
+    ``fold=None`` folds by ``CPU_FOLD`` on the CPU and not at all elsewhere. ``order()``, when given, returns each
+    epoch's permutation of the training examples (else the loop draws its own). ``transform`` maps each batch (train
+    and test) before the network sees it: the book's ``resize=``, a batch at a time, so that only the 28x28 set is
+    held in memory. ``epoch(evaluate_test=False)`` trains without the test pass: an epoch kept for timing only.
     """
 
     def __init__(self, net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float, batch_size: int,
-                 seed: int, eval_first_batches: int = 0, channels_last: bool = True, compile: bool = False,
-                 fused: bool = True, pool_first: bool = True, fold: int | None = None,
-                 train_subset: int | None = None, order: Callable[[], torch.Tensor] | None = None) -> None:
-        start = time.perf_counter()
-        self.device = data.train_x.device
+                 seed: int, device: str = "cpu", eval_first_batches: int = 0, channels_last: bool = True,
+                 compile: bool = False, fused: bool = True, pool_first: bool = True, fold: int | None = None,
+                 train_subset: int | None = None, order: Callable[[], torch.Tensor] | None = None,
+                 transform: Transform | None = None) -> None:
+        self.dev = devices.get(device)
+        start = self.dev.clock()
+        self.device = self.dev.torch
         if fold is None:
-            fold = CPU_FOLD if self.device.type == "cpu" else 1
+            fold = 1 if self.dev.is_cuda else CPU_FOLD
         net = net.to(self.device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -201,10 +210,10 @@ class HarnessLoop:
         self.eval_first_batches = eval_first_batches
         self.step = torch.compile(self._step) if compile else self._step
         self.gen = torch.Generator(device="cpu").manual_seed(order_seed(seed))
-        self.order = order
+        self.order, self.transform = order, transform
         self.epochs_run = 0
         self.description = f"{type(net).__name__} harness loop"
-        self.result = TrainResult(loop="harness", setup_seconds=time.perf_counter() - start)
+        self.result = TrainResult(loop="harness", setup_seconds=self.dev.clock() - start)
 
     def _step(self, X, y):
         y_hat = self.fwd(X)
@@ -215,13 +224,15 @@ class HarnessLoop:
         return l.detach(), y_hat.detach()
 
     def _test_acc(self) -> float:
-        return evaluate(self.fwd, self.data.test_x, self.data.test_y, channels_last=self.channels_last)
+        return evaluate(self.fwd, self.data.test_x, self.data.test_y, channels_last=self.channels_last,
+                        transform=self.transform)
 
     def epoch(self, evaluate_test: bool = True, bar=None) -> EpochStats:
         self.epochs_run += 1
         device, batch_size, n = self.device, self.batch_size, self.n
         self.fwd.train()
-        t0 = time.perf_counter()
+        clock = self.dev.clock
+        t0 = clock()
         eval_seconds = 0.0
         perm = (self.order() if self.order else torch.randperm(n, generator=self.gen)).to(device)
         l_sum = torch.zeros((), device=device)
@@ -229,22 +240,25 @@ class HarnessLoop:
         for i in range(self.num_batches):
             idx = perm[i * batch_size:(i + 1) * batch_size]
             X, y = self.train_x.index_select(0, idx), self.train_y.index_select(0, idx)
+            if self.transform is not None:
+                X = self.transform(X)
             if self.channels_last:
                 X = X.contiguous(memory_format=torch.channels_last)
             l, y_hat = self.step(X, y)
             l_sum += l * y.shape[0]
             correct += (y_hat.argmax(dim=1) == y).sum()
             if self.epochs_run == 1 and i < self.eval_first_batches:
-                te = time.perf_counter()
+                te = clock()
                 seen = min((i + 1) * batch_size, n)
                 self.result.first_batches.append(BatchEval(batch=i + 1, loss=float(l_sum) / seen,
                                                            train_acc=int(correct) / seen, test_acc=self._test_acc()))
-                eval_seconds += time.perf_counter() - te
+                eval_seconds += clock() - te
             if bar is not None:
                 bar.advance(0)
-        train_seconds = time.perf_counter() - t0 - eval_seconds
+        train_seconds = clock() - t0 - eval_seconds  # the clock waits for the epoch's queued kernels
         test_acc = self._test_acc() if evaluate_test else math.nan
-        return EpochStats.from_sums(self.epochs_run, float(l_sum), int(correct), n, test_acc, t0, train_seconds)
+        return EpochStats.from_sums(self.epochs_run, float(l_sum), int(correct), n, test_acc, clock() - t0,
+                                    train_seconds)
 
 
 def order_seed(seed: int) -> int:
@@ -325,19 +339,20 @@ class TutorialLoop:
     def __init__(self, net: nn.Module, root: str, *, optimizer: str, lr: float, batch_size: int,
                  device: str = "cpu", num_workers: int = 4, style: str = "ch5",
                  max_batches: int | None = None, record_order: bool = False) -> None:
-        start = time.perf_counter()
+        self.dev = devices.get(device)
+        start = self.dev.clock()
         with _books_workers():
             self.train_iter, self.test_iter = load_data_fashion_mnist(
                 batch_size, root, num_workers, RecordedOrder if record_order else None)
-        self.net = net.to(device)
+        self.net = net.to(self.dev.torch)
         self.opt = make_optimizer(optimizer, self.net, lr)
         self.loss = torch.nn.CrossEntropyLoss()
-        self.device, self.style, self.max_batches = device, style, max_batches
+        self.device, self.style, self.max_batches = self.dev.torch, style, max_batches
         self.num_batches = len(self.train_iter)
         self.epochs_run = 0
         self.description = f"{type(net).__name__} tutorial loop"
         name = "train_ch5" if style == "ch5" else "train_ch6"
-        self.result = TrainResult(loop=f"tutorial ({name})", setup_seconds=time.perf_counter() - start)
+        self.result = TrainResult(loop=f"tutorial ({name})", setup_seconds=self.dev.clock() - start)
 
     def epoch(self, evaluate_test: bool = True, bar=None) -> EpochStats:
         with _books_workers():
@@ -350,7 +365,7 @@ class TutorialLoop:
     def _epoch(self, evaluate_test: bool, bar) -> EpochStats:
         net, opt, loss, device = self.net, self.opt, self.loss, self.device
         self.epochs_run += 1
-        train_l_sum, train_acc_sum, n, batch_count, t0 = 0.0, 0.0, 0, 0, time.perf_counter()
+        train_l_sum, train_acc_sum, n, batch_count, t0 = 0.0, 0.0, 0, 0, self.dev.clock()
         net.train()
         for X, y in self.train_iter:
             X = X.to(device)
@@ -378,9 +393,10 @@ class TutorialLoop:
                 bar.advance(0)
             if self.max_batches is not None and batch_count >= self.max_batches:
                 break
-        train_seconds = time.perf_counter() - t0
+        train_seconds = self.dev.clock() - t0
         test_acc = evaluate_accuracy(self.test_iter, net) if evaluate_test else math.nan
-        return EpochStats.from_sums(self.epochs_run, train_l_sum, train_acc_sum, n, test_acc, t0, train_seconds)
+        return EpochStats.from_sums(self.epochs_run, train_l_sum, train_acc_sum, n, test_acc, self.dev.clock() - t0,
+                                    train_seconds)
 
 
 def train_tutorial(net: nn.Module, root: str, *, epochs: int, on_epoch: EpochHook | None = None,

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import device as devices
 from harness import env, tracking
 from harness.data import DataMissing
+from harness.device import PEAK_MEMORY
 from harness.rounds import Plan
 from harness.seeding import seed_everything
 from harness.spec import Spec
@@ -74,25 +76,31 @@ def _log_scalars(values: dict[str, Any]) -> None:
 def where_it_ran(device: str) -> dict[str, str]:
     """The machine a unit ran on, as tags of its own run (a Ray unit may run far from its spec's run)."""
     fp = env.fingerprint() | {"torch.threads": str(torch.get_num_threads())}  # an executor may have set them
-    return {"device.model": env.device_model(device)} | {k: fp[k] for k in UNIT_ENV}
+    return {"device.model": devices.get(device).model()} | {k: fp[k] for k in UNIT_ENV}
 
 
 def run_unit(unit: Unit, run_id: str | None = None) -> dict[str, Any]:
     """Run ``unit`` in a child run of the active run, or in the existing run ``run_id`` (an executor made it).
 
-    Params: ``seed``, ``device`` and the settings. When the task finds no data, the run ends FINISHED as a skipped
-    unit and the ``DataMissing`` is raised after; any other error ends it FAILED and is raised.
+    Params: ``seed``, ``device`` and the settings; metric ``device.peak_memory_mb`` on CUDA (the most torch's
+    allocator held). When the task finds no data, the run ends FINISHED as a skipped unit and the ``DataMissing`` is
+    raised after; any other error ends it FAILED and is raised. A fake device (tests) is refused before any run.
     """
-    spec, task = unit.spec, TASKS[unit.spec.kind]
+    spec, task, dev = unit.spec, TASKS[unit.spec.kind], devices.get(unit.device)
+    devices.assert_real(unit.device)
     absent: DataMissing | None = None
     tags = unit.tags | where_it_ran(unit.device)
     with tracking.recorded_run(unit.name, tags=tags, nested=run_id is None, run_id=run_id) as run:
         tracking.log_params({"seed": unit.seed, "device": unit.device}
                             | tracking.flat_params(spec.settings.model_dump(mode="json"), "settings."))
-        seed_everything(unit.seed, spec.deterministic)
+        seed_everything(unit.seed, spec.deterministic, on=unit.device)
+        tracking.set_tags({f"device.{k}": str(v).lower() for k, v in dev.switches().items()})
+        dev.reset_peak_memory()
         try:
             values = task.run(spec.settings, Recorder(run.info.run_id, unit.device, unit.seed,
                                                       plan_for(spec, unit.device)))
+            if (peak := dev.peak_memory_bytes()) is not None:
+                tracking.log_metrics({PEAK_MEMORY: peak / 2**20})
         except DataMissing as exc:  # nothing measured, nothing failed: the run ends FINISHED, marked skipped
             absent = exc
             tracking.set_tags({ROLE: "skipped", SKIPPED_TAG: str(exc)[:5000]})

@@ -72,3 +72,34 @@ def test_a_cuda_run_recorded_elsewhere_fills_the_cuda_section(tmp_path):
     assert [(v.run_id, v.suffix) for v in views] == [("cpu-here", ""), ("gpu-there", "-cuda-run")]
     assert report.cuda_section(views) == "CUDA runs on: NVIDIA H200. Specs: `lenet-c2`."
     assert report.cuda_section(views[:1]).startswith("**No GPU.** No recorded run had a CUDA device")
+
+
+def test_a_gpu_nodes_newer_cuda_only_suite_sits_beside_the_older_cpu_run(tmp_path):
+    """The kit's suite ran the CUDA half only (--devices cuda), after this machine's CPU run: the report keeps both."""
+    import pandas as pd
+
+    def row(run_id, devices, gpu="none"):
+        return {"run_id": run_id, "tags.harness.spec": "lenet-c1", "tags.harness.devices_ran": devices,
+                "tags.gpu.model": gpu, "tags.cpu.model": "some CPU"}
+
+    runs = pd.DataFrame([row("node", "cuda", "NVIDIA H200"), row("here", "cpu"), row("older", "cpu")])
+    views = report.select_views(runs, tmp_path)
+    assert [(v.run_id, v.suffix) for v in views] == [("node", ""), ("here", "-cpu-run")]
+
+
+def test_the_determinism_lines_say_per_device_what_repeated_and_whether_it_matched():
+    import pandas as pd
+
+    from harness import repeats
+
+    df = pd.DataFrame([{"spec": "lenet-c1", "device": "cpu", "device model": "Some CPU", "seed": "0", "run": "a",
+                        "repeat": "b", "curves": 3, "points": 30, "identical": True, "max abs difference": 0.0},
+                       {"spec": "lenet-c2", "device": "cpu", "device model": "Some CPU", "seed": "1", "run": "c",
+                        "repeat": "d", "curves": 3, "points": 30, "identical": False, "max abs difference": 2e-7}],
+                      columns=repeats.COLUMNS)
+    cpu, cuda = repeats.summary(df)
+    assert cpu == ("- **cpu** (Some CPU): 2 repeated units of 2 specs, 60 points: 1 differ (largest difference "
+                   "2e-07).")
+    assert cuda.startswith("- **cuda**: no unit was run twice")
+    same = repeats.summary(df.iloc[:1], devices=("cpu",))
+    assert same == ["- **cpu** (Some CPU): 1 repeated units of 1 specs, 30 points: identical curves, bit for bit."]

@@ -59,8 +59,8 @@ def test_every_report_table_has_a_csv(two_suites):
     root, _ = two_suites
     names = sorted(p.stem for p in (root / "reports" / "tables").glob("*.csv"))
     assert names == ["conv-throughput-ceiling-cpu", "conv-throughput-throughput-cpu", "conv-throughput-verdicts",
-                     "edge-small-learned", "edge-small-verdicts", "report-bases", "report-drift", "report-environment",
-                     "report-history", "report-summary"]
+                     "edge-small-learned", "edge-small-verdicts", "report-bases", "report-determinism", "report-drift",
+                     "report-environment", "report-history", "report-summary"]
     text = (root / "reports" / "REPORT.md").read_text()
     tables_in_report = [line for line in text.splitlines() if re.fullmatch(r"\|[-:| ]+\|", line)]
     assert len(tables_in_report) == len(names) - 1  # the ceiling is a sentence in the report, a table in the CSVs

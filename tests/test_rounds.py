@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness import device as devices
+from harness.device import FakeCuda
 from harness.rounds import Plan, recorded_rounds, run_rounds
 from harness.schema import Reference, TimingPolicy
 from harness.stats import rounds_interval
@@ -110,7 +112,9 @@ def test_every_round_is_handed_to_the_recorder():
 def test_a_recorder_without_a_plan_measures_the_default_rounds_and_no_more(memory_recorder):
     rec = memory_recorder(device="cuda")
     timer = SyntheticTimer(center=2.0)
-    rounds = recorded_rounds(rec, timer)
+    with devices.use(FakeCuda()) as fake:  # the rounds read the device's clock: a stand-in for CUDA here
+        rounds = recorded_rounds(rec, timer)
+    assert fake.calls.count("clock") == 2 * len(rounds.values)
     assert rec.plan == Plan(device="cuda")
     assert len(rounds.values) == TimingPolicy().rounds and rounds.stop == "no gating timing claim on this device"
     assert [n for n, _ in rec.rounds] == list(range(1, TimingPolicy().rounds + 1)) and "rounds" in rec.tables

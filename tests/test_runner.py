@@ -93,6 +93,26 @@ def test_same_spec_same_seed_identical_curves(spec_file, store):
     s0 = tracking.metric_history(unit_of(first), "loss")["value"].tolist()
     s1 = tracking.metric_history(unit_of(first, seed=1), "loss")["value"].tolist()
     assert s0 != s1
+    from harness import repeats
+    from harness.reportkit import RunView
+
+    found = repeats.table([RunView(runs().iloc[0])])  # the newest run's units, each against its repeat
+    assert set(found["repeat"]) == {unit_of(second, seed=s)[:8] for s in (0, 1)}
+    assert found["identical"].all() and set(found["points"]) == {20}
+    assert repeats.summary(found)[0].startswith("- **cpu**") and "identical curves, bit for bit" in \
+        repeats.summary(found)[0]
+
+
+def test_devices_runs_only_the_halves_asked_for_and_says_so(spec_file, store, write_spec):
+    assert main(["run", "--devices", "cuda", str(spec_file)]) == 0
+    verdicts = tracking.load_json(runs().iloc[0]["run_id"], "verdicts.json")
+    cpu = {v["status"] for v in verdicts if v["device"] == "cpu"}
+    assert cpu == {"skipped"} and all("not asked for here (--devices cuda)" in v["detail"]
+                                      for v in verdicts if v["device"] == "cpu")
+    assert runs().iloc[0]["tags.harness.devices_ran"] == ("cuda" if torch.cuda.is_available() else "")
+    cpu_only = write_spec(SPEC | {"name": "cpu-only", "devices": ["cpu"]})
+    assert main(["run", "--devices", "cuda", str(cpu_only)]) == 2  # none of the specs runs there
+    assert main(["run", "--devices", "tpu", str(spec_file)]) == 2
 
 
 def test_failing_task_ends_failed(spec_file, store, monkeypatch):

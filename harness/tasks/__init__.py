@@ -4,7 +4,9 @@
 with their rounds); ``tables(view)`` reads a recorded spec run's tables back (numbers, units in the column names:
 the report's CSVs and ``harness.results.table``); ``section(view)`` renders the kind's part of the report. A kind
 may also say which way its ratios improve (``DIRECTIONS``: metric -> +1 higher is better, -1 lower) and which
-metrics are only computed from its timings (``DERIVED``: name prefixes), for ``harness compare``.
+metrics are only computed from its timings (``DERIVED``: name prefixes), for ``harness compare``, and which metric
+histories are its learning curves (``CURVES``: two runs of one seed should give them bit for bit; the report's
+Determinism section checks).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from harness import device as devices
 from harness import nets
 from harness.data import load_fashion_mnist
 from harness.models import init_xavier
@@ -89,7 +90,7 @@ TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "rounds", "
 
 def train_data(settings: Settings, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST's training images and labels, on ``device``."""
-    data = load_fashion_mnist(settings.data_dir, device=device)
+    data = load_fashion_mnist(settings.data_dir, device=devices.place(device))
     return data.train_x, data.train_y
 
 
@@ -109,7 +110,7 @@ class Bench:
 def prepare(batch: int, x: torch.Tensor, y: torch.Tensor, settings: Settings, device: str, seed: int) -> Bench:
     """A fresh LeNet for one batch size, its batches (a cycle of at most ~4k examples, gathered once, so no
     loader cost is timed), and its ``update``; warmed up by ``warmup_updates`` updates."""
-    net = init_xavier(nets.build(settings.model)).to(device)
+    net = init_xavier(nets.build(settings.model)).to(devices.place(device))
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=settings.lr)
     loss = nn.CrossEntropyLoss()

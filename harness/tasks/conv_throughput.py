@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
+from harness import device as devices
 from harness import ops
 from harness.rounds import Rounds, recorded_rounds
 from harness.schema import Strict
@@ -253,14 +254,14 @@ def _loop_case(case: Case, Xp: torch.Tensor, K: torch.Tensor, ref: torch.Tensor,
 
 
 def _peak(device: str, settings: Settings) -> dict[str, Any]:
-    n = settings.peak_n_cuda if device == "cuda" else settings.peak_n
+    n = settings.peak_n_cuda if devices.get(device).is_cuda else settings.peak_n
     return matmul_peak(device, n=n, min_run_time=settings.peak_min_run_time)
 
 
 def prepare(settings: Settings, device: str, seed: int) -> list[Case]:
     """Every (shape, implementation), checked against a float64 reference (and compiled) before any timing."""
     tol = settings.check_tol
-    if device == "cuda" and torch.backends.cudnn.allow_tf32:
+    if devices.get(device).switches().get("tf32_cudnn"):
         tol = settings.check_tol_tf32
     compiled = None
     if "unfold_compiled" in settings.implementations:
@@ -272,7 +273,7 @@ def prepare(settings: Settings, device: str, seed: int) -> list[Case]:
         X_cpu = torch.randn(shape.n, shape.c_in, shape.h, shape.w, generator=g)
         K_cpu = torch.randn(shape.c_out, shape.c_in, shape.kh, shape.kw, generator=g)
         ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding, stride=shape.stride)
-        X, K = X_cpu.to(device), K_cpu.to(device)
+        X, K = X_cpu.to(devices.place(device)), K_cpu.to(devices.place(device))
         base = {"shape": shape.id, "input": shape.input_text, "kernel": shape.kernel_text,
                 "padding": shape.padding, "stride": shape.stride_text, "flops": shape.flops, "gflop": shape.flops / 1e9}
         for impl in settings.implementations:

@@ -81,6 +81,7 @@ class Settings(Strict):
 
 
 TIMINGS: dict[str, str] = {}  # nothing here is timed
+CURVES = ("loss",)  # per step
 METRICS = {"initial_loss", "final_loss", "loss_drop_orders", "loss_at_checkpoints", "kernel", "bias",
            "kernel_max_abs_error", "target_max_abs", "output_max_abs", "kernel_sum"}
 

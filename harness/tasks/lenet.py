@@ -1,10 +1,10 @@
 """C1-C3 and the other trained networks: a CNN on Fashion-MNIST or MNIST, with the harness loop and/or the tutorial's.
 
 A spec picks the network (a name or layers in ``harness.nets``' vocabulary), the dataset (optionally a subset,
-optionally resized once in memory, on the device, as the book's ``resize=`` does), its initialisation, the tutorial's
-optimiser,
-learning rate, batch size and epochs, and which loops run (``loops: [harness, tutorial]`` runs both
-from the same initial weights, so one run compares their speed and accuracy side by side).
+optionally resized a batch at a time on the device, as the book's ``resize=`` does an image at a time), its
+initialisation, the tutorial's optimiser, learning rate, batch size and epochs, and which loops run
+(``loops: [harness, tutorial]`` runs both from the same initial weights, so one run compares their speed and
+accuracy side by side).
 The loops run interleaved, an epoch each a round (harness, tutorial, harness, tutorial, ...), so a slow
 spell of the machine hits both: the first ``epochs`` rounds train and evaluate; where the spec judges a
 timing, more rounds follow (training on, not evaluated) until the spec's timing policy is satisfied, and
@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
+from harness import device as devices
 from harness import nets
 from harness.data import load
 from harness.models import foldable, init_xavier
@@ -58,7 +59,7 @@ EARLY = ("early_test_acc_min", "early_test_acc_max", "early_loss_first", "early_
 class Settings(Strict):
     model: nets.ModelRef = Field(description="a named network (harness.nets.NAMED) or a network definition")
     dataset: Literal["fashion-mnist", "mnist"] = "fashion-mnist"
-    resize: int | None = Field(None, ge=8, le=512, description="images resized to resize x resize, once, in memory")
+    resize: int | None = Field(None, ge=8, le=512, description="images resized to resize x resize, a batch at a time")
     train_examples: int | None = Field(None, ge=1, le=60_000, description="train on the first N examples only")
     test_examples: int | None = Field(None, ge=1, le=10_000, description="test on the first N examples only")
     init: Literal["default", "xavier"] = Field("default", description="xavier: train_ch6's xavier_uniform_ init")
@@ -131,6 +132,7 @@ METRICS = (set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | s
            | {f"{m}_gap_max" for m in GAPS})
 
 
+CURVES = tuple(f"{p}{m}" for p in ("", "tutorial.") for m in ("loss", "train_acc", "test_acc"))  # per epoch
 DIRECTIONS = {"speedup": 1}  # harness loop over tutorial loop, examples/s: higher is faster
 
 
@@ -147,17 +149,21 @@ def _model(settings: Settings, seed: int) -> torch.nn.Module:
 
 
 def prepared(settings: Settings, device: str):
-    """The spec's dataset on ``device``: the first N examples where asked, resized once (bilinear) where asked."""
-    data = load(settings.dataset, settings.data_dir, device=device, download=settings.download)
-    if not (settings.resize or settings.train_examples or settings.test_examples):
+    """The spec's dataset on ``device`` at 28x28: the first N examples where asked (``resizer`` resizes batches)."""
+    data = load(settings.dataset, settings.data_dir, device=devices.place(device), download=settings.download)
+    if not (settings.train_examples or settings.test_examples):
         return data
-    train_x, test_x = data.train_x[:settings.train_examples], data.test_x[:settings.test_examples]
-    if settings.resize:
-        size = (settings.resize, settings.resize)
-        train_x = F.interpolate(train_x, size=size, mode="bilinear", align_corners=False)
-        test_x = F.interpolate(test_x, size=size, mode="bilinear", align_corners=False)
-    return replace(data, train_x=train_x, train_y=data.train_y[:settings.train_examples], test_x=test_x,
-                   test_y=data.test_y[:settings.test_examples])
+    return replace(data, train_x=data.train_x[:settings.train_examples], train_y=data.train_y[:settings.train_examples],
+                   test_x=data.test_x[:settings.test_examples], test_y=data.test_y[:settings.test_examples])
+
+
+def resizer(settings: Settings):
+    """The book's ``resize=`` as a batch transform (bilinear), or None: resized a batch at a time, as the book's
+    loader does an image at a time, so that a 224x224 training set (12 GB in float32) is never held whole."""
+    if not settings.resize:
+        return None
+    size = (settings.resize, settings.resize)
+    return partial(F.interpolate, size=size, mode="bilinear", align_corners=False)
 
 
 def _values(result) -> dict[str, Any]:
@@ -184,10 +190,11 @@ def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, An
         net = _model(settings, seed)
         if name == "harness":
             order = loops["tutorial"].last_order if settings.same_order else None
-            loops[name] = HarnessLoop(net, data, seed=seed, eval_first_batches=settings.eval_first_batches,
+            loops[name] = HarnessLoop(net, data, seed=seed, device=device,
+                                      eval_first_batches=settings.eval_first_batches,
                                       channels_last=settings.channels_last, fused=settings.fused_optimizer,
                                       pool_first=settings.pool_first, fold=settings.fold, compile=settings.compile,
-                                      order=order, **common)
+                                      order=order, transform=resizer(settings), **common)
         else:
             loops[name] = TutorialLoop(net, str(data.root), device=device, num_workers=settings.tutorial_workers,
                                        style=settings.tutorial_style, record_order=settings.same_order, **common)
@@ -197,7 +204,8 @@ def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, An
 def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
     """Training FLOP per example (forward and backward, counted by torch.utils.flop_counter) and the matmul ceiling."""
     x, y = data.train_x[:settings.batch_size], data.train_y[:settings.batch_size]
-    flop = training_flops(nets.build(settings.model, settings.input_shape).to(device), x, y) / len(y)
+    x = resizer(settings)(x) if settings.resize else x
+    flop = training_flops(nets.build(settings.model, settings.input_shape).to(devices.place(device)), x, y) / len(y)
     return {"training_flop_per_example": flop, "matmul_peak_gflops": matmul_peak(device)["gflops"]}
 
 

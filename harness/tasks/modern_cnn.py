@@ -1,9 +1,10 @@
 """F1-F4: AlexNet, VGG, NiN and GoogLeNet trained on Fashion-MNIST as d2l 7.1-7.4 train them.
 
 The book's recipe: ``load_data_fashion_mnist(batch_size=128, resize=224)`` (96 for GoogLeNet), ``train_ch6``
-(Xavier init, SGD, cross-entropy), 10 epochs, on a GPU. Here the resize happens once, on the whole set in memory
-and on the device, and the loop is the harness loop of the LeNet kind (``harness.tasks.lenet``), which also
-counts each network's training FLOP per example and sets its examples/s against the measured matmul ceiling.
+(Xavier init, SGD, cross-entropy), 10 epochs, on a GPU. Here the 28x28 set sits in device memory and each batch
+is resized on the device as it is drawn (the book's loader resizes an image at a time), and the loop is the
+harness loop of the LeNet kind (``harness.tasks.lenet``), which also counts each network's training FLOP per
+example and sets its examples/s against the measured matmul ceiling.
 The defaults are the book's; a CPU-sized smoke spec sets a subset and a lower resolution and says so.
 """
 
@@ -14,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from harness.tasks import lenet
-from harness.tasks.lenet import DIRECTIONS, METRICS, TIMINGS, run, section, tables
+from harness.tasks.lenet import CURVES, DIRECTIONS, METRICS, TIMINGS, run, section, tables
 
 KIND = "modern_cnn"
 
@@ -29,4 +30,4 @@ class Settings(lenet.Settings):
                              "off, since the fold pays for LeNet's 6-channel layers and slows wide ones down")
 
 
-__all__ = ["DIRECTIONS", "KIND", "METRICS", "TIMINGS", "Settings", "run", "section", "tables"]
+__all__ = ["CURVES", "DIRECTIONS", "KIND", "METRICS", "TIMINGS", "Settings", "run", "section", "tables"]

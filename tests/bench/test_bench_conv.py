@@ -4,17 +4,17 @@ Run with ``pytest --benchmark-only tests/bench`` (``nox -s bench`` saves the JSO
 shape; CUDA cases are skipped without a GPU. Each case is checked against a float64 F.conv2d before
 it is timed. The tutorial's loop runs only on the small shapes (the throughput spec extrapolates it on
 the others); ``torch.compile`` is compiled before timing, its compile time kept in ``extra_info``.
-On CUDA every timed call ends with ``torch.cuda.synchronize()``, so it includes the launch and the wait.
+On CUDA every timed call ends with the device's synchronisation (``harness.device``), so it includes the launch
+and the wait.
 """
 
 from __future__ import annotations
-
-import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from harness import device as devices
 from harness import ops
 from harness.tasks.conv_throughput import DEFAULT_SHAPES, Shape
 
@@ -47,32 +47,30 @@ def _inputs(shape: Shape) -> tuple[torch.Tensor, torch.Tensor]:
 def test_conv(benchmark, shape: Shape, impl: str, device: str):
     X_cpu, K_cpu = _inputs(shape)
     ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding, stride=shape.stride)
-    X, K = X_cpu.to(device), K_cpu.to(device)
+    dev = devices.get(device)
+    X, K = X_cpu.to(dev.torch), K_cpu.to(dev.torch)
     benchmark.group = (f"{shape.id} ({shape.input_text} * {shape.kernel_text}, pad {shape.padding}, "
                        f"stride {shape.stride_text})")
     benchmark.extra_info.update({"shape": shape.id, "impl": impl, "device": device, "flops": shape.flops})
     if impl == "unfold_compiled":
         torch._dynamo.reset()
         fn = torch.compile(ops.conv2d_unfold, dynamic=False)
-        t0 = time.perf_counter()
+        t0 = dev.clock()
         try:
             fn(X, K, shape.padding, shape.stride)
         except Exception as err:  # noqa: BLE001
             pytest.skip(f"torch.compile failed here: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
-        if device == "cuda":
-            torch.cuda.synchronize()
-        benchmark.extra_info["compile_s"] = time.perf_counter() - t0
+        benchmark.extra_info["compile_s"] = dev.clock() - t0
     else:
         fn = FUNCS[impl]
     y = fn(X, K, shape.padding, shape.stride)
-    tol = 5e-3 if device == "cuda" and torch.backends.cudnn.allow_tf32 else 1e-4
+    tol = 5e-3 if dev.switches().get("tf32_cudnn") else 1e-4
     err = float((y.double().cpu() - ref).abs().max() / ref.abs().max())
     assert err <= tol, f"{impl} disagrees with F.conv2d: max relative error {err:.3g}"
 
     def call():
         fn(X, K, shape.padding, shape.stride)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        dev.synchronize()
 
     call()  # warm-up
     if impl == "loop":

@@ -135,15 +135,16 @@ def test_a_network_written_in_the_spec(tmp_path):
                               "9216 (on 28x28 images)")
 
 
-def test_resize_and_subsets_happen_once_in_memory(tmp_path, monkeypatch):
+def test_subsets_are_taken_once_in_memory_and_batches_resized_as_drawn(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     make_dataset(tmp_path / "idx", monkeypatch, n_train=64, n_test=20)
     D.clear_cache()
     settings = lenet.Settings.model_validate(BASE | {"model": "lenet_pad2_avg", "resize": 32, "train_examples": 50,
                                                      "test_examples": 10, "data_dir": str(tmp_path / "idx")})
     data = lenet.prepared(settings, "cpu")
-    assert data.train_x.shape == (50, 1, 32, 32) and data.test_x.shape == (10, 1, 32, 32)
+    assert data.train_x.shape == (50, 1, 28, 28) and data.test_x.shape == (10, 1, 28, 28)  # kept at 28x28
     assert data.train_y.shape == (50,) and data.test_y.shape == (10,)
+    assert lenet.resizer(settings)(data.train_x[:8]).shape == (8, 1, 32, 32)
     for bad, why in zip(({"loops": ["tutorial"], "resize": 32}, {"dataset": "mnist", "loops": ["harness", "tutorial"]},
                 {"fold": 4, "model": {"input": [1, 28, 28], "layers": [
                     {"type": "conv", "channels": 6, "kernel": 5}, {"type": "batchnorm"}, {"type": "flatten"},
