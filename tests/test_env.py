@@ -36,3 +36,18 @@ def test_the_report_a_run_writes_does_not_make_the_code_dirty():
         assert (env.fingerprint()["git.dirty"], env.code_changes("diff", "HEAD")) == before  # ... the code does not
     finally:
         report.write_text(text)
+
+
+def test_on_a_gpu_the_fingerprint_names_it_and_its_memory(monkeypatch):
+    import torch
+
+    class Props:
+        total_memory = 141 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d=None: Props())
+    fp = env.fingerprint.__wrapped__()  # not the cached one: this machine's stays as it is
+    assert (fp["gpu.model"], fp["gpu.count"], fp["gpu.memory_gb"]) == ("NVIDIA H200", "1", "141")
+    assert env.machine_slug().startswith("nvidia-h200-")

@@ -103,3 +103,28 @@ def test_the_determinism_lines_say_per_device_what_repeated_and_whether_it_match
     assert cuda.startswith("- **cuda**: no unit was run twice")
     same = repeats.summary(df.iloc[:1], devices=("cpu",))
     assert same == ["- **cpu** (Some CPU): 1 repeated units of 1 specs, 30 points: identical curves, bit for bit."]
+
+
+def test_the_cuda_table_names_the_gpu_the_nodes_libraries_and_the_peak_memory(store):
+    """A spec run with a CUDA half, as a GPU node records it (written here with MLflow's client: no GPU here)."""
+    from mlflow import MlflowClient
+
+    from harness import tracking
+    from harness.device import PEAK_MEMORY
+    from harness.reportkit import RunView
+
+    experiment = tracking.connect(store)
+    client = MlflowClient(store)
+    spec = client.create_run(experiment, tags={
+        tracking.ROLE: "spec", tracking.SPEC_NAME: "lenet-c1", "harness.devices_ran": "cuda",
+        "gpu.model": "NVIDIA H200", "torch": "2.11.0+cu130", "torch.cuda": "13.0", "cudnn": "91900"}).info.run_id
+    for seed, peak in ((0, 812.5), (1, 1024.0)):
+        unit = client.create_run(experiment, tags={tracking.ROLE: "unit", "mlflow.parentRunId": spec, "device": "cuda",
+                                                   "seed": str(seed), "device.tf32_cudnn": "true"}).info.run_id
+        client.log_metric(unit, PEAK_MEMORY, peak)
+        client.set_terminated(unit)
+    client.set_terminated(spec)
+    table = report.cuda_table([RunView(tracking.spec_runs().iloc[0])])
+    assert table.drop(columns="run").to_dict("records") == [{
+        "spec": "lenet-c1", "GPU": "NVIDIA H200", "torch": "2.11.0+cu130", "CUDA": "13.0", "cuDNN": "91900",
+        "units": 2, "peak device memory (MB)": 1024.0, "TF32 cuDNN": "true"}]
