@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.schema import Device
 from harness.spec import Spec, SpecError, load_specs, spec_paths
 from harness.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, Verdict
 
@@ -25,7 +26,7 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
 EXIT_INCONCLUSIVE = 3
-DEVICES = ("cpu", "cuda")
+DEVICES = Device.__args__  # "cpu", "cuda": what a spec's devices may name
 DEVICES_HELP = "run only the specs' halves on these devices, e.g. cuda (a GPU node's share); the others are skipped"
 RESUME_HELP = ("reuse the (spec, device, seed) units that earlier runs in this store finished with the same spec, "
                "code and environment; run only the rest")
@@ -66,7 +67,7 @@ def _only_devices(paths: list[Path], specs: list[Spec], devices: str | None) -> 
     if not devices:
         return paths, specs
     wanted = devices.split(",")
-    if not wanted or any(d not in DEVICES for d in wanted):
+    if any(d not in DEVICES for d in wanted):
         raise SpecError(f"--devices: expected a comma-separated list of {', '.join(DEVICES)}, got {devices!r}")
     kept = [(p, s) for p, s in zip(paths, specs) if set(s.devices) & set(wanted)]
     if len(kept) < len(specs):

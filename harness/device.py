@@ -102,20 +102,16 @@ class Device:
         torch.backends.cudnn.deterministic = deterministic
         torch.backends.cudnn.benchmark = not deterministic
 
-    def cuda_initialised(self) -> bool:
-        return self.is_cuda and torch.cuda.is_initialized()
-
 
 class FakeCuda(Device):
     """A CUDA device for tests, computing on the CPU: it takes CUDA's branches and records every call it gets."""
 
     fake = True
 
-    def __init__(self, peak_bytes: int = 123_456_789) -> None:
+    def __init__(self) -> None:
         super().__init__("cpu")
         self.name, self.is_cuda = "cuda", True
         self.calls: list[str] = []
-        self._peak = peak_bytes
         self.deterministic: bool | None = None
 
     def available(self) -> bool:
@@ -137,7 +133,7 @@ class FakeCuda(Device):
 
     def peak_memory_bytes(self) -> int | None:
         self.calls.append("peak_memory_bytes")
-        return self._peak
+        return 123_456_789
 
     def total_memory_bytes(self) -> int | None:
         return 8 * 2**30
@@ -145,14 +141,12 @@ class FakeCuda(Device):
     def switches(self) -> dict[str, Any]:
         self.calls.append("switches")
         return {"tf32_matmul": False, "tf32_cudnn": True, "cudnn_deterministic": bool(self.deterministic),
-                "cudnn_benchmark": not self.deterministic}
+                "cudnn_benchmark": not self.deterministic,
+                "cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset")}
 
     def set_deterministic(self, deterministic: bool) -> None:
         self.calls.append("set_deterministic")
         self.deterministic = deterministic
-
-    def cuda_initialised(self) -> bool:
-        return False
 
 
 _stand_ins: dict[str, Device] = {}

@@ -32,6 +32,12 @@ BUILD = Path(__file__).resolve().parents[1] / "BUILD.json"  # a GPU-node kit's r
 
 
 @cache
+def head() -> str:
+    """The commit checked out, or "" where there is no git (a kit's copy on a GPU node)."""
+    return _git("rev-parse", "HEAD")
+
+
+@cache
 def built() -> dict[str, str]:
     """What a kit's builder recorded about the code it packed (``git.commit``, ``git.dirty``, ``code.id``), or {}."""
     try:
@@ -80,7 +86,7 @@ def mlflow_version() -> str:
 @cache
 def fingerprint() -> dict[str, str]:
     """Everything that decides whether two runs are comparable, as MLflow tag values."""
-    commit = _git("rev-parse", "HEAD")
+    commit = head()
     dirty = str(bool(code_changes("status", "--porcelain", "--untracked-files=no"))).lower()
     if not commit:  # no git: a kit's copy says what it is
         commit, dirty = built().get("git.commit", "unknown"), built().get("git.dirty", "false")
@@ -109,7 +115,7 @@ def fingerprint() -> dict[str, str]:
 def code_id() -> str:
     """The code a run ran: the commit, plus a hash of the uncommitted changes to tracked files when there are any."""
     fp = fingerprint()
-    if not _git("rev-parse", "HEAD") and built():
+    if not head() and built():
         return built()["code.id"]
     if fp["git.dirty"] != "true":
         return fp["git.commit"]

@@ -174,7 +174,10 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
         views.append(newest)
         ran = group["tags.harness.devices_ran"].fillna("").str.split(",")
         for device in ("cpu", "cuda"):
-            if device not in newest.devices and (on := group[ran.apply(lambda d, x=device: x in d)]).shape[0]:
+            if device in newest.devices:
+                continue
+            on = group[[device in d for d in ran]]
+            if not on.empty:
                 views.append(RunView(on.iloc[0], figures, suffix=f"-{device}-run"))
     return views
 
@@ -231,7 +234,8 @@ def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table:
 
 
 def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
-           drift: list[str] | None = None, took: str = "", determinism: list[str] | None = None) -> str:
+           drift: list[str] | None = None, took: str = "", determinism: list[str] | None = None,
+           gpu: pd.DataFrame | None = None) -> str:
     parts = [
         "# Reproduction report: Dive into Deep Learning, convolutional networks (PyTorch)",
         "",
@@ -265,8 +269,7 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
         cuda_section(views),
         "",
     ]
-    gpu = cuda_table(views)
-    if not gpu.empty:
+    if gpu is not None and not gpu.empty:
         parts += [md_table(gpu, fmt={"peak device memory (MB)": "{:,.0f}".format}), ""]
     parts += determinism or []
     if past is not None and views and views[0].figures is not None:
@@ -332,11 +335,11 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
         past = history.history(uri)
         pair = results.same_commit_pair(uri)
         aa = compare.drift(*pair) if pair else pd.DataFrame()
-        repeated = repeats.table(views)
-        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri), determinism_section(repeated))
+        repeated, gpu = repeats.table(views), cuda_table(views)
+        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri), determinism_section(repeated), gpu)
         tables = (report_tables(views, past) | ({"report-drift": aa} if pair else {})
                   | ({"report-determinism": repeats.by_spec(repeated)} if not repeated.empty else {})
-                  | ({"report-cuda": gpu} if not (gpu := cuda_table(views)).empty else {}))
+                  | ({"report-cuda": gpu} if not gpu.empty else {}))
         results.write_csv(tables, Path(tmp) / "tables")
         (Path(tmp) / "REPORT.md").write_text(text + "\n", encoding="utf-8")
         for folder in ("figures", "tables"):

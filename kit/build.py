@@ -122,7 +122,7 @@ def build(out: Path, python: str, bring: set[str], pip_args: list[str]) -> Path:
         with tarfile.open(archive, "w:gz") as tar:
             tar.add(kit, arcname=name)
     mb = archive.stat().st_size / 2**20
-    print(f"gpu_kit: {archive} ({mb:.1f} MB, Python {python}; {len(list(reqs))} pinned requirements; "
+    print(f"gpu_kit: {archive} ({mb:.1f} MB, Python {python}; {len(reqs)} pinned requirements; "
           f"left to the node: {', '.join(sorted(NODE_HAS - bring))}" + (f"; dropped {', '.join(dropped)}" if dropped
                                                                        else "") + ")")
     if mb > LIMIT_MB:

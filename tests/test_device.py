@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import mlflow
 import pytest
 import torch
 import torch.nn.functional as F
@@ -105,7 +106,7 @@ def test_every_epoch_of_the_harness_loop_ends_on_a_synchronised_clock(fake, tiny
     torch.manual_seed(0)
     loop = HarnessLoop(build("lenet_nopad_max"), tiny, optimizer="adam", lr=0.003, batch_size=32, seed=0,
                        device="cuda", eval_first_batches=2)
-    assert loop.fwd is not None and loop.device == torch.device("cpu")
+    assert loop.device == torch.device("cpu")
     fake.calls.clear()
     result = run_epochs(loop, 2)
     assert synchronised(fake.calls) and fake.calls.count("clock") >= 2 * 2
@@ -205,3 +206,20 @@ def test_batch_speed_and_conv_throughput_take_cudas_branches_on_the_fake(fake, t
     bench = batch_speed.prepare(10, x, y, speed, "cuda", 0)
     assert batch_speed.whole_epoch(bench, x, y, speed, "cuda") > 0
     assert synchronised(fake.calls) and harness_readers(clock_reads) == {"harness.device"}
+
+
+def test_a_unit_records_peak_memory_and_switches_where_its_device_has_them(store, write_spec, monkeypatch):
+    """run_unit's CUDA-only recording, taken on the CPU by a Device that answers as CUDA does (no fake: a fake is
+    refused before any run)."""
+    from harness.cli import main
+    from tests.conftest import unit_of
+
+    monkeypatch.setattr(Device, "peak_memory_bytes", lambda self: 5 * 2**20)
+    monkeypatch.setattr(Device, "switches", lambda self: {"tf32_cudnn": True, "cublas_workspace": ":4096:8"})
+    path = write_spec({"name": "kernel", "title": "corr2d", "kind": "worked_examples", "seeds": [0], "settings": {},
+                       "references": [{"metric": "corr2d", "source": "A1", "basis": "printed",
+                                       "quote": "gives [[19, 25], [37, 43]]", "equals": [[19, 25], [37, 43]]}]})
+    assert main(["run", str(path)]) == 0
+    unit = mlflow.get_run(unit_of(tracking.spec_runs().iloc[0].run_id))
+    assert unit.data.metrics[devices.PEAK_MEMORY] == 5.0
+    assert (unit.data.tags["device.tf32_cudnn"], unit.data.tags["device.cublas_workspace"]) == ("true", ":4096:8")

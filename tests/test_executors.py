@@ -106,3 +106,20 @@ def test_a_dead_worker_fails_its_unit_only(cluster, write_spec, store):
     assert verdict["status"] == "reproduced" and verdict["measured"] == "0"
     assert "missing seed 1 (" in verdict["detail"] and "seed 2 (RuntimeError" in verdict["detail"]
     assert runs[runs["status"].isin(["RUNNING", "SCHEDULED"])].empty
+
+
+def test_a_cuda_unit_asks_ray_for_one_gpu_and_a_cpu_unit_for_none(write_spec):
+    """The Ray executor's CUDA branch (its cluster is not needed to place a unit)."""
+    from harness.executors import Ray
+    from harness.spec import load_spec
+    from harness.units import Unit
+
+    spec = load_spec(write_spec({"name": "k", "title": "corr2d", "kind": "worked_examples", "seeds": [0],
+                                 "devices": ["cpu", "cuda"], "settings": {},
+                                 "references": [{"metric": "corr2d", "source": "A1", "basis": "printed",
+                                                 "quote": "gives [[19, 25], [37, 43]]",
+                                                 "equals": [[19, 25], [37, 43]]}]}))
+    ray = Ray.__new__(Ray)  # no cluster: resources() reads only the unit and the thread setting
+    ray.threads = 2
+    assert ray.resources(Unit(spec, "cuda", 0)) == {"num_cpus": 1, "num_gpus": 1}
+    assert ray.resources(Unit(spec, "cpu", 0)) == {"num_cpus": 2, "num_gpus": 0}

@@ -132,7 +132,7 @@ METRICS = (set(SUMMARY) | {f"{loop}.{m}" for loop in LOOPS for m in SUMMARY} | s
            | {f"{m}_gap_max" for m in GAPS})
 
 
-CURVES = tuple(f"{p}{m}" for p in ("", "tutorial.") for m in ("loss", "train_acc", "test_acc"))  # per epoch
+CURVES = tuple(f"{p}{m}" for p in ("", *(f"{loop}." for loop in LOOPS)) for m in ("loss", "train_acc", "test_acc"))
 DIRECTIONS = {"speedup": 1}  # harness loop over tutorial loop, examples/s: higher is faster
 
 

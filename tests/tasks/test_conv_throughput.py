@@ -222,3 +222,13 @@ def test_strict_min_propagates_nan():
     assert conv_throughput._strict(min, [2.0, 1.0]) == 1.0
     assert math.isnan(conv_throughput._strict(min, [2.0, math.nan, 1.0]))
     assert math.isnan(conv_throughput._strict(max, [math.nan, 1.0]))
+
+
+def test_on_cuda_the_ceiling_names_the_tf32_switches_it_ran_with():
+    import pandas as pd
+
+    peak = pd.Series({"n": 8192, "dtype": "float32", "gflops": 51234.5, "runs": 7, "iqr_s": 0.01, "median_s": 1.0,
+                      "threads": 16, "tf32_matmul": False, "tf32_cudnn": True})
+    cuda, cpu = conv_throughput._ceiling_text(peak, "cuda"), conv_throughput._ceiling_text(peak, "cpu")
+    assert "a 8192x8192 float32 matrix product" in cuda and "**51234.5 GFLOP/s**" in cuda
+    assert "16 threads; TF32 matmul False, TF32 cuDNN True)" in cuda and "TF32" not in cpu
