@@ -98,7 +98,7 @@ def ui(session: nox.Session) -> None:
     store = Path("mlflow.db").resolve()
     if not store.is_file():
         session.error("no mlflow.db here: run `nox -s reproduce` first")
-    session.run("pytest", "tests/test_ui.py", "-k", "reproduce_store", "-rs", *session.posargs,
+    session.run("pytest", "tests/store/test_ui.py", "-k", "reproduce_store", "-rs", *session.posargs,
                 env={"HARNESS_UI_STORE": f"sqlite:///{store}"})
 
 
@@ -110,7 +110,7 @@ def bench(session: nox.Session) -> None:
     install(session)
     ensure_fashion_mnist(session)
     Path("reports").mkdir(exist_ok=True)
-    machine = session.run("python", "-c", "from harness.env import machine_slug; print(machine_slug())",
+    machine = session.run("python", "-c", "from harness.machine.env import machine_slug; print(machine_slug())",
                           silent=True).strip()
     session.run("pytest", "--benchmark-only", "tests/bench", "--benchmark-json", "reports/benchmarks.json",
                 "--benchmark-autosave", f"--benchmark-storage=file://.benchmarks/{machine}", *session.posargs)

@@ -1,7 +1,8 @@
 """The spec's building blocks, below everything that uses them: strict models, references, the strict YAML reader.
 
-``spec.py`` (the whole spec) and ``references.py`` (the registry of tutorial results) are built from these, and so
-are the kinds in ``tasks/`` (their ``Settings`` subclass ``Strict``). This module imports neither.
+``harness.specs.spec`` (the whole spec) and ``harness.specs.references`` (the registry of tutorial results) are built
+from these, and so are the kinds in ``harness.kinds`` (their ``Settings`` subclass ``Strict``). This module imports
+neither.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class TimingPolicy(Strict):
     """How timing metrics are measured and judged: rounds first, then more while a gating claim is undecided."""
 
     rounds: int = Field(default=10, ge=3, le=1000, description="rounds measured before the first look (an interval "
-                        "needs 8 at 95%: harness.stats.min_rounds)")
+                        "needs 8 at 95%: harness.judging.stats.min_rounds)")
     max_rounds: int = Field(default=60, ge=3, le=10_000, description="never more rounds than this")
     budget_s: float = Field(default=120.0, ge=0, le=86_400,
                             description="wall seconds that extra rounds may take, per (device, seed)")
@@ -162,6 +163,13 @@ def _loc(loc: tuple[Any, ...]) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
+
+
+def distinct(values: list[Any]) -> list[Any]:
+    """A list field's validator (``Annotated[list[int], AfterValidator(distinct)]``): every item once."""
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat")
+    return values
 
 
 def validation_error(path: Path, err: ValidationError, prefix: tuple[Any, ...] = ()) -> SpecError:

@@ -21,8 +21,9 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from harness import data, env
-from harness.spec import load_spec
+from harness.book import data
+from harness.machine import env
+from harness.specs.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_HAS = {"torch", "torchvision", "numpy", "pandas", "scipy"}  # a PyTorch node's own (numpy: torchvision's)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import torch
 import yaml
 
 
@@ -40,10 +39,10 @@ def store(tmp_path, monkeypatch):
 @pytest.fixture
 def one_thread():
     """Tiny models on one thread: as fast, and not slowed to a crawl when another process holds a core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    from harness.machine.timing import cpu_threads
+
+    with cpu_threads(1):
+        yield
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ class MemoryRecorder:
     """A stand-in for ``tracking.Recorder`` that keeps what a task logs in memory (no MLflow)."""
 
     def __init__(self, device: str = "cpu", seed: int = 0, plan=None):
-        from harness.rounds import Plan
+        from harness.judging.rounds import Plan
 
         self.device, self.seed = device, seed
         self.plan = Plan(device=device) if plan is None else plan  # as Recorder: no plan, no timing claim
@@ -96,7 +95,7 @@ def memory_recorder():
 
 def unit_of(spec_run_id: str, device: str = "cpu", seed: int = 0) -> str:
     """The run id of one (device, seed) unit under a spec run."""
-    from harness import tracking
+    from harness.store import tracking
 
     units = tracking.unit_runs(spec_run_id)
     match = units[(units["tags.device"] == device) & (units["tags.seed"] == str(seed))]
@@ -109,12 +108,13 @@ CONV_SHAPES = [
     {"id": "small", "n": 1, "c_in": 1, "h": 10, "w": 10, "c_out": 1, "kh": 3, "kw": 3},
     {"id": "lenet_c1", "n": 8, "c_in": 1, "h": 12, "w": 12, "c_out": 3, "kh": 3, "kw": 3, "padding": 1},
 ]
-TINY_CONV = {  # named as the real spec, so that the report's history finds it
+TINY_CONV = {
     "name": "conv-throughput", "title": "tiny throughput run", "kind": "conv_throughput", "seeds": [0],
     "devices": ["cpu"], "deterministic": False, "timing": {"rounds": 10, "max_rounds": 10, "budget_s": 0},
     "settings": {"shapes": CONV_SHAPES, "implementations": ["loop", "unfold", "library"], "claim_shape": "small",
                  "lenet_shapes": ["lenet_c1"], "min_run_time": 0.01, "loop_budget_s": 0.02, "peak_n": 64,
                  "peak_min_run_time": 0.01},
+    "headlines": ["library_over_loop_claim", "gflops.library.lenet_c1"],
     "references": [{"metric": "library_over_loop_claim", "source": "D2", "basis": "chosen before measuring",
                     "at_least": 0}],  # plumbing, not speed
 }
@@ -132,7 +132,7 @@ def two_suites(tmp_path_factory):
     """One store holding two suites of a tiny conv-throughput and edge-kernel spec: the second with ``unfold``
     slowed by a sleep inside it (a test-only stand-in); its report written after each suite."""
     from harness.cli import main
-    from harness.tasks import conv_throughput
+    from harness.kinds.conv_throughput import measure as conv_throughput
 
     root = tmp_path_factory.mktemp("two-suites")
     specs = root / "specs"

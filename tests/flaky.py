@@ -6,16 +6,14 @@ Importing it registers the kind, so a Ray worker that unpickles its settings has
 from __future__ import annotations
 
 import os
-import sys
 
 from pydantic import Field
 
+from harness.kinds import registry
+from harness.kinds.base import Kind, Metric
 from harness.schema import Strict
-from harness.tasks import TASKS
 
-KIND = "flaky"
-METRICS = {"seed"}
-TIMINGS: dict[str, str] = {}
+METRICS = (Metric("seed", "", "none", "the unit's seed"),)
 
 
 class Settings(Strict):
@@ -40,9 +38,10 @@ def section(view) -> str:
 
 
 def spec(seeds: list[int], raise_on=(), die_on=(), name: str = "flaky") -> dict:
-    return {"name": name, "title": "fails on some seeds", "kind": KIND, "seeds": seeds,
+    return {"name": name, "title": "fails on some seeds", "kind": KIND.name, "seeds": seeds,
             "settings": {"raise_on": list(raise_on), "die_on": list(die_on)},
             "references": [{"metric": "seed", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}
 
 
-TASKS.setdefault(KIND, sys.modules[__name__])
+KIND = Kind("flaky", Settings, METRICS, run, tables, section)
+registry.KINDS.setdefault(KIND.name, KIND)

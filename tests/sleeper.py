@@ -10,11 +10,10 @@ import time
 
 from pydantic import Field
 
+from harness.kinds.base import Kind, Metric
 from harness.schema import Strict
 
-KIND = "sleep"
-METRICS = {"slept"}
-TIMINGS: dict[str, str] = {}
+METRICS = (Metric("slept", "s", "none", "seconds slept"),)
 
 
 class Settings(Strict):
@@ -36,14 +35,17 @@ def section(view) -> str:
     return ""
 
 
+KIND = Kind("sleep", Settings, METRICS, run, tables, section)
+
+
 def spec(seconds: float, name: str = "sleepy") -> dict:
-    return {"name": name, "title": "sleeps", "kind": KIND, "seeds": [0], "settings": {"seconds": seconds},
+    return {"name": name, "title": "sleeps", "kind": KIND.name, "seeds": [0], "settings": {"seconds": seconds},
             "references": [{"metric": "slept", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}
 
 
 if __name__ == "__main__":
     from harness.cli import main
-    from harness.tasks import TASKS
+    from harness.kinds import registry
 
-    TASKS[KIND] = sys.modules[__name__]
+    registry.KINDS[KIND.name] = KIND
     sys.exit(main(sys.argv[1:]))

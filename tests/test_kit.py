@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from harness import data as D
-from harness import env, tracking
+from harness.book import data as D
 from harness.cli import main
+from harness.machine import env
+from harness.store import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "kit"))
@@ -85,7 +86,7 @@ def test_the_kit_holds_code_data_wheels_and_a_plan_without_the_nodes_own_stack(k
     assert sorted(p.name for p in (kit / "data" / "fashion-mnist").iterdir()) == sorted(
         p.name for p in D.find_files()[0].values())
     build = (kit / "src" / "BUILD.json").read_text()
-    assert env.code_id() in build and (kit / "src" / "harness" / "cli.py").is_file()
+    assert env.code_id() in build and (kit / "src" / "harness" / "cli" / "__main__.py").is_file()
     plan = (kit / "plan.json").read_text()
     assert "experiments/modern-alexnet.yaml" in plan and "experiments/smoke-alexnet.yaml" not in plan
     assert json.loads((kit / "node.json").read_text()) == {"has": NODE_STACK_SORTED, "min_torch": "2.6"}

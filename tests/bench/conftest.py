@@ -6,7 +6,7 @@ from __future__ import annotations
 def pytest_benchmark_update_machine_info(config, machine_info):
     import torch
 
-    from harness import env
+    from harness.machine import env
 
     fp = env.fingerprint()
     machine_info["torch"] = {

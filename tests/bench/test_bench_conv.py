@@ -4,21 +4,25 @@ Run with ``pytest --benchmark-only tests/bench`` (``nox -s bench`` saves the JSO
 shape; CUDA cases are skipped without a GPU. Each case is checked against a float64 F.conv2d before
 it is timed. The tutorial's loop runs only on the small shapes (the throughput spec extrapolates it on
 the others); ``torch.compile`` is compiled before timing, its compile time kept in ``extra_info``.
-On CUDA every timed call ends with the device's synchronisation (``harness.device``), so it includes the launch
+On CUDA every timed call ends with the device's synchronisation (``harness.machine.device``), so it includes the launch
 and the wait.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from harness import device as devices
-from harness import ops
-from harness.tasks.conv_throughput import DEFAULT_SHAPES, Shape
+from harness.book import ops
+from harness.kinds.conv_throughput.measure import Settings, Shape
+from harness.machine import device as devices
+from harness.specs.spec import load_spec
 
-SHAPES = [Shape(**s) for s in DEFAULT_SHAPES]
+SPEC = load_spec(Path(__file__).parents[2] / "experiments" / "conv-throughput.yaml")
+SHAPES = Settings.model_validate(SPEC.settings).shapes  # the spec's grid
 LOOP_SHAPES = {"edge_6x8", "img_28x28"}
 IMPLS = ["loop", "unfold", "strided", "library", "unfold_compiled"]
 FUNCS = {"loop": ops.conv2d_loop, "unfold": ops.conv2d_unfold, "strided": ops.conv2d_strided,

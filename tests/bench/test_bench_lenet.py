@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import data as D
-from harness import device as devices
-from harness.rounds import Rounds, run_rounds
-from harness.spec import load_spec
-from harness.stats import METHOD, rounds_interval
-from harness.tasks.lenet import make_loops
-from harness.units import plan_for
-from harness.verdict import judge_timing
+from harness.book import data as D
+from harness.execution.units import plan_for
+from harness.judging.rounds import Rounds, run_rounds
+from harness.judging.stats import METHOD, rounds_interval
+from harness.judging.verdict import judge_timing
+from harness.kinds.lenet.measure import make_loops
+from harness.machine import device as devices
+from harness.specs.spec import load_spec
 
 SPEC = Path(__file__).resolve().parents[2] / "experiments" / "lenet-loops.yaml"
 
@@ -46,10 +46,10 @@ def test_bench_harness_loop_vs_tutorial_loop(benchmark, fashion_mnist):
         eps = {}
         for name, loop in loops.items():
             stats = loop.epoch(evaluate_test=i == 0)
-            eps[f"{name}.examples_per_sec"] = stats.examples_per_sec
+            eps[f"{name}.examples_per_s"] = stats.examples_per_s
             if i == 0:
                 accuracy[name] = stats.test_acc
-        return eps | {"speedup": eps["harness.examples_per_sec"] / eps["tutorial.examples_per_sec"]}
+        return eps | {"speedup": eps["harness.examples_per_s"] / eps["tutorial.examples_per_s"]}
 
     rounds = Rounds()
 
@@ -68,8 +68,8 @@ def test_bench_harness_loop_vs_tutorial_loop(benchmark, fashion_mnist):
     info = {
         "device": "cpu", "threads": torch.get_num_threads(), "tutorial_workers": spec.settings.tutorial_workers,
         "rounds": len(ratios), "rounds_timed_by_pytest_benchmark": plan.policy.rounds, "stop": rounds.stop,
-        "harness_examples_per_sec_per_round": [round(v, 1) for v in rounds.series("harness.examples_per_sec")],
-        "tutorial_examples_per_sec_per_round": [round(v, 1) for v in rounds.series("tutorial.examples_per_sec")],
+        "harness_examples_per_s_per_round": [round(v, 1) for v in rounds.series("harness.examples_per_s")],
+        "tutorial_examples_per_s_per_round": [round(v, 1) for v in rounds.series("tutorial.examples_per_s")],
         "ratio_per_round": [round(r, 3) for r in ratios],
         "ratio": iv.as_dict() | {"text": iv.text("x"), "method": METHOD},
         "verdicts": [{"claim": f"speedup {v.expected}", "gate": v.gate, "status": v.status, "detail": v.detail}

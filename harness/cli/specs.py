@@ -1,0 +1,52 @@
+"""``harness list`` and ``harness show``: the specs, and the networks they define, without running anything."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from harness.cli.options import console, specs_argument
+from harness.specs.spec import SpecError, load_specs
+
+
+def cmd_list(args) -> int:
+    specs = load_specs(args.specs)
+    table = Table(title="experiments")
+    for col in ("name", "kind", "refs", "seeds", "devices", "title"):
+        table.add_column(col)
+    for s in specs:
+        table.add_row(s.name, s.kind, " ".join(s.ref_ids), ",".join(map(str, s.seeds)), ",".join(s.devices), s.title)
+    console.print(table)
+    return 0
+
+
+def cmd_show(args) -> int:
+    """Each spec's network, layer by layer: output shape, parameters and forward FLOP (torch.utils.flop_counter)."""
+    from harness.book import nets
+
+    specs = [s for s in load_specs(args.specs) if getattr(s.settings, "model", None) is not None]
+    if not specs:
+        raise SpecError(f"{', '.join(args.specs)}: no spec here defines a network (settings.model)")
+    for spec in specs:
+        model = spec.settings.model
+        shape = getattr(spec.settings, "input_shape", None) or nets.input_shape(model)
+        rows = nets.layer_table(model, shape)
+        table = Table(title=f"{spec.name}: {nets.describe(model)} on 1x{'x'.join(map(str, shape))}",
+                      title_justify="left")
+        for col in ("layer", "type", "output shape", "parameters", "forward MFLOP"):
+            table.add_column(col, justify="left" if col in ("type", "output shape") else "right")
+        for r in rows:
+            table.add_row(str(r["layer"]), r["type"], "x".join(map(str, r["output shape"])), f"{r['parameters']:,}",
+                          f"{r['forward FLOP'] / 1e6:,.2f}")
+        table.add_row("", "total", "", f"{sum(r['parameters'] for r in rows):,}",
+                      f"{sum(r['forward FLOP'] for r in rows) / 1e6:,.2f}", end_section=True)
+        console.print(table)
+    return 0
+
+
+def setup_arguments(sub) -> None:
+    ls = sub.add_parser("list", help="list the specs and what they reproduce")
+    specs_argument(ls, default=["experiments"])
+    ls.set_defaults(func=cmd_list)
+    sh = sub.add_parser("show", help="print the network of each spec: output shape, parameters, FLOP per layer")
+    specs_argument(sh)
+    sh.set_defaults(func=cmd_show)

@@ -1,0 +1,146 @@
+"""Run validated specs: seed, run each (device, seed), judge the references, record it all in MLflow.
+
+A task whose dataset is not found (``harness.book.data.DataMissing``) is not a failure: that device's references are
+judged *skipped* with the loader's one-line message, and the unit's run ends FINISHED, tagged
+``harness.skipped=<message>`` with role ``skipped`` (not ``unit``: ``--resume`` and the report read unit runs as
+holding measurements, and this one holds none).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.execution.executors import Local, Outcome, Ray
+from harness.execution.units import Unit, where_it_ran
+from harness.judging.verdict import (
+    INCONCLUSIVE,
+    MISSED,
+    REPRODUCED,
+    SKIPPED,
+    STATUSES,
+    Verdict,
+    judge,
+    judge_timing,
+    skipped,
+)
+from harness.kinds import registry
+from harness.machine import env
+from harness.schema import Reference
+from harness.specs.spec import Spec
+from harness.store import tracking
+from harness.store.tracking import ROLE, SPEC_NAME
+
+MISSING_TAG = "harness.units_failed"
+Executor = Local | Ray
+
+
+def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str, Any]]) -> Verdict:
+    """A timing reference on its rounds' interval, any other on its per-seed values."""
+    timings = registry.get(spec.kind).timings
+    if ref.metric in timings:
+        rounds = {s: m.get("rounds", {}).get(ref.metric, []) for s, m in by_seed.items()}
+        return judge_timing(ref, device, rounds, unit=timings[ref.metric], confidence=spec.timing.confidence)
+    return judge(ref, device, {s: m[ref.metric] for s, m in by_seed.items()}, spec.timing.confidence)
+
+
+def _judge_device(spec: Spec, device: str, by_seed: dict[int, dict[str, Any]], failed: dict[int, str]) -> list[Verdict]:
+    """Every reference on one device, on the seeds that finished; a failed unit is named in each verdict."""
+    if not by_seed:
+        why = "; ".join(f"seed {s}: {e}" for s, e in failed.items())
+        return [replace(judge(ref, device, {}), status=INCONCLUSIVE, detail=f"no unit finished ({why})")
+                for ref in spec.references]
+    verdicts = [_judge(spec, ref, device, by_seed) for ref in spec.references]
+    if failed:
+        missing = "missing " + ", ".join(f"seed {s} ({e})" for s, e in failed.items())
+        verdicts = [replace(v, detail=f"{v.detail}; {missing}") for v in verdicts]
+    return verdicts
+
+
+def _copy(unit: Unit, source: str, on_seed: Callable[[str, int, str | None], None] | None) -> Outcome:
+    """A unit an earlier run finished (``--resume``), copied under this spec run."""
+    if on_seed:
+        on_seed(unit.device, unit.seed, source)
+    values = tracking.copy_unit(source, unit.name, unit.tags | where_it_ran(unit.device))
+    return Outcome(values=values, model=env.device_model(unit.device))
+
+
+def _record(verdicts: list[Verdict], measured: dict[str, dict[int, Any]], outcomes: dict[tuple[str, int], Outcome]):
+    """The spec run's results: what each device measured, the verdicts and their counts, the failed units.
+
+    A run with a failed unit is recorded whole but ends FAILED, so reports keep the last complete run.
+    """
+    models = {d: o.model for (d, _), o in outcomes.items() if d in measured and o.model}
+    tracking.set_tags({"harness.devices_ran": ",".join(measured), "device": ",".join(measured),
+                       "device.models": "; ".join(f"{d}: {m}" for d, m in models.items())})
+    missing = [f"{d} seed {s}: {o.error}" for (d, s), o in sorted(outcomes.items()) if o.error]
+    if missing:
+        tracking.set_tags({MISSING_TAG: "; ".join(missing)[:5000]})
+        tracking.end_incomplete()
+    tracking.log_dict(measured, "measured.json")
+    tracking.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
+    counts = {s: sum(v.status == s for v in verdicts) for s in STATUSES}
+    counts["gating_missed"] = sum(v.gating_miss for v in verdicts)
+    counts["gating_inconclusive"] = sum(v.gating_inconclusive for v in verdicts)
+    counts["units_failed"] = len(missing)
+    tracking.log_metrics({f"verdicts.{k.replace(' ', '_')}": n for k, n in counts.items()})
+    overall = (MISSED if counts["gating_missed"] else INCONCLUSIVE if counts["gating_inconclusive"]
+               else SKIPPED if verdicts and counts[SKIPPED] == len(verdicts) else REPRODUCED)
+    tracking.set_tags({"verdict": overall, "verdict.counts": json.dumps(counts)})
+
+
+def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | None = None,
+             on_seed: Callable[[str, int, str | None], None] | None = None, resume: bool = False,
+             on_skip: Callable[[str, str], None] | None = None,
+             on_fail: Callable[[str, int, str], None] | None = None,
+             only: Collection[str] | None = None) -> list[Verdict]:
+    """One spec -> a run holding its verdicts, summary and environment, with one child run per (device, seed).
+
+    The units run on ``executor`` (default: in this process, one after another). With ``resume``, a unit that an
+    earlier run of the same spec, code and environment finished is copied from there instead of run again. A
+    device whose task finds no data (``DataMissing``) is judged skipped with the loader's message, passed to
+    ``on_skip(device, message)``, and left out of ``harness.devices_ran``. A unit that fails is passed to
+    ``on_fail(device, seed, message)``; the verdicts are judged on the seeds that finished and name the missing.
+    ``only`` names the devices to run (``--devices``): the spec's others are judged skipped, saying so.
+    """
+    executor = executor or Local()
+    asked = [d for d in spec.devices if only is None or d in only]
+    ran = [d for d in asked if d != "cuda" or executor.cuda()]
+    identity = {SPEC_NAME: spec.name, "harness.kind": spec.kind, tracking.SPEC_HASH: spec.hash,
+                tracking.CODE_ID: env.code_id(), tracking.ENV_HASH: env.env_hash()}
+    tags = {ROLE: "spec", **identity, "harness.title": spec.title, "harness.refs": ",".join(spec.ref_ids),
+            "harness.devices_ran": ",".join(ran), "seeds": ",".join(map(str, spec.seeds)), "device": ",".join(ran),
+            "mlflow.source.git.commit": env.fingerprint()["git.commit"], **env.fingerprint(),
+            "harness.executor": executor.name}
+    reusable = tracking.finished_units(identity) if resume else {}
+    with tracking.recorded_run(spec.name, tags=tags, nested=nested):
+        tracking.log_spec(spec, path)
+        units = [Unit(spec, d, seed, {ROLE: "unit", **identity, "device": d, "seed": str(seed)})
+                 for d in ran for seed in spec.seeds]
+        outcomes = {u.key: _copy(u, reusable[u.key], on_seed) for u in units if u.key in reusable}
+        todo = [u for u in units if u.key not in reusable]
+        outcomes |= executor.run(todo, lambda u: on_seed and on_seed(u.device, u.seed, None))
+        verdicts: list[Verdict] = []
+        measured: dict[str, dict[int, dict[str, Any]]] = {}
+        for device in spec.devices:
+            got = {seed: outcomes[(device, seed)] for seed in spec.seeds if (device, seed) in outcomes}
+            absent = (next((o.skipped for o in got.values() if o.skipped), "") if device in ran
+                      else executor.no_gpu if device in asked else f"not asked for here (--devices {','.join(only)})")
+            if absent:
+                verdicts += [skipped(ref, device, absent) for ref in spec.references]
+                if on_skip and device in ran:
+                    on_skip(device, absent)
+                continue
+            failed = {seed: o.error for seed, o in got.items() if o.error}
+            for seed, error in failed.items():
+                if on_fail:
+                    on_fail(device, seed, error)
+            done = {seed: o.values for seed, o in got.items() if o.values is not None}
+            if done:
+                measured[device] = done
+            verdicts += _judge_device(spec, device, done, failed)
+        _record(verdicts, measured, outcomes)
+    return verdicts

@@ -1,0 +1,364 @@
+"""D2: convolution implementations side by side, over the spec's grid of shapes, against the matmul ceiling.
+
+The tutorial's loop, unfold (im2col + one matrix product), a strided einsum, the library's F.conv2d and
+torch.compile of unfold compute one cross-correlation; each is checked against a float64 reference, then all are
+timed in interleaved rounds, the judged ratios taken within each round (docs/internals.md, "Convolution
+throughput").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
+
+from harness.book import ops
+from harness.judging.rounds import Rounds, recorded_rounds
+from harness.kinds.base import Metric, timings_of
+from harness.machine import device as devices
+from harness.machine.timing import (
+    Timing,
+    conv_flops,
+    cpu_threads,
+    extrapolate,
+    matmul_peak,
+    measure,
+    pool,
+    time_once,
+)
+from harness.schema import Strict
+
+if TYPE_CHECKING:
+    from harness.store.tracking import Recorder
+
+Impl = Literal["loop", "unfold", "strided", "library", "unfold_compiled"]
+IMPLS: tuple[str, ...] = ("loop", "unfold", "strided", "library", "unfold_compiled")
+FUNCS = {"loop": ops.conv2d_loop, "unfold": ops.conv2d_unfold, "strided": ops.conv2d_strided,
+         "library": ops.conv2d_library_batched}
+
+
+class Shape(Strict):
+    """One convolution: input (n, c_in, h, w), kernel (c_out, c_in, kh, kw), zero padding on each side, a stride."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    n: int = Field(ge=1, le=4096)
+    c_in: int = Field(ge=1, le=4096)
+    h: int = Field(ge=1, le=4096)
+    w: int = Field(ge=1, le=4096)
+    c_out: int = Field(ge=1, le=4096)
+    kh: int = Field(ge=1, le=64)
+    kw: int = Field(ge=1, le=64)
+    padding: int = Field(default=0, ge=0, le=32)
+    stride: int | tuple[int, int] = Field(default=1, description="an int, or [s_h, s_w]; each from 1 to 64")
+    note: str = ""
+
+    @field_validator("stride", mode="before")
+    @classmethod
+    def _stride(cls, v: Any) -> Any:
+        pair = list(v) if isinstance(v, (list, tuple)) and len(v) == 2 else [v]
+        if not all(type(s) is int and 1 <= s <= 64 for s in pair):
+            raise ValueError(f"stride must be an int from 1 to 64 or a pair [s_h, s_w] of them (got {repr(v)[:40]})")
+        return tuple(pair) if isinstance(v, (list, tuple)) else v
+
+    @model_validator(mode="after")
+    def _fits(self) -> Shape:
+        if self.kh > self.h + 2 * self.padding or self.kw > self.w + 2 * self.padding:
+            raise ValueError(f"kernel {self.kh}x{self.kw} is larger than the padded {self.h}x{self.w} input")
+        if self.n * self.c_in * self.h * self.w > 2**28:
+            raise ValueError("input larger than 2**28 elements")
+        return self
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return ops.conv_output_hw(self.h, self.w, self.kh, self.kw, self.padding, self.stride)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return (self.stride, self.stride) if isinstance(self.stride, int) else self.stride
+
+    @property
+    def stride_text(self) -> str:
+        sh, sw = self.stride_hw
+        return str(sh) if sh == sw else f"{sh}x{sw}"
+
+    @property
+    def flops(self) -> int:
+        return conv_flops(self.n, self.c_in, *self.out_hw, self.c_out, self.kh, self.kw)
+
+    @property
+    def input_text(self) -> str:
+        return f"{self.n}x{self.c_in}x{self.h}x{self.w}"
+
+    @property
+    def kernel_text(self) -> str:
+        return f"{self.c_out}x{self.c_in}x{self.kh}x{self.kw}"
+
+
+class Settings(Strict):
+    shapes: list[Shape] = Field(min_length=1, description="the grid of convolutions (the spec holds it)")
+    implementations: list[Impl] = Field(default=list(IMPLS), min_length=3)
+    claim_shape: str = Field(description="the shape the loop-vs-vectorised claim is judged on")
+    lenet_shapes: list[str] = Field(min_length=1, description="LeNet's layers: the shapes the library is judged on")
+    min_run_time: float = Field(default=0.1, gt=0, le=30,
+                                description="seconds of timed blocks per implementation and shape, each round")
+    loop_budget_s: float = Field(default=0.25, gt=0, le=120,
+                                 description="seconds the loop may take per shape, each round")
+    peak_n: int = Field(default=2048, ge=64, le=16384, description="matmul size of the CPU ceiling")
+    peak_n_cuda: int = Field(default=8192, ge=64, le=32768, description="matmul size of the CUDA ceiling")
+    peak_min_run_time: float = Field(default=1.0, gt=0, le=30)
+    threads: int | None = Field(default=None, ge=1, le=1024,
+                                description="CPU threads for torch (default: torch's own choice, all cores)")
+    check_tol: float = Field(default=1e-4, gt=0, le=0.1, description="max |y - ref| / max |ref|, float32")
+    check_tol_tf32: float = Field(default=5e-3, gt=0, le=0.1, description="the same where cuDNN may use TF32")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        ids = [s.id for s in self.shapes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("shape ids must not repeat")
+        if len(set(self.implementations)) != len(self.implementations):
+            raise ValueError("implementations must not repeat")
+        missing = {"loop", "unfold", "library"} - set(self.implementations)
+        if missing:
+            raise ValueError(f"implementations must include loop, unfold and library (missing {sorted(missing)})")
+        for name in [self.claim_shape, *self.lenet_shapes]:
+            if name not in ids:
+                raise ValueError(f"shape {name!r} is not in shapes ({', '.join(ids)})")
+        return self
+
+
+def _claim(name: str, meaning: str, unit: str = "x", headline: bool = False) -> Metric:
+    """A ratio judged over rounds: first implementation's speed over the second's (or over the ceiling)."""
+    return Metric(name, unit, "higher", meaning, timed=True, headline=headline)
+
+
+METRICS: tuple[Metric, ...] = (
+    _claim("unfold_over_loop_claim", "the loop's seconds over unfold's on the claim shape, within each round"),
+    _claim("library_over_loop_claim", "the loop's seconds over the library's on the claim shape, within each round",
+           headline=True),
+    _claim("strided_over_loop_claim", "the loop's seconds over the strided einsum's on the claim shape, each round"),
+    _claim("library_over_unfold_lenet_min", "unfold's seconds over the library's, the least over LeNet's shapes"),
+    _claim("unfold_compiled_over_unfold_lenet_min", "unfold's seconds over compiled unfold's, the least over "
+                                                    "LeNet's shapes"),
+    _claim("library_fraction_of_peak_lenet_min", "the library's GFLOP/s over the ceiling's, the least over LeNet's "
+                                                 "shapes", unit="fraction"),
+    _claim("library_fraction_of_peak_lenet_max", "the library's GFLOP/s over the ceiling's, the most over LeNet's "
+                                                 "shapes", unit="fraction"),
+    Metric("matmul_peak_gflops", "GFLOP/s", "higher", "GFLOP/s of the ceiling's matrix product, timed in the run"),
+    Metric("s.{impl}.{shape}", "s", "lower", "seconds of one call on a shape, each round (the loop's scaled to the "
+                                             "whole output)", timed=True),
+    Metric("gflops.{impl}.{shape}", "GFLOP/s", "higher", "the shape's FLOP over the pooled seconds per call",
+           derived_from="s.{impl}.{shape}"),
+    Metric("speedup_over_loop.{impl}.{shape}", "x", "higher", "the loop's pooled seconds over this implementation's",
+           derived_from="s.{impl}.{shape}"),
+    Metric("fraction_of_peak.{impl}.{shape}", "fraction", "higher", "GFLOP/s over the ceiling's",
+           derived_from="s.{impl}.{shape}"),
+)
+
+TABLE_COLUMNS = ["shape", "input", "kernel", "padding", "stride", "flops", "gflop", "impl", "backend", "median_s",
+                 "iqr_s", "rel_spread", "runs", "calls", "gflops", "speedup_over_loop", "fraction_of_peak",
+                 "extrapolated", "method", "max_rel_err", "compile_s", "others_cpu", "status"]
+
+
+BACKENDS = {"Cudnn": "cuDNN", "CudnnTranspose": "cuDNN", "Miopen": "MIOpen", "Mkldnn": "oneDNN (mkldnn)",
+            "MkldnnEmpty": "oneDNN (mkldnn)", "NnpackSpatial": "NNPACK", "Slow2d": "native slow_conv2d",
+            "Overrideable": "out-of-tree backend", "Mps": "MPS"}
+
+
+def library_backend(X: torch.Tensor, K: torch.Tensor, padding: int, stride: int | tuple[int, int] = 1) -> str:
+    """Which kernel F.conv2d dispatches to for these tensors (PyTorch's own backend choice)."""
+    strides = [stride, stride] if isinstance(stride, int) else list(stride)
+    try:
+        choice = torch._C._select_conv_backend(X, K, None, strides, [padding, padding], [1, 1], False, [0, 0], 1,
+                                               None)
+    except (AttributeError, RuntimeError, TypeError):
+        return "unknown"
+    name = str(choice).rsplit(".", 1)[-1]
+    return BACKENDS.get(name, name)
+
+
+def _rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:
+    y64 = y.detach().to("cpu", torch.float64)
+    if y64.shape != ref.shape:
+        return math.inf
+    scale = float(ref.abs().max()) or 1.0
+    return float((y64 - ref).abs().max()) / scale
+
+
+@dataclass
+class Case:
+    """One (shape, implementation): its table row, what is timed, and its timing in every round."""
+
+    shape: Shape
+    impl: str
+    row: dict[str, Any]
+    call: Callable[[], Any] | None = None  # None: not timed (a failed check or compile)
+    part_work: float = 1.0  # the loop: the share of the output timed ...
+    full_work: float = 1.0  # ... of the whole, to extrapolate by
+    timings: list[Timing] = field(default_factory=list)
+
+    @property
+    def scale(self) -> float:
+        return self.full_work / self.part_work
+
+
+def _loop_case(case: Case, Xp: torch.Tensor, K: torch.Tensor, ref: torch.Tensor, device: str, budget: float) -> None:
+    """The loop on a leading part of the output, sized to the budget, to be scaled to the whole output.
+
+    The unit of work is one output row of one output channel of one image (C_i * W_o inner iterations);
+    the part is whole rows, then whole channels, then whole images, so its cost per unit is the loop's.
+    """
+    shape = case.shape
+    h_o, _ = shape.out_hw
+    n, c_o = shape.n, shape.c_out
+    probe_x, probe_k = Xp[:1, :, :shape.kh], K[:1]
+    loop = partial(ops.conv2d_loop, stride=shape.stride)
+    unit = min(time_once(lambda: loop(probe_x, probe_k), device) for _ in range(2))
+    units = max(1, int(budget / 4 / max(unit, 1e-9)))
+    rows = min(h_o, units)
+    chans = min(c_o, max(1, units // h_o)) if rows == h_o else 1
+    imgs = min(n, max(1, units // (h_o * c_o))) if chans == c_o else 1
+    X_part, K_part = Xp[:imgs, :, :(rows - 1) * shape.stride_hw[0] + shape.kh], K[:chans]
+    case.row["max_rel_err"] = _rel_err(loop(X_part, K_part), ref[:imgs, :chans, :rows])
+    case.call = partial(loop, X_part, K_part)
+    case.part_work, case.full_work = imgs * chans * rows, n * c_o * h_o
+    if case.scale != 1:
+        case.row["extrapolated"] = True
+        case.row["method"] = (f"timed {imgs} image(s) x {chans} output channel(s) x {rows} output row(s) of "
+                              f"{n} x {c_o} x {h_o}; ")
+
+
+def _peak(device: str, settings: Settings) -> dict[str, Any]:
+    n = settings.peak_n_cuda if devices.get(device).is_cuda else settings.peak_n
+    return matmul_peak(device, n=n, min_run_time=settings.peak_min_run_time)
+
+
+def prepare(settings: Settings, device: str, seed: int) -> list[Case]:
+    """Every (shape, implementation), checked against a float64 reference (and compiled) before any timing."""
+    tol = settings.check_tol
+    if devices.get(device).switches().get("tf32_cudnn"):
+        tol = settings.check_tol_tf32
+    compiled = None
+    if "unfold_compiled" in settings.implementations:
+        torch._dynamo.reset()  # compile times of this run, not cache hits from an earlier one
+        compiled = torch.compile(ops.conv2d_unfold, dynamic=False)
+    cases: list[Case] = []
+    for index, shape in enumerate(settings.shapes):
+        g = torch.Generator(device="cpu").manual_seed(seed * 1000 + index)
+        X_cpu = torch.randn(shape.n, shape.c_in, shape.h, shape.w, generator=g)
+        K_cpu = torch.randn(shape.c_out, shape.c_in, shape.kh, shape.kw, generator=g)
+        ref = F.conv2d(X_cpu.double(), K_cpu.double(), padding=shape.padding, stride=shape.stride)
+        X, K = X_cpu.to(devices.place(device)), K_cpu.to(devices.place(device))
+        base = {"shape": shape.id, "input": shape.input_text, "kernel": shape.kernel_text,
+                "padding": shape.padding, "stride": shape.stride_text, "flops": shape.flops, "gflop": shape.flops / 1e9}
+        for impl in settings.implementations:
+            case = Case(shape, impl, base | {"impl": impl, "backend": "", "extrapolated": False,
+                                             "method": "measured whole", "compile_s": math.nan, "status": "ok"})
+            if impl == "loop":
+                Xp = F.pad(X, (shape.padding,) * 4) if shape.padding else X
+                _loop_case(case, Xp, K, ref, device, settings.loop_budget_s)
+            else:
+                fn = FUNCS.get(impl, compiled)
+                if impl == "unfold_compiled":
+                    try:
+                        case.row["compile_s"] = time_once(partial(fn, X, K, shape.padding, shape.stride), device)
+                    except Exception as err:  # noqa: BLE001 - a compiler failure is a result to record
+                        case.row["status"] = (f"compile failed: {type(err).__name__}: "
+                                              f"{str(err).splitlines()[0][:200]}")
+                        fn = None
+                if impl == "library":
+                    case.row["backend"] = library_backend(X, K, shape.padding, shape.stride)
+                if fn is not None:
+                    case.call = partial(fn, X, K, shape.padding, shape.stride)
+                    case.row["max_rel_err"] = _rel_err(case.call(), ref)
+            if case.row.get("max_rel_err", 0.0) > tol:
+                case.row["status"] = f"check failed: max rel err {case.row['max_rel_err']:.3g} > {tol:g}; not timed"
+                case.call = None
+            cases.append(case)
+    return cases
+
+
+def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    with cpu_threads(settings.threads), torch._dynamo.config.patch(recompile_limit=len(settings.shapes) + 8):
+        return _run(settings, rec)
+
+
+def _run(settings: Settings, rec: Recorder) -> dict[str, Any]:
+    device = rec.device
+    peak = _peak(device, settings)
+    rec.log_table("matmul_peak", pd.DataFrame([peak]))
+    cases = prepare(settings, device, rec.seed)
+    timed = [c for c in cases if c.call is not None]
+
+    def one_round(i: int) -> dict[str, float]:
+        for case in timed:
+            loop = case.impl == "loop"
+            case.timings.append(measure(case.call, device=device, warmup=0 if loop else 1, label=case.impl,
+                                        min_run_time=settings.loop_budget_s * 0.75 if loop else settings.min_run_time))
+        seconds = {(c.shape.id, c.impl): c.timings[-1].median * c.scale for c in timed}
+        return {f"s.{impl}.{shape}": v for (shape, impl), v in seconds.items()} | _claims(seconds, settings, peak)
+
+    rounds = recorded_rounds(rec, one_round)
+    rows = []
+    for case in cases:
+        row = dict(case.row)
+        if case.timings:
+            timing, how = extrapolate(pool(case.timings), case.part_work, case.full_work)
+            if case.impl == "loop":
+                row["method"] = (row["method"] if case.scale != 1 else "") + how
+            row |= {"median_s": timing.median, "iqr_s": timing.iqr, "rel_spread": timing.rel_spread,
+                    "others_cpu": timing.others_cpu, "runs": timing.runs, "calls": timing.calls,
+                    "gflops": case.shape.flops / timing.median / 1e9}
+        rows.append(row)
+    df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
+    loop_s = df[df["impl"] == "loop"].set_index("shape")["median_s"]
+    df["speedup_over_loop"] = loop_s.reindex(df["shape"]).to_numpy() / df["median_s"]
+    df["fraction_of_peak"] = df["gflops"] / peak["gflops"]
+    rec.log_table("conv_throughput", df)
+    return _metrics(df, rounds, peak)
+
+
+def _strict(pick, values: list[float]) -> float:
+    """min or max that is NaN when any value is (a shape that was not measured is not a best case)."""
+    values = [float(v) for v in values]
+    return math.nan if any(math.isnan(v) for v in values) else float(pick(values))
+
+
+def _claims(seconds: dict[tuple[str, str], float], settings: Settings, peak: dict[str, Any]) -> dict[str, float]:
+    """The judged ratios, from one round's seconds per call of each (shape, implementation)."""
+    claim, lenet = settings.claim_shape, settings.lenet_shapes
+    flops = {s.id: s.flops for s in settings.shapes}
+
+    def ratio(slow: str, fast: str, shape: str) -> float:
+        return seconds.get((shape, slow), math.nan) / seconds.get((shape, fast), math.nan)
+
+    frac = [flops[s] / seconds.get((s, "library"), math.nan) / 1e9 / peak["gflops"] for s in lenet]
+    out = {
+        "unfold_over_loop_claim": ratio("loop", "unfold", claim),
+        "library_over_loop_claim": ratio("loop", "library", claim),
+        "strided_over_loop_claim": ratio("loop", "strided", claim),
+        "library_over_unfold_lenet_min": _strict(min, [ratio("unfold", "library", s) for s in lenet]),
+        "unfold_compiled_over_unfold_lenet_min": _strict(min, [ratio("unfold", "unfold_compiled", s) for s in lenet]),
+        "library_fraction_of_peak_lenet_min": _strict(min, frac),
+        "library_fraction_of_peak_lenet_max": _strict(max, frac),
+    }
+    return out
+
+
+def _metrics(df: pd.DataFrame, rounds: Rounds, peak: dict[str, Any]) -> dict[str, Any]:
+    """The judged ratios with their rounds; per-(impl, shape) figures of the pooled table beside them."""
+    out: dict[str, Any] = {"matmul_peak_gflops": peak["gflops"],
+                           **rounds.measured(timings_of(METRICS))}
+    for r in df.itertuples():
+        if isinstance(r.gflops, float) and math.isfinite(r.gflops):
+            out[f"gflops.{r.impl}.{r.shape}"] = r.gflops
+            out[f"speedup_over_loop.{r.impl}.{r.shape}"] = r.speedup_over_loop
+            out[f"fraction_of_peak.{r.impl}.{r.shape}"] = r.fraction_of_peak
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in out.items()}

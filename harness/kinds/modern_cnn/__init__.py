@@ -1,0 +1,8 @@
+"""F1-F4: AlexNet, VGG, NiN and GoogLeNet on Fashion-MNIST, measured as the lenet kind measures its networks."""
+
+from harness.kinds.base import Kind
+from harness.kinds.lenet import KIND as LENET
+from harness.kinds.modern_cnn.measure import Settings
+
+KIND = Kind(name="modern_cnn", settings=Settings, metrics=LENET.metrics, measure=LENET.measure, tables=LENET.tables,
+            section=LENET.section, curves=LENET.curves)

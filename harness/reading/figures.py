@@ -1,0 +1,18 @@
+"""Figures for the report: matplotlib without a display, saved beside REPORT.md."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from harness.reading.view import RunView  # noqa: E402
+
+
+def save_figure(fig, view: RunView, stem: str, alt: str) -> str:
+    """Save a matplotlib figure for the report and return its markdown image line."""
+    path, link = view.figure_path(stem)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f"![{alt}]({link})"

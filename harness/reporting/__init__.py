@@ -1,0 +1,1 @@
+"""Reporting: REPORT.md and its tables, the history of headline figures, comparisons of suites, repeats."""

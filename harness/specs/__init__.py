@@ -1,0 +1,1 @@
+"""Specs: the YAML files of experiments/ and the references they cite, loaded strictly and checked against the kinds."""

@@ -1,0 +1,72 @@
+"""The command line: list, show, help, and argument errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def test_list_shows_every_spec(capsys):
+    assert main(["list", str(EXPERIMENTS)]) == 0
+    out = capsys.readouterr().out
+    for path in EXPERIMENTS.glob("*.yaml"):
+        assert path.stem in out
+
+
+def test_show_prints_each_layer_with_shape_parameters_and_flop(capsys):
+    assert main(["show", str(EXPERIMENTS / "structure-googlenet.yaml"), str(EXPERIMENTS / "lenet-relu.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "structure-googlenet: googlenet on 1x1x96x96" in out and "1x832x3x3" in out and "5,977,530" in out
+    assert "lenet-relu: lenet_pad2_avg, relu on 1x1x28x28" in out and "61,706" in out
+    assert "0.24" in out  # the first convolution: 2 x 6 x 28 x 28 x 25 FLOP = 0.24 MFLOP
+
+
+def test_show_without_a_network_is_an_error(capsys):
+    assert main(["show", str(EXPERIMENTS / "worked-pooling.yaml")]) == 2
+    assert "no spec here defines a network" in capsys.readouterr().err
+
+
+def test_unknown_command_exits_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_empty_directory_is_an_error(tmp_path, store, capsys):
+    assert main(["run", str(tmp_path)]) == 2
+    assert "no spec files found" in capsys.readouterr().err
+
+
+def test_a_cpu_run_prints_nothing_on_stderr_but_its_own_lines(tmp_path, write_spec):
+    """A CPU run's stderr holds only the harness's own lines: no library warning, no progress-bar residue.
+
+    The throughput kind imports torch.utils.benchmark and torch.compile (both pull in torch's C++ extension module,
+    which logs a CUDA_HOME notice on machines with nvcc but no GPU); the LeNet kind runs the book's DataLoader with
+    4 workers on the real data, where it is installed.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from harness.book import data as D
+    from tests.kinds.test_conv_throughput import SPEC as CONV
+
+    paths = [write_spec(CONV | {"timing": {"rounds": 3, "max_rounds": 3, "budget_s": 0}})]
+    if D.DEBIAN_DIR.is_dir() or os.environ.get(D.ENV_DIR):
+        paths.append(write_spec({
+            "name": "lenet-one-epoch", "title": "one epoch of each loop", "kind": "lenet", "seeds": [0],
+            "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 1,
+                         "loops": ["harness", "tutorial"]},
+            "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}))
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    env.pop("PYTEST_CURRENT_TEST", None)
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", *map(str, paths)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    foreign = [line for line in done.stderr.splitlines() if not line.startswith("harness:")]
+    assert foreign == []

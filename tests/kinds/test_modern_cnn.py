@@ -1,0 +1,82 @@
+"""F1-F4 and their smoke tests: the book's recipe in the specs, a tiny run through MLflow, the CUDA skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.book import data as D
+from harness.cli import main
+from harness.kinds import lenet, registry
+from harness.kinds.modern_cnn import KIND
+from harness.kinds.modern_cnn.measure import Settings
+from harness.reading.view import RunView
+from harness.reporting.report import write_report
+from harness.reporting.tables import table
+from harness.specs.spec import load_spec
+from harness.store import tracking
+from tests.book.test_data import make_dataset
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+BOOK = {"alexnet": ("alexnet", 224, 0.01), "vgg": ("vgg11_small", 224, 0.05), "nin": ("nin", 224, 0.1),
+        "googlenet": ("googlenet", 96, 0.1)}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_registered_with_the_lenet_kinds_measurement():
+    assert registry.KINDS["modern_cnn"] is KIND and KIND.settings is Settings
+    assert (KIND.metrics, KIND.measure, KIND.tables, KIND.section, KIND.curves) == (
+        lenet.KIND.metrics, lenet.KIND.measure, lenet.KIND.tables, lenet.KIND.section, lenet.KIND.curves)
+
+
+@pytest.mark.parametrize("name", sorted(BOOK))
+def test_the_book_recipe_runs_on_cuda_only(name):
+    spec = load_spec(EXPERIMENTS / f"modern-{name}.yaml")
+    s = spec.settings
+    assert spec.devices == ["cuda"] and len(spec.seeds) >= 3
+    assert (s.model, s.resize, s.lr) == BOOK[name]
+    assert (s.optimizer, s.init, s.batch_size, s.epochs, s.train_examples, s.ceiling) == ("sgd", "xavier", 128, 10,
+                                                                                          None, True)
+    assert any(r.gate and r.metric == "test_acc" for r in spec.references)
+
+
+@pytest.mark.parametrize("name", sorted(BOOK))
+def test_the_smoke_specs_say_what_they_are(name):
+    spec = load_spec(EXPERIMENTS / f"smoke-{name}.yaml")
+    assert spec.devices == ["cpu"] and "not the book's result" in spec.title
+    assert spec.settings.model == BOOK[name][0] and spec.settings.train_examples <= 2000
+    assert [(r.metric, r.at_least) for r in spec.references] == [("test_acc", 0.2)]
+
+
+def test_a_tiny_run_records_speed_against_the_ceiling(tmp_path, store, monkeypatch, write_spec):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "idx", monkeypatch, n_train=128, n_test=40)
+    D.clear_cache()
+    path = write_spec({
+        "name": "nin-tiny", "title": "tiny NiN", "kind": "modern_cnn", "seeds": [0], "devices": ["cpu", "cuda"],
+        "settings": {"model": "nin", "resize": 67, "train_examples": 64, "optimizer": "adam", "lr": 0.001,
+                     "batch_size": 32, "epochs": 2, "data_dir": str(tmp_path / "idx"), "progress": False},
+        "references": [{"metric": "test_acc", "source": "H2", "basis": "chosen before measuring", "at_least": 0.0}]})
+    assert main(["run", str(path)]) == 0
+    run = tracking.spec_runs().iloc[0]
+    verdicts = tracking.load_json(run.run_id, "verdicts.json")
+    on_cuda = "reproduced" if torch.cuda.is_available() else "skipped"  # a GPU machine runs the CUDA half too
+    assert {(v["device"], v["status"]) for v in verdicts} == {("cpu", "reproduced"), ("cuda", on_cuda)}
+    text = write_report(tmp_path / "reports").read_text()
+    speed = table("nin-tiny", "speed")
+    assert [c for c in speed.columns if not c.endswith(("_low", "_high", "_rounds"))] == [
+        "device", "seeds", "rounds_extra", "harness_examples_per_s", "harness_gflops", "harness_fraction_of_peak",
+        "matmul_peak_gflops", "training_flop_per_example", "stopped"]
+    measured = tracking.load_json(run.run_id, "measured.json")["cpu"]["0"]
+    assert speed["training_flop_per_example"].tolist() == [measured["harness.training_flop_per_example"]]
+    assert speed["harness_gflops"].iloc[0] > 0
+    (tmp_path / "figures").mkdir()
+    assert KIND.section(RunView(run, figures=tmp_path / "figures")) in text  # the report shows the section whole
+
+
+def test_fold_is_off_by_default():
+    s = Settings.model_validate({"model": "alexnet", "resize": 224, "lr": 0.01})
+    assert s.fold == 1 and s.batch_size == 128 and s.optimizer == "sgd" and s.input_shape == (1, 224, 224)
