@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +21,7 @@ class RunView:
     row: pd.Series
     figures: Path | None = None  # where section() saves its PNGs (None: tables only, no figures)
     suffix: str = ""  # told apart in figure names when a spec shows two runs (a CPU and a CUDA one)
+    renamed: dict[str, str] = field(default_factory=dict)  # the kind's former metric names -> today's
     _read: dict[tuple[str, str, str], pd.DataFrame] = field(default_factory=dict, repr=False)  # unit reads
 
     @property
@@ -55,9 +57,30 @@ class RunView:
         """The interval of a timing's rounds at the spec's confidence level, the one its verdicts use."""
         return rounds_interval(values, self.confidence)
 
+    def now(self, name: str) -> str:
+        """A metric's name today, from the one it was recorded under (each dotted part renamed on its own)."""
+        return ".".join(self.renamed.get(part, part) for part in name.split("."))
+
+    def former(self, name: str) -> list[str]:
+        """``name`` and the names a store written before a rename may hold it under."""
+        olds: dict[str, list[str]] = {}
+        for old, new in self.renamed.items():
+            olds.setdefault(new, []).append(old)
+        parts = [[p, *olds.get(p, [])] for p in name.split(".")]
+        return [".".join(choice) for choice in itertools.product(*parts)]
+
     @cached_property
     def measured(self) -> dict[str, dict[str, dict[str, Any]]]:
-        return tracking.load_json(self.run_id, "measured.json")
+        """What each (device, seed) measured, by today's metric names."""
+        raw = tracking.load_json(self.run_id, "measured.json")
+
+        def renamed(values: dict[str, Any]) -> dict[str, Any]:
+            out = {self.now(k): v for k, v in values.items()}
+            if isinstance(out.get("rounds"), dict):
+                out["rounds"] = {self.now(k): v for k, v in out["rounds"].items()}
+            return out
+
+        return {device: {seed: renamed(m) for seed, m in seeds.items()} for device, seeds in raw.items()}
 
     @cached_property
     def verdicts(self) -> pd.DataFrame:
@@ -81,8 +104,13 @@ class RunView:
         return self.units[(device, str(seed))]
 
     def series(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
-        """A metric of one unit as (step, value) (read once, then a copy each time)."""
-        return self._once("series", name, self.unit(device, seed), tracking.metric_history)
+        """A metric of one unit as (step, value), under today's name or a former one (read once, then copies)."""
+        unit = self.unit(device, seed)
+        for candidate in self.former(name):
+            found = self._once("series", candidate, unit, tracking.metric_history)
+            if not found.empty:
+                return found
+        return found
 
     def table(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
         """A table one unit logged (read once, then a copy each time)."""

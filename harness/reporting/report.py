@@ -182,7 +182,7 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
     if runs.empty:
         return views
     for _, group in runs.groupby(f"tags.{tracking.SPEC_NAME}", sort=True):
-        newest = RunView(group.iloc[0], figures)
+        newest = tables.view(group.iloc[0], figures)
         views.append(newest)
         ran = group["tags.harness.devices_ran"].fillna("").str.split(",")
         for device in ("cpu", "cuda"):
@@ -190,7 +190,7 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
                 continue
             on = group[[device in d for d in ran]]
             if not on.empty:
-                views.append(RunView(on.iloc[0], figures, suffix=f"-{device}-run"))
+                views.append(tables.view(on.iloc[0], figures, suffix=f"-{device}-run"))
     return views
 
 

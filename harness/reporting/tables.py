@@ -16,6 +16,12 @@ from harness.reading.view import RunView
 from harness.store import tracking
 
 
+def view(row: pd.Series, figures: Path | None = None, suffix: str = "") -> RunView:
+    """A recorded spec run as its kind reads it: metrics recorded under former names go by today's."""
+    kind = registry.KINDS.get(str(row.get("tags.harness.kind")))
+    return RunView(row, figures, suffix, renamed=kind.renamed if kind else {})
+
+
 def view_tables(view: RunView) -> dict[str, pd.DataFrame]:
     """Every table the report shows for one spec run, by name (``<table>`` or ``<table>-<device>``)."""
     verdicts = view.verdicts.copy()
@@ -47,7 +53,7 @@ def _spec_row(spec: str, tracking_uri: str | None, run: str | None, suite: str |
 def tables(spec: str, *, tracking_uri: str | None = None, run: str | None = None,
            suite: str | None = None) -> dict[str, pd.DataFrame]:
     """Every table of a spec's run: its newest finished run, or the one given (``run``) or in a suite (``suite``)."""
-    return view_tables(RunView(_spec_row(spec, tracking_uri, run, suite)))
+    return view_tables(view(_spec_row(spec, tracking_uri, run, suite)))
 
 
 def table(spec: str, name: str, device: str | None = None, *, tracking_uri: str | None = None,
