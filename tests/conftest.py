@@ -33,6 +33,7 @@ def store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "")  # the harness's own experiment (and restored after)
     return uri
 
 
@@ -68,6 +69,7 @@ class MemoryRecorder:
         self.rounds: list[tuple[int, dict]] = []
         self.tables: dict = {}
         self.series: dict = {}
+        self.datasets: list[dict] = []
 
     def log_round(self, number, values):
         self.rounds.append((number, dict(values)))
@@ -85,6 +87,10 @@ class MemoryRecorder:
 
     def log_json(self, name, obj):
         self.tables[name] = obj
+
+    def log_dataset(self, name, digest, source, profile, context="training"):
+        self.datasets.append({"name": name, "digest": digest, "source": source, "profile": profile,
+                              "context": context})
 
 
 @pytest.fixture

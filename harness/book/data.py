@@ -111,10 +111,16 @@ class ImageSet:
     test_y: torch.Tensor
     root: Path  # the torchvision root (``root/FashionMNIST/raw``, ``root/MNIST/raw``) the tensors were read from
     name: str = FASHION  # which dataset: "fashion-mnist" or "mnist"
+    digest: str = ""  # of the four verified files' decompressed bytes (``files_digest``)
+
+    def described(self) -> dict[str, Any]:
+        """What a run records of the data it used: name, digest, where it was read, how many examples."""
+        return {"name": self.name, "digest": self.digest, "source": str(self.root),
+                "profile": {"train_examples": len(self.train_y), "test_examples": len(self.test_y)}}
 
     def to(self, device: str | torch.device) -> ImageSet:
-        return ImageSet(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
-                        self.test_y.to(device), self.root, self.name)
+        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
+                       test_x=self.test_x.to(device), test_y=self.test_y.to(device))
 
 
 FashionMNIST = ImageSet  # the name it had when Fashion-MNIST was the only dataset
@@ -342,6 +348,13 @@ def _tensors(torchvision_root: Path, name: str = FASHION) -> tuple[torch.Tensor,
     return tuple(out)
 
 
+def files_digest(torchvision_root: Path, name: str = FASHION) -> str:
+    """One digest of a dataset: SHA-256 over its four files' own (decompressed, verified; cached per process)."""
+    files = _find_in(torchvision_root / source(name).folder / "raw", name) or {}
+    lines = "".join(f"{file}={digest}\n" for file, digest in sorted(verify(files, name).items()))
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
 def load(name: str, root: str | Path | None = None, device: str = "cpu", download: bool = False) -> ImageSet:
     """The verified dataset ``name``, decoded once per process and moved to ``device``.
 
@@ -349,7 +362,7 @@ def load(name: str, root: str | Path | None = None, device: str = "cpu", downloa
     """
     tv_root = locate(root, download=download, name=name).resolve()
     train_x, train_y, test_x, test_y = _tensors(tv_root, name)
-    data = ImageSet(train_x, train_y, test_x, test_y, tv_root, name)
+    data = ImageSet(train_x, train_y, test_x, test_y, tv_root, name, files_digest(tv_root, name))
     return data if str(device) == "cpu" else data.to(device)
 
 

@@ -8,6 +8,7 @@ Each command group is a module with ``setup_arguments(subparsers)``, which sets 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -34,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "experiment", None):
+        os.environ["MLFLOW_EXPERIMENT_NAME"] = args.experiment  # MLflow's own variable, read where runs are made
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)

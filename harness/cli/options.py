@@ -14,6 +14,8 @@ EXIT_INCONCLUSIVE = 3
 
 def store_option(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    sp.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, "
+                    "else d2l-cnn-chapter)")
 
 
 def specs_argument(sp: argparse.ArgumentParser, default: list[str] | None = None) -> None:

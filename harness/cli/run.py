@@ -57,10 +57,10 @@ def _only_devices(paths: list[Path], specs: list[Spec], devices: str | None) -> 
 
 
 def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
-             resume: bool = False, executor=None, only: list[str] | None = None) -> tuple[int, int, int]:
+             resume: bool = False, executor=None, only: list[str] | None = None) -> tuple[int, int, int, str]:
     """Run specs (inside one parent run when ``suite`` names one) on ``executor`` (default: local), on the devices
-    ``only`` names (default: each spec's own); returns (missed, inconclusive, failed), where a spec with a failed
-    unit counts as failed."""
+    ``only`` names (default: each spec's own); returns (missed, inconclusive, failed, the suite's run id or ""),
+    where a spec with a failed unit counts as failed."""
     from harness.execution.runner import run_spec
     from harness.store import tracking
 
@@ -101,15 +101,17 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
 
         tags = {tracking.ROLE: "suite", "specs": ",".join(s.name for s in specs), **env.fingerprint(),
                 tracking.CODE_ID: env.code_id()}
-        with tracking.recorded_run(suite, tags=tags):
+        with tracking.recorded_run(suite, tags=tags) as run:
+            suite_id = run.info.run_id
             for path, spec in zip(paths, specs):
                 one(path, spec, nested=True)
             tracking.log_metrics({"specs.failed": failed, "verdicts.gating_missed": missed,
                                   "verdicts.gating_inconclusive": inconclusive})
     else:
+        suite_id = ""
         for path, spec in zip(paths, specs):
             one(path, spec, nested=False)
-    return missed, inconclusive, failed
+    return missed, inconclusive, failed, suite_id
 
 
 def cmd_run(args, suite: str | None = None) -> int:
@@ -130,7 +132,7 @@ def cmd_run(args, suite: str | None = None) -> int:
     except ExecutorError as exc:
         raise SpecError(str(exc)) from None
     try:
-        missed, inconclusive, failed = run_many(paths, specs, suite, resume=args.resume, executor=executor,
+        missed, inconclusive, failed, suite_id = run_many(paths, specs, suite, resume=args.resume, executor=executor,
                                                 only=args.devices.split(",") if args.devices else None)
     finally:
         executor.close()
@@ -152,6 +154,7 @@ def cmd_run(args, suite: str | None = None) -> int:
         status = 1
     if suite and not failed and not args.no_report:
         status = max(status, cmd_report(args))
+        tracking.log_folder(suite_id, Path(args.out), "report")  # the UI shows the report on the suite it sums up
     return status
 
 

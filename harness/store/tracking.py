@@ -22,7 +22,8 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from harness.judging.rounds import Plan
 from harness.judging.stats import is_finite_number
@@ -49,6 +50,11 @@ for _name in ("mlflow", "alembic", "mlflow.store.db.utils"):
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def experiment_name() -> str:
+    """The experiment runs go to: ``$MLFLOW_EXPERIMENT_NAME`` (``--experiment`` sets it), else the harness's own."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
+
+
 def tracking_uri(explicit: str | None = None) -> str:
     """The store to use: the flag, else MLFLOW_TRACKING_URI, else ./mlflow.db (SQLite)."""
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
@@ -57,7 +63,8 @@ def tracking_uri(explicit: str | None = None) -> str:
 @retry_locked
 def _experiment(uri: str, create: bool) -> str | None:
     """The harness's experiment in the store (created when missing and ``create``); the store's first touch."""
-    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    name = experiment_name()
+    exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         if exp.tags.get(EXPERIMENT_KIND[0]) is None:  # a store made before the kind was set
             mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
@@ -67,9 +74,9 @@ def _experiment(uri: str, create: bool) -> str | None:
     path = sqlite_path(uri)
     location = (path.parent / "mlartifacts").as_uri() if path is not None else None
     try:
-        return mlflow.create_experiment(EXPERIMENT, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+        return mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     except Exception:  # a server's runners race to create it (SQLite's are serialised by creation_lock)
-        exp = mlflow.get_experiment_by_name(EXPERIMENT)
+        exp = mlflow.get_experiment_by_name(name)
         if exp is None:
             raise
         return exp.experiment_id
@@ -227,6 +234,15 @@ class Recorder:
         MlflowClient().log_metric(self.run_id, safe_key(name), float(value), step=step)
 
     @retry_locked
+    def log_dataset(self, name: str, digest: str, source: str, profile: dict[str, int],
+                    context: str = "training") -> None:
+        """The dataset the unit read, as the run's MLflow input (the UI lists it with its digest and counts)."""
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=json.dumps({"uri": source}),
+                          profile=json.dumps(profile))
+        MlflowClient().log_inputs(self.run_id, datasets=[
+            DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+
+    @retry_locked
     def log_json(self, name: str, obj: Any) -> None:
         MlflowClient().log_dict(self.run_id, obj, f"{name}.json")
 
@@ -337,6 +353,12 @@ def metric_history(run_id: str, key: str) -> pd.DataFrame:
     hist = MlflowClient().get_metric_history(run_id, safe_key(key))
     df = pd.DataFrame({"step": [m.step for m in hist], "value": [m.value for m in hist]})
     return df.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+@retry_locked
+def log_folder(run_id: str, folder: Path, under: str) -> None:
+    """Every file of ``folder`` as artifacts of run ``run_id`` (ended or not), under ``under``."""
+    MlflowClient().log_artifacts(run_id, str(folder), under)
 
 
 def artifact_paths(run_id: str, under: str = "") -> list[str]:

@@ -70,3 +70,18 @@ def test_a_cpu_run_prints_nothing_on_stderr_but_its_own_lines(tmp_path, write_sp
     assert done.returncode == 0, done.stderr
     foreign = [line for line in done.stderr.splitlines() if not line.startswith("harness:")]
     assert foreign == []
+
+
+def test_the_experiment_comes_from_mlflows_variable_or_the_option(store, write_spec, monkeypatch):
+    import mlflow
+
+    from tests import flaky
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "x")
+    assert main(["run", str(write_spec(flaky.spec([0])))]) == 0
+    assert main(["run", "--experiment", "y", str(write_spec(flaky.spec([1], name="flaky-y")))]) == 0
+    for experiment, spec in (("x", "flaky"), ("y", "flaky-y")):
+        runs = mlflow.search_runs([mlflow.get_experiment_by_name(experiment).experiment_id],
+                                  filter_string="tags.`harness.role` = 'spec'")
+        assert list(runs["tags.harness.spec"]) == [spec]
+    assert mlflow.get_experiment_by_name("d2l-cnn-chapter") is None

@@ -45,7 +45,7 @@ SPEC = {
 
 @pytest.fixture
 def synthetic(monkeypatch):
-    def data(settings, device):
+    def data(settings, device, rec=None):
         g = torch.Generator().manual_seed(0)
         return torch.rand(128, 1, 28, 28, generator=g).to(device), torch.randint(0, 10, (128,), generator=g).to(device)
 

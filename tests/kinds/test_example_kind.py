@@ -9,6 +9,7 @@ from harness.cli import main
 from harness.kinds import registry
 from harness.reading import results
 from harness.reporting import compare
+from harness.store import tracking
 from tests.kinds import tiny
 
 
@@ -37,6 +38,10 @@ def test_a_kind_added_by_its_folder_and_one_registry_line(tmp_path, monkeypatch)
     assert (tmp_path / "reports" / "figures" / "report-history.png").stat().st_size > 0
     csv = (tmp_path / "reports" / "tables" / "tiny-spec-tiny.csv").read_text().splitlines()
     assert csv[0] == "round,speedup_x,device,seed" and len(csv) == 1 + 2 * 10
+
+    suite = results.resolve("latest", uri).row["run_id"]  # the suite run carries the report it wrote
+    held = set(tracking.artifact_paths(suite, "report"))
+    assert {"report/REPORT.md", "report/figures/report-history.png", "report/tables/tiny-spec-tiny.csv"} <= held
 
     df = compare.compare(results.resolve("latest~1", uri), results.resolve("latest", uri)).set_index("metric")
     assert df.loc["speedup", "verdict"] == "faster"  # x, higher is better, timed: a speed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 from pydantic import ValidationError
 
 from harness.book import data as D
@@ -118,6 +120,12 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
     text = write_report(tmp_path / "reports").read_text()
     run = tracking.spec_runs().iloc[0]
     measured = tracking.load_json(run.run_id, "measured.json")["cpu"]
+    digest = D.files_digest(D.locate(tmp_path / "idx"))
+    for _, unit in tracking.unit_runs(run.run_id).iterrows():  # the data each unit read, as its MLflow input
+        (used,) = MlflowClient().get_run(unit["run_id"]).inputs.dataset_inputs
+        assert (used.dataset.name, used.dataset.digest) == ("fashion-mnist", digest) and len(digest) == 16
+        assert json.loads(used.dataset.profile) == {"train_examples": 256, "test_examples": 100}
+        assert [(tag.key, tag.value) for tag in used.tags] == [("mlflow.data.context", "training")]
     seeds = table("lenet-tiny", "seeds")
     assert list(seeds.columns) == ["device", "seed", "loop", "epochs", "loss", "train_acc", "test_acc", "converged",
                                    "epoch_s", "examples_per_s"]

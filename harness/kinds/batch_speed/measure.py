@@ -101,9 +101,11 @@ TABLE_COLUMNS = ["batch", "update_s", "iqr_s", "rel_spread", "runs", "rounds", "
                  "extrapolated", "threads", "others_cpu", "faults_per_update", "method"]
 
 
-def train_data(settings: Settings, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fashion-MNIST's training images and labels, on ``device``."""
+def train_data(settings: Settings, device: str, rec: Recorder | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST's training images and labels, on ``device``; recorded as the input of ``rec``'s run."""
     data = load_fashion_mnist(settings.data_dir, device=devices.place(device))
+    if rec is not None:
+        rec.log_dataset(**data.described())
     return data.train_x, data.train_y
 
 
@@ -220,7 +222,7 @@ def time_batches(x: torch.Tensor, y: torch.Tensor, settings: Settings, rec: Reco
 
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     """One (device, seed): every batch size timed in rounds; the table, the series against the batch, the metrics."""
-    x, y = train_data(settings, rec.device)
+    x, y = train_data(settings, rec.device, rec)
     with cpu_threads(settings.threads):
         rows, rounds = time_batches(x, y, settings, rec)
     df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)

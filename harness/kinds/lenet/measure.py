@@ -221,6 +221,7 @@ def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     """Every loop an epoch a round, interleaved; the first ``epochs`` rounds train and evaluate, the rest time."""
     data = prepared(settings, rec.device)
+    rec.log_dataset(**data.described())
     plan = rec.plan
     limit = ceiling(settings, data, rec.device) if settings.ceiling and "harness" in settings.loops else {}
     loops = make_loops(settings, data, rec.seed, rec.device)
