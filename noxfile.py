@@ -54,11 +54,11 @@ def ensure_postgres(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The default test run: fast tests; long runs and benchmarks are skipped."""
+    """The default test run: fast tests, every benchmark body once and untimed (its checks run); long runs skipped."""
     install(session)
     ensure_fashion_mnist(session)
     ensure_chromium(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "--benchmark-disable", *session.posargs)
 
 
 @nox.session
@@ -112,8 +112,9 @@ def bench(session: nox.Session) -> None:
     Path("reports").mkdir(exist_ok=True)
     machine = session.run("python", "-c", "from harness.machine.env import machine_slug; print(machine_slug())",
                           silent=True).strip()
-    session.run("pytest", "--benchmark-only", "tests/bench", "--benchmark-json", "reports/benchmarks.json",
-                "--benchmark-autosave", f"--benchmark-storage=file://.benchmarks/{machine}", *session.posargs)
+    session.run("pytest", "--benchmark-only", "--run-slow", "tests/bench",
+                "--benchmark-json", "reports/benchmarks.json", "--benchmark-autosave",
+                f"--benchmark-storage=file://.benchmarks/{machine}", *session.posargs)
 
 
 @nox.session

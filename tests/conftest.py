@@ -1,5 +1,5 @@
-"""Shared fixtures; long runs need --run-slow, Ray and PostgreSQL tests --run-scale (nox -s scale), benchmarks
-run only under --benchmark-only."""
+"""Shared fixtures; long runs need --run-slow, Ray and PostgreSQL tests --run-scale (nox -s scale). Benchmarks
+follow pytest-benchmark's own switches (nox -s tests runs each body once with --benchmark-disable)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,12 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    bench_only = config.getoption("benchmark_only", default=False)
     run_slow, run_scale = config.getoption("--run-slow"), config.getoption("--run-scale")
     for item in items:
         if "slow" in item.keywords and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow: pass --run-slow"))
         if "scale" in item.keywords and not run_scale:
             item.add_marker(pytest.mark.skip(reason="scale: pass --run-scale (nox -s scale)"))
-        if "benchmark" in getattr(item, "fixturenames", ()) and not bench_only:
-            item.add_marker(pytest.mark.skip(reason="benchmark: run with pytest --benchmark-only"))
 
 
 @pytest.fixture

@@ -99,6 +99,7 @@ def fingerprint() -> dict[str, str]:
         "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
         "numpy": np.__version__,
         "scipy": version("scipy"),
+        "pandas": version("pandas"),
         "mlflow": mlflow_version(),
         "platform": platform.platform(),
         "cpu.model": cpu_model(),

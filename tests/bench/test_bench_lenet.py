@@ -35,6 +35,7 @@ def fashion_mnist():
         pytest.skip(str(err))
 
 
+@pytest.mark.slow  # whole epochs of Fashion-MNIST, in rounds until the claim is decided
 @pytest.mark.benchmark(group="lenet-loops")
 def test_bench_harness_loop_vs_tutorial_loop(benchmark, fashion_mnist):
     spec = load_spec(SPEC)
