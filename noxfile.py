@@ -1,8 +1,8 @@
 """Sessions: tests (default), reproduce (the main job), scale (Ray and PostgreSQL tests), server, ui, bench, lint,
-gpu_kit (the CUDA half packed for a GPU node).
+lock (re-resolve requirements.lock), gpu_kit (the CUDA half packed for a GPU node).
 
-Each session installs the project into its own virtualenv (reused between runs: torch is
-large). torch/torchvision come from the pinned builds this machine keeps on disk.
+Each session installs requirements.lock (every dependency and extra, pinned with hashes), then torch and torchvision
+at the pinned builds this machine keeps on disk, then the project without dependencies, into its own virtualenv.
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ nox.options.reuse_venv = "yes"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-def install(session: nox.Session, extras: str = "test") -> None:
-    session.install("torch==2.14.1", "torchvision==0.29.1")
-    session.install("-e", f".[{extras}]")
+LOCK = "requirements.lock"
+TORCH = ("torch==2.14.1", "torchvision==0.29.1")  # outside the lock: the builds on this machine's disk
+
+
+def install(session: nox.Session) -> None:
+    """The locked environment: the same versions of everything on every machine."""
+    session.install("-r", LOCK)
+    session.install(*TORCH)
+    session.install("--no-deps", "-e", ".")
 
 
 def apt_install(session: nox.Session, package: str, why: str) -> None:
@@ -73,7 +79,7 @@ def reproduce(session: nox.Session) -> None:
 def scale(session: nox.Session) -> None:
     """The tests marked scale: one suite on a local Ray cluster against the local executor, a dying Ray worker,
     and four runners at once against MLflow's server on PostgreSQL."""
-    install(session, "test,ray,postgres")
+    install(session)
     ensure_fashion_mnist(session)
     ensure_postgres(session)
     session.run("pytest", "--run-scale", "-m", "scale", *session.posargs)
@@ -124,6 +130,18 @@ def gpu_kit(session: nox.Session) -> None:
     install(session)
     ensure_fashion_mnist(session)
     session.run("python", "kit/build.py", *session.posargs)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Re-resolve requirements.lock from pyproject.toml (pip-tools, with hashes; torch and torchvision stay out:
+    they are pinned above). `nox -s lock -- --upgrade` takes the newest versions the bounds allow."""
+    session.install("pip-tools>=7.4")
+    pins = Path(session.create_tmp()) / "torch.txt"  # resolved against the pinned torch, then left out
+    pins.write_text("\n".join(TORCH) + "\n")
+    session.run("pip-compile", "--quiet", "--generate-hashes", "--all-extras", "--strip-extras", "--no-emit-index-url",
+                "--no-emit-find-links", "--unsafe-package", "torch", "--unsafe-package", "torchvision",
+                "-c", str(pins), "-o", LOCK, "pyproject.toml", *session.posargs)
 
 
 @nox.session

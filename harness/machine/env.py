@@ -83,6 +83,14 @@ def mlflow_version() -> str:
     return "none"
 
 
+LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
+
+
+def lock_hash() -> str:
+    """The first 12 hex digits of requirements.lock's SHA-256 (the pinned environment), or none without one."""
+    return hashlib.sha256(LOCK.read_bytes()).hexdigest()[:12] if LOCK.is_file() else "none"
+
+
 @cache
 def fingerprint() -> dict[str, str]:
     """Everything that decides whether two runs are comparable, as MLflow tag values."""
@@ -100,6 +108,7 @@ def fingerprint() -> dict[str, str]:
         "numpy": np.__version__,
         "scipy": version("scipy"),
         "pandas": version("pandas"),
+        "lock": lock_hash(),
         "mlflow": mlflow_version(),
         "platform": platform.platform(),
         "cpu.model": cpu_model(),

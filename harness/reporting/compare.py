@@ -22,8 +22,8 @@ THRESHOLD = 0.05  # relative: a timing within 5% either way, a value within 5% o
 DRIFT_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 FALSE_CALLS = 0.05  # in an A/A pair, at most this fraction of timings may be called faster or slower
 ABS_FLOOR = 1e-6  # values this close count as equal whatever their size (a loss of 1e-9 against 1.1e-9)
-ENV_KEYS = ["git.commit", "git.dirty", "torch", "torch.cuda", "cudnn", "python", "numpy", "cpu.model", "cpu.count",
-            "gpu.model", "torch.threads", "platform", "harness.executor"]
+ENV_KEYS = ["git.commit", "git.dirty", "lock", "torch", "torch.cuda", "cudnn", "python", "numpy", "scipy", "cpu.model",
+            "cpu.count", "gpu.model", "torch.threads", "platform", "harness.executor"]
 NO_CHANGE, INCONCLUSIVE = "no change", "inconclusive"
 HOW = ("timings: B / A of the median rounds, within both sides' confidence sequences at half the error each; "
        "other values: B - A of the means over seeds, Student's t (paired by seed) or Welch's t.")
