@@ -118,7 +118,7 @@ def bench(session: nox.Session) -> None:
     Path("reports").mkdir(exist_ok=True)
     machine = session.run("python", "-c", "from harness.machine.env import machine_slug; print(machine_slug())",
                           silent=True).strip()
-    session.run("pytest", "--benchmark-only", "--run-slow", "tests/bench",
+    session.run("pytest", "--benchmark-only", "tests/bench",
                 "--benchmark-json", "reports/benchmarks.json", "--benchmark-autosave",
                 f"--benchmark-storage=file://.benchmarks/{machine}", *session.posargs)
 

@@ -1,5 +1,5 @@
-"""Shared fixtures; long runs need --run-slow, Ray and PostgreSQL tests --run-scale (nox -s scale). Benchmarks
-follow pytest-benchmark's own switches (nox -s tests runs each body once with --benchmark-disable)."""
+"""Shared fixtures; Ray and PostgreSQL tests need --run-scale (nox -s scale). Benchmarks follow pytest-benchmark's
+own switches (nox -s tests runs each body once with --benchmark-disable)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import yaml
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (full trainings)")
     parser.addoption("--run-scale", action="store_true",
                      help="also run tests marked scale (a local Ray cluster, a PostgreSQL-backed MLflow server)")
 
 
 def pytest_collection_modifyitems(config, items):
-    run_slow, run_scale = config.getoption("--run-slow"), config.getoption("--run-scale")
+    run_scale = config.getoption("--run-scale")
     for item in items:
-        if "slow" in item.keywords and not run_slow:
-            item.add_marker(pytest.mark.skip(reason="slow: pass --run-slow"))
         if "scale" in item.keywords and not run_scale:
             item.add_marker(pytest.mark.skip(reason="scale: pass --run-scale (nox -s scale)"))
 

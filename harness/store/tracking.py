@@ -247,8 +247,14 @@ class Recorder:
         MlflowClient().log_dict(self.run_id, obj, f"{name}.json")
 
     def log_table(self, name: str, df: pd.DataFrame) -> None:
-        """A pandas table, kept as an artifact the report reads back."""
+        """A pandas table: ``<name>.json``, every digit, which the report reads back, and MLflow's own table
+        ``tables/<name>.json``, which its UI shows (MLflow writes 10 decimals: for the eye, not for the report)."""
         self.log_json(name, json.loads(df.to_json(orient="split", index=False, double_precision=15)))
+        self._ui_table(name, df)
+
+    @retry_locked
+    def _ui_table(self, name: str, df: pd.DataFrame) -> None:
+        MlflowClient().log_table(self.run_id, data=df, artifact_file=f"tables/{name}.json")
 
 
 def flat_params(data: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -36,8 +36,7 @@ def cases():
         for impl in IMPLS:
             if impl == "loop" and shape.id not in LOOP_SHAPES:
                 continue
-            marks = [pytest.mark.slow] if impl == "unfold_compiled" else []  # torch.compile takes its time
-            yield pytest.param(shape, impl, id=f"{shape.id}-{impl}", marks=marks)
+            yield pytest.param(shape, impl, id=f"{shape.id}-{impl}")
 
 
 def _inputs(shape: Shape) -> tuple[torch.Tensor, torch.Tensor]:

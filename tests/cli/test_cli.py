@@ -78,7 +78,7 @@ def test_the_experiment_comes_from_mlflows_variable_or_the_option(store, write_s
     from tests import flaky
 
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "x")
-    assert main(["run", str(write_spec(flaky.spec([0])))]) == 0
+    assert main(["reproduce", str(write_spec(flaky.spec([0]))), "--no-report"]) == 0
     assert main(["run", "--experiment", "y", str(write_spec(flaky.spec([1], name="flaky-y")))]) == 0
     for experiment, spec in (("x", "flaky"), ("y", "flaky-y")):
         runs = mlflow.search_runs([mlflow.get_experiment_by_name(experiment).experiment_id],

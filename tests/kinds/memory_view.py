@@ -19,7 +19,7 @@ class MemoryView:
     def __init__(self, spec: dict[str, Any], units: dict[tuple[str, int], tuple[dict[str, Any], Any]],
                  figures: Path | None = None):
         self.spec, self.name, self.kind = spec, spec["name"], spec["kind"]
-        self.figures, self.suffix = figures, ""
+        self.figures, self.suffix, self.run_id = figures, "", ""  # no recorded run: its figures stay files
         self.devices = list(dict.fromkeys(device for device, _ in units))
         self.measured = {d: {str(s): values for (dd, s), (values, _) in units.items() if dd == d}
                          for d in self.devices}

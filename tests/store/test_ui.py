@@ -154,10 +154,37 @@ def check_ui(url: str, uri: str, spec: str, seeds: list[int], metric: str, scree
             browser.close()
 
 
+def check_inputs_and_report(url: str, uri: str, spec: str) -> None:
+    """A unit run's page lists the dataset it read, with its digest; the suite run's artifacts hold the report."""
+    from playwright.sync_api import expect, sync_playwright
+
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name("d2l-cnn-chapter").experiment_id
+    unit = mlflow.search_runs([experiment], filter_string=f"tags.`harness.role` = 'unit' and "
+                              f"tags.`harness.spec` = '{spec}'", max_results=1, output_format="list")[0]
+    (used,) = unit.inputs.dataset_inputs
+    suite = mlflow.search_runs([experiment], filter_string="tags.`harness.role` = 'suite'", max_results=1,
+                               output_format="list")[0]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(60_000)
+            page.goto(f"{url}/#/experiments/{experiment}/runs/{unit.info.run_id}")
+            expect(page.get_by_text(used.dataset.name).first).to_be_visible()
+            expect(page.get_by_text(used.dataset.digest).first).to_be_visible()
+            page.goto(f"{url}/#/experiments/{experiment}/runs/{suite.info.run_id}/artifacts/report/REPORT.md")
+            expect(page.get_by_text("Reproduction report").first).to_be_visible()
+        finally:
+            browser.close()
+
+
 def test_mlflow_ui_lists_the_suite_and_overlays_a_spec_s_seeds(short_suite, serve, tmp_path):
     pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
     shot = tmp_path / "reports" / "mlflow-ui-lenet-tiny-loss.png"
-    check_ui(serve(short_suite), short_suite, "lenet-tiny", [0, 1, 2], "loss", shot)
+    url = serve(short_suite)
+    check_ui(url, short_suite, "lenet-tiny", [0, 1, 2], "loss", shot)
+    check_inputs_and_report(url, short_suite, "lenet-tiny")
     assert png_size(shot) == (VIEWPORT["width"], VIEWPORT["height"]) and colours(shot) > 16
 
 
