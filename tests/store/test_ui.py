@@ -11,6 +11,7 @@ three seeds of ``lenet-c2`` on ``test_acc``, and saves the screenshot under ``re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -114,49 +115,58 @@ def serve(tmp_path):
             proc.kill()
 
 
+@contextlib.contextmanager
+def browser_page():
+    """A page of headless chromium at the test's viewport, closed after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
 def check_ui(url: str, uri: str, spec: str, seeds: list[int], metric: str, screenshot: Path) -> None:
     """The suite, its specs and ``spec``'s child runs are listed; the compare view overlays the seeds on ``metric``."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name("d2l-cnn-chapter")
     suites = mlflow.search_runs([experiment.experiment_id], filter_string="tags.`harness.role` = 'suite'")
     suite_name = suites["tags.mlflow.runName"].iloc[0]
     units = [f"{spec} cpu seed {s}" for s in seeds]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(60_000)
-            # the experiment, in MLflow 3's model-training view: the runs, not the GenAI overview
-            page.goto(f"{url}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning")
-            page.get_by_role("row").filter(has_text=suite_name).locator(EXPAND).click()
-            expect(page.get_by_role("row").filter(has_text=spec).first).to_be_visible()
-            page.get_by_role("row").filter(has_text=spec).first.locator(EXPAND).click()
-            for name in units:  # one child run per seed, under the spec's run
-                expect(page.get_by_text(name, exact=True)).to_be_visible()
-                page.get_by_role("row").filter(has_text=name).locator("input.ag-checkbox-input").check()
-            page.get_by_role("button").filter(has_text="Compare").first.click()
-            page.get_by_role("link", name=metric, exact=True).click()
-            expect(page.locator(".js-plotly-plot")).to_have_count(1)  # one chart ...
-            legend = page.get_by_text(re.compile(rf"^{re.escape(spec)} cpu seed \d+ \({re.escape(metric)}\)$"))
-            expect(legend).to_have_count(len(seeds))  # ... with one line per seed, named in its legend
-            for name in units:
-                expect(page.get_by_text(f"{name} ({metric})", exact=True)).to_be_visible()
-            assert page.locator(".js-plotly-plot .scatterlayer .trace path.js-line").count() >= len(seeds)
-            closer = page.locator("[data-component-id='mlflow.assistant.chat_panel.close']")
-            if closer.count():
-                closer.first.click()
-            page.wait_for_timeout(1000)
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot))
-        finally:
-            browser.close()
+    with browser_page() as page:
+        # the experiment, in MLflow 3's model-training view: the runs, not the GenAI overview
+        page.goto(f"{url}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning")
+        page.get_by_role("row").filter(has_text=suite_name).locator(EXPAND).click()
+        expect(page.get_by_role("row").filter(has_text=spec).first).to_be_visible()
+        page.get_by_role("row").filter(has_text=spec).first.locator(EXPAND).click()
+        for name in units:  # one child run per seed, under the spec's run
+            expect(page.get_by_text(name, exact=True)).to_be_visible()
+            page.get_by_role("row").filter(has_text=name).locator("input.ag-checkbox-input").check()
+        page.get_by_role("button").filter(has_text="Compare").first.click()
+        page.get_by_role("link", name=metric, exact=True).click()
+        expect(page.locator(".js-plotly-plot")).to_have_count(1)  # one chart ...
+        legend = page.get_by_text(re.compile(rf"^{re.escape(spec)} cpu seed \d+ \({re.escape(metric)}\)$"))
+        expect(legend).to_have_count(len(seeds))  # ... with one line per seed, named in its legend
+        for name in units:
+            expect(page.get_by_text(f"{name} ({metric})", exact=True)).to_be_visible()
+        assert page.locator(".js-plotly-plot .scatterlayer .trace path.js-line").count() >= len(seeds)
+        closer = page.locator("[data-component-id='mlflow.assistant.chat_panel.close']")
+        if closer.count():
+            closer.first.click()
+        page.wait_for_timeout(1000)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot))
 
 
 def check_inputs_and_report(url: str, uri: str, spec: str) -> None:
     """A unit run's page lists the dataset it read, with its digest; the suite run's artifacts hold the report."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name("d2l-cnn-chapter").experiment_id
@@ -165,18 +175,12 @@ def check_inputs_and_report(url: str, uri: str, spec: str) -> None:
     (used,) = unit.inputs.dataset_inputs
     suite = mlflow.search_runs([experiment], filter_string="tags.`harness.role` = 'suite'", max_results=1,
                                output_format="list")[0]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(60_000)
-            page.goto(f"{url}/#/experiments/{experiment}/runs/{unit.info.run_id}")
-            expect(page.get_by_text(used.dataset.name).first).to_be_visible()
-            expect(page.get_by_text(used.dataset.digest).first).to_be_visible()
-            page.goto(f"{url}/#/experiments/{experiment}/runs/{suite.info.run_id}/artifacts/report/REPORT.md")
-            expect(page.get_by_text("Reproduction report").first).to_be_visible()
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(f"{url}/#/experiments/{experiment}/runs/{unit.info.run_id}")
+        expect(page.get_by_text(used.dataset.name).first).to_be_visible()
+        expect(page.get_by_text(used.dataset.digest).first).to_be_visible()
+        page.goto(f"{url}/#/experiments/{experiment}/runs/{suite.info.run_id}/artifacts/report/REPORT.md")
+        expect(page.get_by_text("Reproduction report").first).to_be_visible()
 
 
 def test_mlflow_ui_lists_the_suite_and_overlays_a_spec_s_seeds(short_suite, serve, tmp_path):
