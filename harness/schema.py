@@ -165,6 +165,12 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def current_name(name: str, renamed: dict[str, str]) -> str:
+    """A metric's name today, from the one it was recorded under: each dotted part renamed on its own
+    (``tutorial.examples_per_sec`` -> ``tutorial.examples_per_s``)."""
+    return ".".join(renamed.get(part, part) for part in name.split("."))
+
+
 def distinct(values: list[Any]) -> list[Any]:
     """A list field's validator (``Annotated[list[int], AfterValidator(distinct)]``): every item once."""
     if len(set(values)) != len(values):

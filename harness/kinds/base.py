@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.schema import Strict
+from harness.schema import Strict, current_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,10 +144,8 @@ class Kind:
         return {old: m.name for m in self.metrics for old in m.formerly}
 
     def current(self, name: str) -> str:
-        """A metric's name now, from any name it was recorded under: each dotted part renamed on its own
-        (``tutorial.examples_per_sec`` -> ``tutorial.examples_per_s``)."""
-        renamed = self.renamed
-        return ".".join(renamed.get(part, part) for part in name.split("."))
+        """A metric's name now, from any name it was recorded under (``harness.schema.current_name``)."""
+        return current_name(name, self.renamed)
 
     def undeclared(self, names: Iterable[str]) -> list[str]:
         """The names the metric table does not cover (the timing rule's own ``rounds`` and ``rounds_info`` aside)."""

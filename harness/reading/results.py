@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from harness.reading.view import RunView
+from harness.schema import current_name
 from harness.store import tracking
 
 ENDED = ("FINISHED", "FAILED")  # a suite that ended FAILED still holds the spec runs that finished
@@ -174,6 +175,11 @@ def samples(row: pd.Series, metrics: set[str] | None = None) -> pd.DataFrame:
         out += [{"device": device, "metric": k, "basis": "seeds", "values": list(v.values()), "seeds": list(v)}
                 for k, v in per_seed.items() if metrics is None or k in metrics]
     return pd.DataFrame(out, columns=["device", "metric", "basis", "values", "seeds"])
+
+
+def current_names(samples: pd.DataFrame, renamed: dict[str, str]) -> pd.DataFrame:
+    """Samples under the names their metrics go by today (a store written before a rename holds the old ones)."""
+    return samples.assign(metric=[current_name(m, renamed) for m in samples["metric"]])
 
 
 def machine(row: pd.Series, device: str) -> str:

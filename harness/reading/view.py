@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from harness.judging.stats import Interval, rounds_interval
+from harness.schema import current_name
 from harness.store import tracking
 
 
@@ -58,8 +59,8 @@ class RunView:
         return rounds_interval(values, self.confidence)
 
     def now(self, name: str) -> str:
-        """A metric's name today, from the one it was recorded under (each dotted part renamed on its own)."""
-        return ".".join(self.renamed.get(part, part) for part in name.split("."))
+        """A metric's name today, from the one it was recorded under."""
+        return current_name(name, self.renamed)
 
     def former(self, name: str) -> list[str]:
         """``name`` and the names a store written before a rename may hold it under."""

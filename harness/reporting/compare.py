@@ -57,7 +57,7 @@ def direction(kind: str, metric: str, timing: bool) -> Direction:
 def current_names(kind: str, samples: pd.DataFrame) -> pd.DataFrame:
     """Samples with the names their metrics go by now (a store written before a rename keeps the old ones)."""
     found = registry.KINDS.get(kind)
-    return samples.assign(metric=[found.current(m) for m in samples["metric"]]) if found else samples
+    return results.current_names(samples, found.renamed) if found else samples
 
 
 def _timing(a: list[float], b: list[float], threshold: float, confidence: float) -> tuple[Interval, float, float]:

@@ -73,7 +73,7 @@ def history(tracking_uri: str | None = None, last: int = LAST) -> pd.DataFrame:
             view = RunView(row)
             kind = registry.get(view.kind)
             samples = kind.derive(view, results.samples(row))
-            samples = samples.assign(metric=[kind.current(m) for m in samples["metric"]])
+            samples = results.current_names(samples, kind.renamed)
             for headline in (h for h in figures if h.spec == spec):
                 for _, sample in samples[samples["metric"] == headline.metric].iterrows():
                     iv = _interval(sample, view)
