@@ -9,6 +9,7 @@ one-line error naming the layer before anything runs.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import torch
@@ -16,6 +17,8 @@ from pydantic import Field, ValidationError, model_validator
 from torch import nn
 
 from harness.book.models import Inception, nin_block, vgg_block
+from harness.book.modern import BatchNorm as ScratchBatchNorm
+from harness.book.modern import GlobalAvgPool2d, Skip
 from harness.schema import Strict
 
 Pair = Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
@@ -72,6 +75,16 @@ class Pool(Strict):
         return cls(_pair(self.kernel), stride, _pair(self.padding))
 
 
+class GlobalAvgPool(Strict):
+    """Dive-into-DL-PyTorch's ``GlobalAvgPool2d``: one average per channel (d2l v2 writes ``adaptive_avgpool``)."""
+
+    type: Literal["global_avgpool"]
+
+    def module(self, shape: Shape) -> nn.Module:
+        _image(shape, self.type)
+        return GlobalAvgPool2d()
+
+
 class AdaptiveAvgPool(Strict):
     type: Literal["adaptive_avgpool"]
     size: Pair = 1
@@ -82,19 +95,28 @@ class AdaptiveAvgPool(Strict):
 
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+ActivationName = Literal["sigmoid", "relu", "tanh"]
 
 
 class Activation(Strict):
-    type: Literal["sigmoid", "relu", "tanh"]
+    type: ActivationName
 
     def module(self, shape: Shape) -> nn.Module:
         return ACTIVATIONS[self.type]()
 
 
 class BatchNorm(Strict):
+    """Batch normalization after a convolution or a dense layer: the library's, or the book's from scratch."""
+
     type: Literal["batchnorm"]
+    impl: Literal["library", "scratch"] = Field("library", description="library: nn.BatchNorm2d/1d; scratch: the "
+                                                "book's BatchNorm layer (d2l 7.5.3)")
 
     def module(self, shape: Shape) -> nn.Module:
+        if len(shape) not in (1, 3):
+            raise NetError(f"batchnorm needs an image or a flat input, gets {list(shape)}")
+        if self.impl == "scratch":
+            return ScratchBatchNorm(shape[0], num_dims=4 if len(shape) == 3 else 2)
         return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
 
 
@@ -117,13 +139,14 @@ class Linear(Strict):
     type: Literal["linear"]
     features: int = Field(ge=1, le=1_000_000)
     in_features: int | None = Field(None, ge=1)
+    bias: bool = True
 
     def module(self, shape: Shape) -> nn.Module:
         if len(shape) != 1:
             raise NetError(f"linear needs a flat input (add a flatten before it), gets {list(shape)}")
         if self.in_features is not None and self.in_features != shape[0]:
             raise NetError(f"linear expects {self.in_features} inputs, gets {shape[0]}")
-        return nn.Linear(shape[0], self.features)
+        return nn.Linear(shape[0], self.features, bias=self.bias)
 
 
 class VggBlock(Strict):
@@ -170,9 +193,174 @@ class Block(Strict):
         return nn.Sequential(*_modules(self.layers, shape, "layers"))
 
 
-Layer = Annotated[Conv | Pool | AdaptiveAvgPool | Activation | BatchNorm | Dropout | Flatten | Linear | VggBlock
-                  | NinBlock | InceptionBlock | Block, Field(discriminator="type")]
-Block.model_rebuild()
+def _activation(name: str) -> list[Activation]:
+    return [] if name == "none" else [Activation(type=name)]
+
+
+def _after(name: str) -> nn.Module:
+    return nn.Identity() if name == "none" else ACTIVATIONS[name]()
+
+
+def _conv(channels: int, kernel: int, padding: int = 0, stride: Any = 1) -> Conv:
+    return Conv(type="conv", channels=channels, kernel=kernel, padding=padding, stride=stride)
+
+
+class Residual(Strict):
+    """d2l 7.6's ``Residual(num_channels, use_1x1conv, strides)``: a body whose output is added to the block's input.
+
+    Without ``layers`` the body is the book's (3x3 conv with the stride, batch norm, activation, 3x3 conv, batch
+    norm); with ``layers`` it is the spec's own (a bottleneck, a pre-activation order). The shortcut is the input
+    itself, the book's 1x1 convolution with the stride (``use_1x1conv``), or layers of its own (``shortcut``, e.g.
+    a 1x1 convolution and batch norm as torchvision's ResNets). ``activation`` follows the sum (``none``: nothing).
+    """
+
+    type: Literal["residual"]
+    channels: int | None = Field(None, ge=1, le=65_536, description="the body's output channels; needed without "
+                                 "layers")
+    use_1x1conv: bool = False
+    stride: Pair = 1
+    layers: list[Layer] | None = Field(None, min_length=1, description="the body; default the book's")
+    shortcut: list[Layer] | None = Field(None, min_length=1, description="the shortcut's layers; default the "
+                                         "input itself, or the 1x1 convolution of use_1x1conv")
+    activation: ActivationName | Literal["none"] = "relu"
+
+    @model_validator(mode="after")
+    def _has_body(self) -> Residual:
+        if self.layers is None and self.channels is None:
+            raise ValueError("residual needs channels (the book's body) or layers (a body of its own)")
+        if self.shortcut is not None and self.use_1x1conv:
+            raise ValueError("give use_1x1conv or shortcut layers, not both")
+        if self.layers is not None and self.stride != 1 and not self.use_1x1conv:
+            raise ValueError("with layers, stride is the 1x1 shortcut's: it needs use_1x1conv")
+        return self
+
+    def body(self) -> list[Any]:
+        if self.layers is not None:
+            return self.layers
+        return [_conv(self.channels, 3, 1, self.stride), BatchNorm(type="batchnorm"), *_activation(self.activation),
+                _conv(self.channels, 3, 1), BatchNorm(type="batchnorm")]
+
+    def module(self, shape: Shape) -> nn.Module:
+        c = _image(shape, self.type)
+        built = _built(self.body(), shape, "layers")
+        out = built[-1][1]
+        if len(out) != 3:
+            raise NetError(f"residual: the body's output {list(out)} is not an image")
+        if self.channels is not None and out[0] != self.channels:
+            raise NetError(f"residual: the body ends with {out[0]} channels, channels says {self.channels}")
+        if self.shortcut is not None:
+            short_built = _built(self.shortcut, shape, "shortcut")
+            shortcut, short = nn.Sequential(*(m for m, _ in short_built)), short_built[-1][1]
+        elif self.use_1x1conv:
+            sh, sw = _pair(self.stride)
+            shortcut = nn.Conv2d(c, out[0], kernel_size=1, stride=(sh, sw))
+            short = (out[0], (shape[1] - 1) // sh + 1, (shape[2] - 1) // sw + 1)
+        else:
+            shortcut, short = nn.Identity(), shape
+        if short != out:
+            hint = "" if self.use_1x1conv or self.shortcut else " (use_1x1conv: true matches them)"
+            raise NetError(f"residual: the body's output {list(out)} and the shortcut's {list(short)} differ{hint}")
+        return Skip(nn.Sequential(*(m for m, _ in built)), shortcut, _after(self.activation), "add")
+
+
+class Concat(Strict):
+    """One step of a dense block: the body's output concatenated to the block's input on the channels."""
+
+    type: Literal["concat"]
+    layers: list[Layer] = Field(min_length=1)
+
+    def module(self, shape: Shape) -> nn.Module:
+        _image(shape, self.type)
+        built = _built(self.layers, shape, "layers")
+        out = built[-1][1]
+        if len(out) != 3 or out[1:] != shape[1:]:
+            raise NetError(f"concat: the body's output {list(out)} does not keep the input's height and width "
+                           f"{list(shape[1:])}")
+        return Skip(nn.Sequential(*(m for m, _ in built)), nn.Identity(), nn.Identity(), "cat")
+
+
+class ResnetBlock(Strict):
+    """d2l 7.6's ``resnet_block(num_channels, num_residuals, first_block)``: a stage of residual blocks, the first
+    halving the resolution with a 1x1 shortcut unless it is the first stage."""
+
+    type: Literal["resnet_block"]
+    channels: int = Field(ge=1, le=65_536)
+    num_residuals: int = Field(ge=1, le=64)
+    first_block: bool = False
+    activation: ActivationName = "relu"
+
+    def parts(self) -> list[Residual]:
+        first = {} if self.first_block else {"use_1x1conv": True, "stride": 2}
+        return [Residual(type="residual", channels=self.channels, activation=self.activation,
+                         **(first if i == 0 else {})) for i in range(self.num_residuals)]
+
+    def module(self, shape: Shape) -> nn.Module:
+        return nn.Sequential(*_modules(self.parts(), shape, "residuals"))
+
+
+class DenseBlock(Strict):
+    """d2l 7.7's ``DenseBlock(num_convs, num_channels)``: ``num_convs`` steps, each concatenated to its input.
+
+    A step is the book's (batch norm, activation, 3x3 convolution to ``growth_rate`` channels) or ``layers`` of the
+    spec's own (DenseNet-BC's 1x1 bottleneck first), whose output channels are then the growth rate.
+    """
+
+    type: Literal["dense_block"]
+    num_convs: int = Field(ge=1, le=256)
+    growth_rate: int | None = Field(None, ge=1, le=65_536)
+    layers: list[Layer] | None = Field(None, min_length=1, description="one step; default the book's conv_block")
+    activation: ActivationName = "relu"
+
+    @model_validator(mode="after")
+    def _one_step(self) -> DenseBlock:
+        if (self.growth_rate is None) == (self.layers is None):
+            raise ValueError("dense_block needs one of growth_rate (the book's step) and layers (a step of its own)")
+        return self
+
+    def parts(self) -> list[Concat]:
+        step = self.layers or [BatchNorm(type="batchnorm"), Activation(type=self.activation),
+                               _conv(self.growth_rate, 3, 1)]
+        return [Concat(type="concat", layers=step) for _ in range(self.num_convs)]
+
+    def module(self, shape: Shape) -> nn.Module:
+        return nn.Sequential(*_modules(self.parts(), shape, "convs"))
+
+
+class TransitionBlock(Strict):
+    """d2l 7.7's ``transition_block(num_channels)``: batch norm, activation, a 1x1 convolution to fewer channels
+    (``channels``, or the input's times ``compression``, rounded down), 2x2 average pooling."""
+
+    type: Literal["transition_block"]
+    channels: int | None = Field(None, ge=1, le=65_536)
+    compression: float | None = Field(None, gt=0, le=1, description="the book's: 0.5, half the input's channels")
+    activation: ActivationName = "relu"
+
+    @model_validator(mode="after")
+    def _one_width(self) -> TransitionBlock:
+        if (self.channels is None) == (self.compression is None):
+            raise ValueError("transition_block needs one of channels and compression")
+        return self
+
+    def parts(self, shape: Shape) -> list[Any]:
+        c = _image(shape, self.type)
+        channels = self.channels or int(c * self.compression)
+        if channels < 1:
+            raise NetError(f"transition_block: compression {self.compression} leaves no channel of {c}")
+        return [BatchNorm(type="batchnorm"), Activation(type=self.activation), _conv(channels, 1),
+                Pool(type="avgpool", kernel=2, stride=2)]
+
+    def module(self, shape: Shape) -> nn.Module:
+        return nn.Sequential(*_modules(self.parts(shape), shape, "layers"))
+
+
+Layer = Annotated[Conv | Pool | GlobalAvgPool | AdaptiveAvgPool | Activation | BatchNorm | Dropout | Flatten | Linear
+                  | VggBlock | NinBlock | InceptionBlock | Block | Residual | Concat | ResnetBlock | DenseBlock
+                  | TransitionBlock, Field(discriminator="type")]
+for _compound in (Block, Residual, Concat, DenseBlock):
+    _compound.model_rebuild()
+
+
+_PLACE = re.compile(r"\w+\[\d+\]")  # a nested layer's place, ``layers[2]`` or ``residuals[0]``
 
 
 def _built(layers: list[Any], shape: Shape, where: str) -> list[tuple[nn.Module, Shape]]:
@@ -187,7 +375,7 @@ def _built(layers: list[Any], shape: Shape, where: str) -> list[tuple[nn.Module,
                 x = layer.module(tuple(x.shape[1:])).eval()(x)
         except NetError as err:
             msg = str(err)
-            raise NetError(f"{where}[{i}]" + ("." if msg.startswith("layers[") else ": ") + msg) from None
+            raise NetError(f"{where}[{i}]" + ("." if _PLACE.match(msg) else ": ") + msg) from None
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0]
             raise NetError(f"{where}[{i}]: {layer.type} on an input of shape {list(x.shape[1:])}: {first}") from None
@@ -238,11 +426,16 @@ class Network(Strict):
 
 
 def _with_activation(layer: Any, fn: str) -> Any:
+    """The layer with every activation in it, its blocks' included, made ``fn`` (``none`` stays none)."""
     if isinstance(layer, Activation):
         return Activation(type=fn)
-    if isinstance(layer, Block):
-        return Block(type="block", layers=[_with_activation(inner, fn) for inner in layer.layers])
-    return layer
+    changes: dict[str, Any] = {}
+    for field in ("layers", "shortcut"):
+        if getattr(layer, field, None) is not None:
+            changes[field] = [_with_activation(inner, fn) for inner in getattr(layer, field)]
+    if getattr(layer, "activation", "none") != "none":
+        changes["activation"] = fn
+    return layer.model_copy(update=changes) if changes else layer
 
 
 def _define(input_shape: list[int], *layers: dict[str, Any]) -> Network:
@@ -271,6 +464,37 @@ def _vgg(conv_arch: list[tuple[int, int]]) -> Network:
         dict(type="linear", features=4096), dict(type="relu"), dict(type="dropout", p=0.5),
         dict(type="linear", features=4096), dict(type="relu"), dict(type="dropout", p=0.5),
         dict(type="linear", features=10))
+
+
+def _bn_lenet(impl: str) -> Network:
+    """d2l 7.5's LeNet with batch norm after each convolution and hidden dense layer, before the sigmoid."""
+    bn = dict(type="batchnorm", impl=impl)
+    return _define(
+        [1, 28, 28],
+        dict(type="conv", channels=6, kernel=5), bn, dict(type="sigmoid"), dict(type="avgpool", kernel=2, stride=2),
+        dict(type="conv", channels=16, kernel=5), bn, dict(type="sigmoid"), dict(type="avgpool", kernel=2, stride=2),
+        dict(type="flatten"),
+        dict(type="linear", features=120), bn, dict(type="sigmoid"),
+        dict(type="linear", features=84), bn, dict(type="sigmoid"),
+        dict(type="linear", features=10))
+
+
+def _b1() -> dict[str, Any]:
+    """ResNet's and DenseNet's first block: 7x7 convolution, batch norm, ReLU, 3x3 max-pool, a quarter the size."""
+    return dict(type="block", layers=[dict(type="conv", channels=64, kernel=7, stride=2, padding=3),
+                                      dict(type="batchnorm"), dict(type="relu"),
+                                      dict(type="maxpool", kernel=3, stride=2, padding=1)])
+
+
+def _densenet(num_channels: int = 64, growth_rate: int = 32, convs: tuple[int, ...] = (4, 4, 4, 4)) -> Network:
+    """d2l 7.7's DenseNet: b1, dense blocks with transitions halving the channels between them, then the head."""
+    blocks: list[dict[str, Any]] = []
+    for i, num_convs in enumerate(convs):
+        blocks.append(dict(type="dense_block", num_convs=num_convs, growth_rate=growth_rate))
+        if i != len(convs) - 1:
+            blocks.append(dict(type="transition_block", compression=0.5))
+    return _define([1, 96, 96], _b1(), *blocks, dict(type="batchnorm"), dict(type="relu"),
+                   dict(type="adaptive_avgpool", size=1), dict(type="flatten"), dict(type="linear", features=10))
 
 
 VGG11_ARCH = [(1, 64), (1, 128), (2, 256), (2, 512), (2, 512)]
@@ -334,6 +558,19 @@ NAMED: dict[str, Network] = {
                                    _inception(384, (192, 384), (48, 128), 128),
                                    dict(type="adaptive_avgpool", size=1), dict(type="flatten")]),
         dict(type="linear", features=10)),
+    # d2l 7.5: LeNet with batch normalization, the concise layers and the book's own from scratch
+    "bn_lenet": _bn_lenet("library"),
+    "bn_lenet_scratch": _bn_lenet("scratch"),
+    # d2l 7.6: ResNet-18 on 96x96 inputs, b1 and four stages of two residual blocks, global average pooling
+    "resnet18": _define(
+        [1, 96, 96], _b1(),
+        dict(type="resnet_block", channels=64, num_residuals=2, first_block=True),
+        dict(type="resnet_block", channels=128, num_residuals=2),
+        dict(type="resnet_block", channels=256, num_residuals=2),
+        dict(type="resnet_block", channels=512, num_residuals=2),
+        dict(type="adaptive_avgpool", size=1), dict(type="flatten"), dict(type="linear", features=10)),
+    # d2l 7.7: DenseNet on 96x96 inputs, four dense blocks of four convolutions, growth rate 32
+    "densenet": _densenet(),
     # the batch-size page's MNIST CNN (its Softmax left to the loss: cross-entropy takes the logits)
     "mnist_cnn": _define(
         [1, 28, 28],
@@ -380,12 +617,51 @@ def layer_table(model: str | Network, input_shape: Shape | None = None) -> list[
     shape, layers = network(model).resolved()
     x = torch.empty((1, *(input_shape or shape)), device="meta")
     rows = []
-    for i, (layer, module) in enumerate(zip(layers, build(model, input_shape, device="meta"))):
+    for i, (layer, module) in enumerate(zip(layers, build(model, input_shape, device="meta").eval())):
         with FlopCounterMode(display=False) as counter:
             x = module(x)
         rows.append({"layer": i, "type": layer.type, "output shape": list(x.shape), "parameters": parameters(module),
                      "forward FLOP": int(counter.get_total_flops())})
     return rows
+
+
+def layer_tree(model: str | Network, input_shape: Shape | None = None, depth: int = 0) -> list[dict[str, Any]]:
+    """``layer_table`` with each block opened ``depth`` levels down: its modules' rows, in the order they run.
+
+    A nested row's ``layer`` is the module's path (``1.0.body.3``) and its ``type`` the module's class; ``depth``
+    says how deep it sits. Parameters and FLOP of a block are its rows' sums.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape, layers = network(model).resolved()
+    net = build(model, input_shape, device="meta").eval()  # one example: batch norm in eval mode
+    called: list[tuple[str, nn.Module, tuple[Any, ...]]] = []
+
+    def record(name: str):
+        return lambda module, args: called.append((name, module, args))
+
+    hooks = [module.register_forward_pre_hook(record(name)) for name, module in net.named_modules()
+             if name and name.count(".") <= depth]
+    try:
+        net(torch.empty((1, *(input_shape or shape)), device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = []
+    for name, module, args in called:
+        with FlopCounterMode(display=False) as counter:
+            out = module(*args)
+        level = name.count(".")
+        rows.append({"layer": name, "type": layers[int(name)].type if level == 0 else _module_type(module),
+                     "depth": level, "output shape": list(out.shape), "parameters": parameters(module),
+                     "forward FLOP": int(counter.get_total_flops())})
+    return rows
+
+
+def _module_type(module: nn.Module) -> str:
+    if isinstance(module, Skip):
+        return "residual" if module.join == "add" else "concat"
+    return type(module).__name__
 
 
 def input_shape(model: str | Network) -> Shape:
@@ -406,4 +682,4 @@ def describe(model: str | Network) -> str:
 
 
 __all__ = ["NAMED", "Layer", "ModelRef", "NetError", "Network", "build", "describe", "input_shape", "layer_table",
-           "network", "parameters", "trace"]
+           "layer_tree", "network", "parameters", "trace"]

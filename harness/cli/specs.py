@@ -20,7 +20,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    """Each spec's network, layer by layer: output shape, parameters and forward FLOP (torch.utils.flop_counter)."""
+    """Each spec's network, layer by layer: output shape, parameters and forward FLOP (torch.utils.flop_counter).
+
+    A block is one row; ``--depth N`` opens blocks N levels down, their modules indented under them.
+    """
     from harness.book import nets
 
     specs = [s for s in load_specs(args.specs) if getattr(s.settings, "model", None) is not None]
@@ -29,16 +32,19 @@ def cmd_show(args) -> int:
     for spec in specs:
         model = spec.settings.model
         shape = getattr(spec.settings, "input_shape", None) or nets.input_shape(model)
-        rows = nets.layer_table(model, shape)
+        rows = nets.layer_tree(model, shape, args.depth)
         table = Table(title=f"{spec.name}: {nets.describe(model)} on 1x{'x'.join(map(str, shape))}",
                       title_justify="left")
         for col in ("layer", "type", "output shape", "parameters", "forward MFLOP"):
-            table.add_column(col, justify="left" if col in ("type", "output shape") else "right")
+            table.add_column(col, justify="left" if col in ("layer", "type", "output shape") else "right")
         for r in rows:
-            table.add_row(str(r["layer"]), r["type"], "x".join(map(str, r["output shape"])), f"{r['parameters']:,}",
-                          f"{r['forward FLOP'] / 1e6:,.2f}")
-        table.add_row("", "total", "", f"{sum(r['parameters'] for r in rows):,}",
-                      f"{sum(r['forward FLOP'] for r in rows) / 1e6:,.2f}", end_section=True)
+            indent = "  " * r["depth"]
+            table.add_row(indent + r["layer"], indent + r["type"], "x".join(map(str, r["output shape"])),
+                          f"{r['parameters']:,}", f"{r['forward FLOP'] / 1e6:,.2f}",
+                          style="dim" if r["depth"] else None)
+        top = [r for r in rows if r["depth"] == 0]
+        table.add_row("", "total", "", f"{sum(r['parameters'] for r in top):,}",
+                      f"{sum(r['forward FLOP'] for r in top) / 1e6:,.2f}", end_section=True)
         console.print(table)
     return 0
 
@@ -49,4 +55,6 @@ def setup_arguments(sub) -> None:
     ls.set_defaults(func=cmd_list)
     sh = sub.add_parser("show", help="print the network of each spec: output shape, parameters, FLOP per layer")
     specs_argument(sh)
+    sh.add_argument("--depth", type=int, default=0, metavar="N",
+                    help="open each block N levels down (residual blocks, dense blocks, inception...); default 0")
     sh.set_defaults(func=cmd_show)

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from harness.book import modern
 from harness.book.data import FashionMNIST
 from harness.book.models import LeNet, lenet_d2l
 from harness.book.train import HarnessLoop, TrainResult, TutorialLoop, end_epoch
@@ -31,6 +32,46 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "lenet_nopad_max": LeNet,
     "lenet_pad2_avg": lenet_d2l,
     "lenet_pad2_max": lenet_pad_max,
+}
+
+
+def _b1() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3), nn.BatchNorm2d(64), nn.ReLU(),
+                         nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+
+
+def resnet18() -> nn.Sequential:
+    """d2l v2 7.6.3's ResNet-18 as the page assembles it."""
+    b1 = _b1()
+    b2 = nn.Sequential(*modern.resnet_block(64, 64, 2, first_block=True))
+    b3 = nn.Sequential(*modern.resnet_block(64, 128, 2))
+    b4 = nn.Sequential(*modern.resnet_block(128, 256, 2))
+    b5 = nn.Sequential(*modern.resnet_block(256, 512, 2))
+    return nn.Sequential(b1, b2, b3, b4, b5, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(512, 10))
+
+
+def densenet() -> nn.Sequential:
+    """d2l v2 7.7.4's DenseNet as the page assembles it."""
+    b1 = _b1()
+    num_channels, growth_rate = 64, 32
+    num_convs_in_dense_blocks = [4, 4, 4, 4]
+    blks = []
+    for i, num_convs in enumerate(num_convs_in_dense_blocks):
+        blks.append(modern.DenseBlock(num_convs, num_channels, growth_rate))
+        num_channels += num_convs * growth_rate
+        if i != len(num_convs_in_dense_blocks) - 1:
+            blks.append(modern.transition_block(num_channels, num_channels // 2))
+            num_channels = num_channels // 2
+    return nn.Sequential(b1, *blks, nn.BatchNorm2d(num_channels), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 1)),
+                         nn.Flatten(), nn.Linear(num_channels, 10))
+
+
+# the pages' later networks, by the names harness.book.nets gives them, with one input example's shape
+BOOK_NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int]]] = {
+    "bn_lenet": (lambda: modern.bn_lenet(norm=None), (1, 28, 28)),
+    "bn_lenet_scratch": (modern.bn_lenet, (1, 28, 28)),
+    "resnet18": (resnet18, (1, 96, 96)),
+    "densenet": (densenet, (1, 96, 96)),
 }
 
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.book import nets
+from harness.book import modern, nets
 from harness.book.models import Inception, nin_block, vgg_block
-from tests.book.helpers import MODELS
+from tests.book.helpers import BOOK_NETS, MODELS
 
 
 def net_of(*layers, input_shape=(1, 8, 8)) -> nets.Network:
@@ -54,6 +54,22 @@ def test_trace_gives_every_output_shape_without_weights():
     ([{"type": "conv", "channels": 6, "kernel": 11}], "layers[0]: conv on an input of shape [1, 10, 10]"),
     ([{"type": "block", "layers": [{"type": "relu"}, {"type": "maxpool", "kernel": 20}]}],
      "layers[0].layers[1]: maxpool on an input of shape [1, 10, 10]"),
+    ([{"type": "residual", "channels": 8}],
+     "layers[0]: residual: the body's output [8, 10, 10] and the shortcut's [1, 10, 10] differ (use_1x1conv: true"),
+    ([{"type": "residual", "channels": 8, "use_1x1conv": True, "stride": 2}, {"type": "flatten"},
+      {"type": "resnet_block", "channels": 4, "num_residuals": 2}],
+     "layers[2].residuals[0]: residual needs an image input"),
+    ([{"type": "residual", "layers": [{"type": "conv", "channels": 2, "kernel": 3}]}],
+     "layers[0]: residual: the body's output [2, 8, 8] and the shortcut's [1, 10, 10] differ"),
+    ([{"type": "residual", "use_1x1conv": True, "layers": [{"type": "conv", "channels": 2, "kernel": 3, "padding": 1},
+                                                           {"type": "maxpool", "kernel": 11}]}],
+     "layers[0].layers[1]: maxpool on an input of shape [2, 10, 10]"),
+    ([{"type": "residual", "channels": 3, "layers": [{"type": "conv", "channels": 2, "kernel": 1}]}],
+     "layers[0]: residual: the body ends with 2 channels, channels says 3"),
+    ([{"type": "concat", "layers": [{"type": "conv", "channels": 2, "kernel": 3}]}],
+     "layers[0]: concat: the body's output [2, 8, 8] does not keep the input's height and width [10, 10]"),
+    ([{"type": "dense_block", "num_convs": 2, "growth_rate": 4}, {"type": "transition_block", "compression": 0.1}],
+     "layers[1]: transition_block: compression 0.1 leaves no channel of 9"),
 ])
 def test_a_size_mismatch_is_one_line_naming_the_layer(layers, message):
     with pytest.raises(nets.NetError) as err:
@@ -62,7 +78,14 @@ def test_a_size_mismatch_is_one_line_naming_the_layer(layers, message):
 
 
 def test_bad_fields_are_refused_by_the_schema():
-    for bad in ({"type": "conv", "channels": 0, "kernel": 3}, {"type": "conv", "channels": 2, "kernel": [3]},
+    for bad in ({"type": "residual"}, {"type": "residual", "stride": 2, "layers": [{"type": "relu"}]},
+                {"type": "transition_block"}, {"type": "transition_block", "channels": 4, "compression": 0.5},
+                {"type": "resnet_block", "channels": 4}, {"type": "batchnorm", "impl": "mine"},
+                {"type": "residual", "channels": 4, "layers": [{"type": "residul"}]},
+                {"type": "concat", "layers": []}, {"type": "dense_block", "num_convs": 2, "growth_rate": 0},
+                {"type": "dense_block", "num_convs": 2}, {"type": "residual", "channels": 4, "use_1x1conv": True,
+                                                         "shortcut": [{"type": "relu"}]},
+                {"type": "conv", "channels": 0, "kernel": 3}, {"type": "conv", "channels": 2, "kernel": [3]},
                 {"type": "dropout", "p": 1.0}, {"type": "softmax"}, {"type": "relu", "inplace": True}):
         with pytest.raises(ValueError):
             net_of(bad)
@@ -127,3 +150,81 @@ def test_layer_table_counts_parameters_and_flop_with_the_library_counter():
     assert sum(r["parameters"] for r in rows) == 61706
     assert rows[0]["forward FLOP"] == 2 * 6 * 28 * 28 * 25  # a multiply-add is 2
     assert rows[7]["forward FLOP"] == 2 * 400 * 120
+
+
+@pytest.mark.parametrize("name", sorted(BOOK_NETS))
+def test_named_later_networks_are_the_pages_code_weight_for_weight(name):
+    page, shape = BOOK_NETS[name]
+    torch.manual_seed(3)
+    theirs = page()
+    torch.manual_seed(3)
+    mine = nets.build(name)
+    x = torch.rand(4, *shape)
+    assert torch.equal(theirs(x), mine(x))  # training mode: the batch's statistics, same draws in the same order
+    assert nets.parameters(mine) == nets.parameters(theirs)
+
+
+def test_residual_is_the_pages_block_with_or_without_the_1x1_shortcut():
+    for fields, page in (({}, lambda: modern.Residual(3, 3)),
+                         ({"use_1x1conv": True, "stride": 2}, lambda: modern.Residual(3, 6, True, 2))):
+        torch.manual_seed(1)
+        theirs = page()
+        torch.manual_seed(1)
+        mine = nets.build(net_of({"type": "residual", "channels": 6 if fields else 3, **fields},
+                                 input_shape=(3, 6, 6)))[0]
+        assert isinstance(mine, modern.Skip) and mine.join == "add"
+        x = torch.rand(4, 3, 6, 6)
+        assert torch.equal(theirs(x), mine(x))
+
+
+def test_dense_and_transition_blocks_are_the_pages_and_halve_with_compression():
+    torch.manual_seed(2)
+    theirs = nn.Sequential(modern.DenseBlock(2, 3, 10), modern.transition_block(23, 11))
+    torch.manual_seed(2)
+    mine = nets.build(net_of({"type": "dense_block", "num_convs": 2, "growth_rate": 10},
+                             {"type": "transition_block", "compression": 0.5}, input_shape=(3, 8, 8)))
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.equal(theirs(x), mine(x)) and mine(x).shape == (4, 11, 4, 4)  # 23 // 2
+
+
+def test_a_residual_body_of_ones_own_and_a_concat_step():
+    bottleneck = {"type": "residual", "use_1x1conv": True, "stride": 2, "activation": "none", "layers": [
+        {"type": "conv", "channels": 4, "kernel": 1}, {"type": "relu"},
+        {"type": "conv", "channels": 4, "kernel": 3, "padding": 1, "stride": 2}, {"type": "relu"},
+        {"type": "conv", "channels": 16, "kernel": 1}]}
+    step = {"type": "concat", "layers": [{"type": "batchnorm"}, {"type": "conv", "channels": 5, "kernel": 1}]}
+    net = nets.build(net_of(bottleneck, step, input_shape=(8, 8, 8)))
+    x = torch.randn(2, 8, 8, 8)
+    block = net[0]
+    assert torch.equal(block(x), block.body(x) + block.shortcut(x)) and isinstance(block.after, nn.Identity)
+    assert block.shortcut.stride == (2, 2) and net(x).shape == (2, 21, 4, 4)
+    assert nets.trace(net_of(bottleneck, step, input_shape=(8, 8, 8))) == [("residual", (16, 4, 4)),
+                                                                           ("concat", (21, 4, 4))]
+
+
+def test_activation_reaches_into_every_block():
+    net = nets.build(nets.Network.model_validate({"from": "resnet18", "activation": "tanh"}))
+    assert not any(isinstance(m, nn.ReLU) for m in net.modules())
+    assert sum(isinstance(m, nn.Tanh) for m in net.modules()) == 1 + 8 * 2  # b1, and two in each residual block
+    dense = nets.build(nets.Network.model_validate({"from": "densenet", "activation": "sigmoid"}))
+    assert not any(isinstance(m, nn.ReLU) for m in dense.modules())
+
+
+def test_batchnorm_from_scratch_in_the_vocabulary():
+    net = nets.build(net_of({"type": "conv", "channels": 3, "kernel": 3}, {"type": "batchnorm", "impl": "scratch"},
+                            {"type": "flatten"}, {"type": "batchnorm", "impl": "scratch"}))
+    assert isinstance(net[1], modern.BatchNorm) and net[1].gamma.shape == (1, 3, 1, 1)
+    assert net[3].gamma.shape == (1, 108)
+    assert isinstance(nets.build(net_of({"type": "global_avgpool"}))[0], modern.GlobalAvgPool2d)
+
+
+def test_layer_tree_opens_blocks_and_its_rows_add_up():
+    top = nets.layer_tree("densenet")
+    assert [r["type"] for r in top][:3] == ["block", "dense_block", "transition_block"]
+    assert [r["output shape"] for r in top] == [[1, *shape] for _, shape in nets.trace("densenet")]
+    deep = nets.layer_tree("densenet", depth=1)
+    steps = [r for r in deep if r["layer"].startswith("1.")]
+    assert [r["type"] for r in steps] == ["concat"] * 4 and steps[-1]["output shape"] == [1, 192, 24, 24]
+    assert sum(r["parameters"] for r in steps) == top[1]["parameters"]
+    assert sum(r["forward FLOP"] for r in steps) == top[1]["forward FLOP"]
+    assert [r for r in deep if r["depth"] == 0] == top

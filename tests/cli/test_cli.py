@@ -26,6 +26,17 @@ def test_show_prints_each_layer_with_shape_parameters_and_flop(capsys):
     assert "0.24" in out  # the first convolution: 2 x 6 x 28 x 28 x 25 FLOP = 0.24 MFLOP
 
 
+def test_show_prints_a_block_as_one_row_and_opens_it_with_depth(capsys):
+    spec = str(EXPERIMENTS / "structure-resnet18.yaml")
+    assert main(["show", spec]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "resnet_block" in line]
+    assert len(rows) == 4 and "1x128x28x28" in rows[1] and "525,952" in rows[1]
+    assert main(["show", "--depth", "3", spec]) == 0
+    out = capsys.readouterr().out
+    assert "2.0.shortcut" in out and "2.0.body.0" in out and "residual" in out and "BatchNorm2d" in out
+    assert "11,178,378" in out  # the total counts the top rows once
+
+
 def test_show_without_a_network_is_an_error(capsys):
     assert main(["show", str(EXPERIMENTS / "worked-pooling.yaml")]) == 2
     assert "no spec here defines a network" in capsys.readouterr().err

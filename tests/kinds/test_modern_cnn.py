@@ -43,12 +43,37 @@ def test_the_book_recipe_runs_on_cuda_only(name):
     assert any(r.gate and r.metric == "test_acc" for r in spec.references)
 
 
-@pytest.mark.parametrize("name", sorted(BOOK))
+LATER = {"resnet18": ("resnet18", 0.05), "densenet": ("densenet", 0.1)}  # d2l v2 7.6-7.7: batch 256
+
+
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_resnet_and_densenet_run_the_books_recipe_on_cuda_judged_on_each_printed_draw(name):
+    spec = load_spec(EXPERIMENTS / f"modern-{name}.yaml")
+    s = spec.settings
+    assert spec.devices == ["cuda"] and len(spec.seeds) >= 3
+    assert (s.model, s.lr, s.resize, s.batch_size, s.epochs, s.optimizer, s.init) == (*LATER[name], 96, 256, 10,
+                                                                                       "sgd", "xavier")
+    assert {(r.metric, r.comparison) for r in spec.references if r.gate} == {
+        ("test_acc", "draw"), ("train_acc", "draw"), ("loss", "draw")}
+
+
+@pytest.mark.parametrize("name", sorted(BOOK) + sorted(LATER))
 def test_the_smoke_specs_say_what_they_are(name):
     spec = load_spec(EXPERIMENTS / f"smoke-{name}.yaml")
     assert spec.devices == ["cpu"] and "not the book's result" in spec.title
-    assert spec.settings.model == BOOK[name][0] and spec.settings.train_examples <= 2000
+    assert spec.settings.model == (BOOK.get(name) or LATER[name])[0] and spec.settings.train_examples <= 2000
     assert [(r.metric, r.at_least) for r in spec.references] == [("test_acc", 0.2)]
+
+
+def test_the_bn_lenet_smoke_is_the_books_recipe_cut_short_and_its_study_the_whole():
+    smoke = load_spec(EXPERIMENTS / "smoke-bn-lenet.yaml")
+    assert "not the book's result" in smoke.title and smoke.settings.epochs < 10
+    for name, model in (("bn-lenet", "bn_lenet_scratch"), ("bn-lenet-concise", "bn_lenet")):
+        study = load_spec(EXPERIMENTS / "studies" / f"{name}.yaml")
+        s = study.settings
+        assert (s.model, s.lr, s.batch_size, s.epochs, s.optimizer, s.init) == (model, 1.0, 256, 10, "sgd", "xavier")
+        assert len(study.seeds) >= 5 and study.devices == ["cpu"]
+    assert smoke.settings.model == "bn_lenet_scratch" and (smoke.settings.lr, smoke.settings.batch_size) == (1.0, 256)
 
 
 def test_a_tiny_run_records_speed_against_the_ceiling(tmp_path, store, monkeypatch, write_spec):

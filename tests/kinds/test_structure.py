@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.judging.verdict import check_one
 from harness.kinds.structure import KIND
 from harness.kinds.structure.measure import Settings
 from harness.specs.spec import SpecError, load_spec
@@ -43,10 +44,35 @@ def test_the_layers_table_and_the_section(memory_recorder):
     assert markdown_rows(text) == len(layers) + 2 and f"{out['parameters']:,}" in text
 
 
-@pytest.mark.parametrize("name", ["alexnet", "vgg11", "nin", "googlenet"])
+LATER = ["structure-resnet18", "structure-resnet18-yaml", "structure-resnet18-first-edition", "structure-densenet",
+         "exercise-bn-lenet-no-bias", "exercise-resnet18-preact", "exercise-resnet50", "exercise-densenet121"]
+
+
+@pytest.mark.parametrize("name", [f"structure-{n}" for n in ("alexnet", "vgg11", "nin", "googlenet")] + LATER)
 def test_the_shipped_structure_specs_validate(name):
-    spec = load_spec(ROOT / "experiments" / f"structure-{name}.yaml")
+    spec = load_spec(ROOT / "experiments" / f"{name}.yaml")
     assert spec.kind == "structure" and {r.metric for r in spec.references} == {"block_shapes", "parameters"}
+
+
+@pytest.mark.parametrize("name", LATER)
+def test_the_later_networks_and_the_exercises_hold_their_references(name, memory_recorder):
+    spec = load_spec(ROOT / "experiments" / f"{name}.yaml")
+    out = KIND.run(spec.settings, memory_recorder())
+    for ref in spec.references:
+        assert check_one(ref, out[ref.metric])[0], (ref.metric, out[ref.metric])
+
+
+def test_a_misfit_residual_deep_in_a_spec_is_one_line_naming_it(write_spec):
+    block = {"type": "block", "layers": [{"type": "relu"}, {"type": "residual", "layers": [
+        {"type": "conv", "channels": 8, "kernel": 3, "padding": 1}]}]}
+    path = write_spec({"name": "misfit", "title": "x", "kind": "structure", "seeds": [0],
+                       "settings": {"model": {"input": [1, 8, 8], "layers": [block]}},
+                       "references": [{"metric": "parameters", "source": "E5", "basis": "chosen before measuring",
+                                       "equals": 1}]})
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == (f"{path}: settings: model.layers[0].layers[1]: residual: the body's output [8, 8, 8] "
+                              "and the shortcut's [1, 8, 8] differ (use_1x1conv: true matches them)")
 
 
 def test_an_input_too_small_for_the_network_is_a_spec_error(write_spec):

@@ -1,4 +1,4 @@
-"""A1-A13 through the kind: every shipped worked-example reference holds exactly, and every output is declared."""
+"""A1-A15 through the kind: every shipped worked-example reference holds exactly, and every output is declared."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class NullRecorder(Recorder):
         self.logged = (name, obj)
 
 
-@pytest.mark.parametrize("name", ["worked-convolution", "worked-pooling", "worked-lenet-shapes"])
+@pytest.mark.parametrize("name", ["worked-convolution", "worked-pooling", "worked-lenet-shapes", "worked-batch-norm",
+                                  "worked-skip-blocks"])
 def test_shipped_references_hold(name):
     spec = load_spec(EXPERIMENTS / f"{name}.yaml")
     measured = KIND.run(spec.settings, NullRecorder())
@@ -38,7 +39,8 @@ def test_the_metric_table_is_what_run_returns_and_logs():
     assert set(KIND.names) == set(measured) and rec.logged == ("outputs", measured)
     assert KIND.timings == {} and KIND.curves == ()
     assert {m.name for m in KIND.metrics if m.better == "lower"} == {
-        "conv1x1_abs_diff", "max_abs_diff_conv", "max_abs_diff_maxpool", "max_abs_diff_avgpool"}
+        "conv1x1_abs_diff", "max_abs_diff_conv", "max_abs_diff_maxpool", "max_abs_diff_avgpool",
+        "bn_train_max_abs_diff", "bn_moving_mean_max_abs_diff", "bn_lenet_max_abs_diff"}
 
 
 def test_no_tables_and_no_section_beyond_the_verdicts():
@@ -57,3 +59,14 @@ def test_library_agreement_on_random_cases():
     gaps = measure.library_agreement(cases, seed=3)
     assert gaps["max_abs_diff_conv"] < 1e-4 and gaps["max_abs_diff_maxpool"] == 0
     assert gaps["max_abs_diff_avgpool"] < 1e-5
+
+
+def test_batch_norm_examples_see_the_bessel_factor_and_repeat_for_a_seed():
+    a, b = measure.batch_norm_examples(seed=1), measure.batch_norm_examples(seed=1)
+    assert a == b and abs(a["bn_moving_var_ratio"] - 8 / 7) < 1e-4
+    assert 0 < a["bn_train_max_abs_diff"] < 1e-5 and 0 < a["bn_lenet_max_abs_diff"] < 1e-5  # rounding, not zero
+
+
+def test_skip_examples_are_the_pages_shapes():
+    assert measure.skip_examples() == {"residual_shapes": [[4, 3, 6, 6], [4, 6, 3, 3]],
+                                       "dense_block_shapes": [[4, 23, 8, 8], [4, 10, 4, 4]]}

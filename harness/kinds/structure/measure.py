@@ -50,7 +50,7 @@ METRICS: tuple[Metric, ...] = (
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     """Build the network on the unit's device, push the book's random input through it block by block."""
     shape = settings.input_shape
-    net = nets.build(settings.model, shape, device=rec.device)
+    net = nets.build(settings.model, shape, device=rec.device).eval()  # one example: batch norm needs eval mode
     X = torch.randn((1, *shape), device=rec.device)
     shapes = []
     with torch.inference_mode():

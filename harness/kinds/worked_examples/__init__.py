@@ -1,4 +1,4 @@
-"""A1-A13: the book's worked convolution, pooling and LeNet-shape examples, each value exact."""
+"""A1-A15: the book's worked convolution, pooling, LeNet-shape, batch-norm and skip-block examples."""
 
 from harness.kinds.base import Kind
 from harness.kinds.worked_examples.measure import METRICS, Settings, run

@@ -1,4 +1,4 @@
-"""the worked convolution and pooling examples, the output shapes, and library agreement.
+"""the worked convolution, pooling, batch-norm and skip-block examples, the output shapes, and library agreement.
 
 Each example is the page's own input fed to the page's own function; the spec's references are the printed
 outputs. The from-scratch operations are also checked against the library's on random inputs.
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from harness.book import modern
 from harness.book.models import LeNet, layer_shapes, lenet_d2l
 from harness.book.ops import corr2d, corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1, pool2d
 from harness.kinds.base import Metric
@@ -71,6 +72,14 @@ METRICS: tuple[Metric, ...] = (
     _output("lenet_d2l_shapes", "d2l LeNet's output shape after each layer"),
     _output("lenet_55_shapes", "the 5.5 LeNet's output shape after each layer"),
     _output("lenet_55_first_linear_in", "in_features of the 5.5 LeNet's first Linear layer"),
+    _output("residual_shapes", "Residual(3, 3) and Residual(3, 6, use_1x1conv, strides=2) on a 4x3x6x6 input"),
+    _output("dense_block_shapes", "DenseBlock(2, 3, 10) on a 4x3x8x8 input, then transition_block(23, 10)"),
+    _gap("bn_train_max_abs_diff", "largest |book's BatchNorm - nn.BatchNorm2d/1d| in training mode, random batches"),
+    _gap("bn_moving_mean_max_abs_diff", "largest |book's moving mean - nn.BatchNorm's running mean| after one step"),
+    _output("bn_moving_var_ratio", "nn.BatchNorm2d's running-variance update over the book's, one step on a "
+            "2x3x2x2 batch"),
+    _gap("bn_lenet_max_abs_diff", "largest |from-scratch BN-LeNet - concise BN-LeNet| from the same weights, "
+         "training mode"),
     _gap("max_abs_diff_conv", "largest |corr2d_multi_in_out - F.conv2d| over the random cases"),
     _gap("max_abs_diff_maxpool", "largest |pool2d max - F.max_pool2d| over the random cases"),
     _gap("max_abs_diff_avgpool", "largest |pool2d avg - F.avg_pool2d| over the random cases"),
@@ -150,6 +159,41 @@ def lenet_examples() -> dict[str, Any]:
     }
 
 
+@torch.no_grad()
+def skip_examples() -> dict[str, Any]:
+    """The residual and dense blocks on the pages' random inputs: the shapes they print."""
+    X = torch.rand(4, 3, 6, 6)
+    Y = modern.DenseBlock(2, 3, 10)(torch.randn(4, 3, 8, 8))
+    return {"residual_shapes": [list(modern.Residual(3, 3)(X).shape),
+                                list(modern.Residual(3, 6, use_1x1conv=True, strides=2)(X).shape)],
+            "dense_block_shapes": [list(Y.shape), list(modern.transition_block(23, 10)(Y).shape)]}
+
+
+@torch.no_grad()
+def batch_norm_examples(seed: int) -> dict[str, float]:
+    """The book's from-scratch batch norm against the library's: training outputs, moving statistics, BN-LeNets."""
+    g = generator(seed)
+    out = {"bn_train_max_abs_diff": 0.0, "bn_moving_mean_max_abs_diff": 0.0}
+    for shape in ((16, 6, 10, 10), (256, 84)):
+        X = torch.randn(shape, generator=g) * 3 + 1
+        mine = modern.BatchNorm(shape[1], num_dims=len(shape))
+        lib = nn.BatchNorm2d(shape[1]) if len(shape) == 4 else nn.BatchNorm1d(shape[1])
+        out["bn_train_max_abs_diff"] = max(out["bn_train_max_abs_diff"], float((mine(X) - lib(X)).abs().max()))
+        gap = float((mine.moving_mean.flatten() - lib.running_mean).abs().max())
+        out["bn_moving_mean_max_abs_diff"] = max(out["bn_moving_mean_max_abs_diff"], gap)
+    mine, lib = modern.BatchNorm(3, num_dims=4), nn.BatchNorm2d(3)
+    X = torch.randn((2, 3, 2, 2), generator=g)
+    mine(X), lib(X)
+    out["bn_moving_var_ratio"] = float(((lib.running_var - 0.9) / (mine.moving_var.flatten() - 0.9)).mean())
+    torch.manual_seed(seed)
+    scratch = modern.bn_lenet()
+    torch.manual_seed(seed)
+    concise = modern.bn_lenet(norm=None)
+    X = torch.rand((256, 1, 28, 28), generator=g)
+    out["bn_lenet_max_abs_diff"] = float((scratch(X) - concise(X)).abs().max())
+    return out
+
+
 def library_agreement(cases: list[RandomCase], seed: int) -> dict[str, float]:
     """Largest gap between the tutorial's loops and the library ops on random inputs."""
     g = generator(seed)
@@ -171,8 +215,8 @@ def library_agreement(cases: list[RandomCase], seed: int) -> dict[str, float]:
 
 def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     """Run every worked example; the spec's references pick which ones it checks."""
-    measured = {**conv_examples(), **pool_examples(), **lenet_examples(),
-                **library_agreement(settings.random_cases, rec.seed)}
+    measured = {**conv_examples(), **pool_examples(), **lenet_examples(), **skip_examples(),
+                **batch_norm_examples(rec.seed), **library_agreement(settings.random_cases, rec.seed)}
     measured = {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in measured.items()}
     rec.log_json("outputs", measured)
     return measured
