@@ -7,6 +7,7 @@ neither.
 
 from __future__ import annotations
 
+import difflib
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -155,14 +156,48 @@ def _is_numeric_array(value: Any) -> bool:
     return False
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
+def _loc(loc: tuple[Any, ...], data: Any = None) -> str:
+    """An error's place as the spec writes it: ``settings.model.layers[3]``, a tagged entry with its tag
+    (``layers[0] (conv)``). With the spec's data, pydantic's own steps (validators, union branches) are left out."""
+    out, here = "", data
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+            here = here[part] if isinstance(here, list) and -len(here) <= part < len(here) else None
+        elif isinstance(here, dict) and part in here:
             out += ("." if out else "") + str(part)
+            here = here[part]
+        elif isinstance(here, dict) and here.get("type") == part:
+            out += f" ({part})"
+        elif data is None or (isinstance(here, dict) and i == len(loc) - 1):
+            out += ("." if out else "") + str(part)
+            here = None
     return out or "(top level)"
+
+
+def _first(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error to show: an unknown name before what it leaves missing (a typo is one error, not two)."""
+    rank = {"union_tag_invalid": 0, "extra_forbidden": 1}
+    return min(errors, key=lambda e: rank.get(e["type"], 2))
+
+
+def _message(first: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[str, tuple[Any, ...]]:
+    """The one-line message for ``first`` and the place it names (an unknown field names its entry)."""
+    loc, msg = tuple(first["loc"]), first["msg"].removeprefix("Value error, ")
+    if first["type"] == "union_tag_invalid":
+        tag, expected = first["ctx"]["tag"], [t.strip(" '") for t in first["ctx"]["expected_tags"].split(",")]
+        close = difflib.get_close_matches(tag, expected, n=1)
+        what = "layer type" if any(str(p) in ("layers", "shortcut") for p in loc) else "type"
+        hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(expected)})"
+        return f"unknown {what} {tag!r}{hint}", loc
+    if first["type"] == "extra_forbidden":
+        missing = [e["loc"][-1] for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
+        close = difflib.get_close_matches(str(loc[-1]), [str(m) for m in missing], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown field {loc[-1]!r}{hint}", loc[:-1]
+    if first["type"] == "missing":
+        return f"missing field {loc[-1]!r}", loc[:-1]
+    return msg, loc
 
 
 def current_name(name: str, renamed: dict[str, str]) -> str:
@@ -178,16 +213,29 @@ def distinct(values: list[Any]) -> list[Any]:
     return values
 
 
-def validation_error(path: Path, err: ValidationError, prefix: tuple[Any, ...] = ()) -> SpecError:
-    first = err.errors()[0]
-    loc = prefix + tuple(p for p in first["loc"] if not str(p).startswith("function-after["))
-    msg = first["msg"].removeprefix("Value error, ")
+def validation_error(path: Path, err: ValidationError, prefix: tuple[Any, ...] = (), data: Any = None) -> SpecError:
+    """One line for a pydantic error: the file, the field as the spec writes it, what is wrong, how many more.
+
+    ``data`` (the validated input, at ``prefix``) lets the place skip pydantic's own steps and name a layer's type.
+    """
+    errors = err.errors()
+    first = _first(errors)
+    msg, loc = _message(first, errors)
     got = first.get("input")
     if first["type"] != "missing" and isinstance(got, (str, int, float, bool)) and msg.startswith("Input should"):
         msg += f" (got {str(got)[:40]!r})" if isinstance(got, str) else f" (got {got!r})"
-    more = len(err.errors()) - 1
-    extra = f" (+{more} more)" if more else ""
-    return SpecError(f"{path}: {_loc(loc)}: {msg}{extra}")
+    where = _loc(prefix + tuple(p for p in loc if not str(p).startswith("function-after[")),
+                 _nest(prefix, data) if data is not None else None)
+    more = len(errors) - 1 - (first["type"] == "extra_forbidden" and "did you mean" in msg)
+    extra = f" (+{more} more)" if more > 0 else ""
+    return SpecError(f"{path}: {where}: {msg}{extra}")
+
+
+def _nest(prefix: tuple[Any, ...], data: Any) -> Any:
+    """``data`` placed at ``prefix`` in an otherwise empty document, so the place is walked from the top."""
+    for part in reversed(prefix):
+        data = {part: data} if isinstance(part, str) else [None] * part + [data]
+    return data
 
 
 class SpecLoader(yaml.SafeLoader):

@@ -13,7 +13,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
 from torch import nn
 
 from harness.book.models import Inception, nin_block, vgg_block
@@ -580,7 +580,8 @@ NAMED: dict[str, Network] = {
         dict(type="linear", features=10)),
 }
 
-ModelRef = Annotated[str, Field(min_length=1)] | Network
+ModelRef = Annotated[Annotated[str, Field(min_length=1), Tag("name")] | Annotated[Network, Tag("network")],
+                     Discriminator(lambda v: "name" if isinstance(v, str) else "network")]
 
 
 def network(model: str | Network) -> Network:

@@ -87,14 +87,14 @@ def parse_spec(data: Any, path: Path) -> Spec:
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
-        raise validation_error(path, err) from None
+        raise validation_error(path, err, data=data) from None
     task = registry.KINDS.get(spec.kind)
     if task is None:
         raise SpecError(f"{path}: kind: unknown kind {spec.kind!r} (known: {', '.join(sorted(registry.KINDS))})")
     try:
         settings = task.settings.model_validate(spec.settings if spec.settings is not None else {})
     except ValidationError as err:
-        raise validation_error(path, err, ("settings",)) from None
+        raise validation_error(path, err, ("settings",), data=spec.settings) from None
     timings = task.timings
     for i, ref in enumerate(spec.references):
         if task.current(ref.metric) != ref.metric:

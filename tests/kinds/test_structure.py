@@ -82,3 +82,27 @@ def test_an_input_too_small_for_the_network_is_a_spec_error(write_spec):
                                        "equals": 1}]})
     with pytest.raises(SpecError, match=r"settings: model.layers\[\d+\]: maxpool on an input of shape"):
         load_spec(path)
+
+
+@pytest.mark.parametrize("layer,message", [
+    ({"type": "residul", "channels": 4}, "layers[1]: unknown layer type 'residul' (did you mean residual?)"),
+    ({"type": "conv", "channel": 6, "kernel": 5},
+     "layers[1] (conv): unknown field 'channel' (did you mean 'channels'?)"),
+    ({"type": "linear"}, "layers[1] (linear): missing field 'features'"),
+    ({"type": "residual", "layers": [{"type": "relu"}, {"type": "conv", "chanels": 2, "kernel": 1}]},
+     "layers[1] (residual).layers[1] (conv): unknown field 'chanels' (did you mean 'channels'?)"),
+    ({"type": "residual", "channels": 4, "shortcut": [{"type": "maxpol", "kernel": 2}]},
+     "layers[1] (residual).shortcut[0]: unknown layer type 'maxpol' (did you mean maxpool?)"),
+    ({"type": "block", "layers": [{"type": "dense_block", "num_convs": 2, "growth_rate": 0}]},
+     "layers[1] (block).layers[0] (dense_block).growth_rate: Input should be greater than or equal to 1 (got 0)"),
+    ({"type": "conv", "channels": 6, "kernel": 5, "stride": -1}, "layers[1] (conv).stride: Input should be greater"),
+    ({"type": "softmax"}, "layers[1]: unknown layer type 'softmax' (known: conv, maxpool"),
+])
+def test_a_bad_layer_at_any_depth_is_one_line_naming_its_place_type_and_field(write_spec, layer, message):
+    path = write_spec({"name": "bad-layer", "title": "x", "kind": "structure", "seeds": [0],
+                       "settings": {"model": {"input": [1, 28, 28], "layers": [{"type": "relu"}, layer]}},
+                       "references": [{"metric": "parameters", "source": "E5", "basis": "chosen before measuring",
+                                       "equals": 1}]})
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value).startswith(f"{path}: settings.model.{message}") and "\n" not in str(err.value)

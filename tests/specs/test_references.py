@@ -60,7 +60,7 @@ def test_a_printed_basis_quotes_the_entry_word_for_word(tmp_path):
     ({"sources": []}, "[0].sources: List should have at least 1 item"),
     ({"sources": [ENTRY["sources"][0] | {"url": "example.org"}]}, "[0].sources[0].url: url must be an http(s)"),
     ({"id": "no spaces"}, "[0].id: String should match pattern"),
-    ({"colour": "red"}, "[0].colour: Extra inputs are not permitted"),
+    ({"colour": "red"}, "[0]: unknown field 'colour'"),
 ])
 def test_a_bad_entry_is_one_line_naming_the_file_and_field(tmp_path, change, message):
     path = write(tmp_path / "references" / "mine.yaml", [ENTRY | change])

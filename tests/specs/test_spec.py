@@ -40,10 +40,10 @@ DELETE = object()
 
 # (case id, spec data or raw text, the field path the error must name)
 BAD = [
-    ("unknown-top-key", with_change("colour", "red"), "colour"),
-    ("unknown-settings-key", with_change("settings.momentum", 0.9), "settings.momentum"),
+    ("unknown-top-key", with_change("colour", "red"), "(top level): unknown field 'colour'"),
+    ("unknown-settings-key", with_change("settings.momentum", 0.9), "settings: unknown field 'momentum'"),
     ("unknown-kind", with_change("kind", "resnet"), "kind"),
-    ("missing-name", with_change("name", DELETE), "name"),
+    ("missing-name", with_change("name", DELETE), "(top level): missing field 'name'"),
     ("bad-name", with_change("name", "Edge Kernel"), "name"),
     ("seeds-string", with_change("seeds", "0,1"), "seeds"),
     ("seed-negative", with_change("seeds", [-1]), "seeds"),
@@ -71,7 +71,7 @@ BAD = [
                                                     "basis": "chosen before measuring", "near": [["a", "b"]]}]},
      "references[0]"),
     ("no-references", with_change("references", []), "references"),
-    ("missing-basis", with_change("references.0.basis", DELETE), "references[0].basis: Field required"),
+    ("missing-basis", with_change("references.0.basis", DELETE), "references[0]: missing field 'basis'"),
     ("unknown-basis", with_change("references.0.basis", "measured"), "references[0].basis"),
     ("printed-without-quote", with_change("references.0.basis", "printed"), "references[0]: basis printed needs quote"),
     ("quote-not-printed", {**GOOD, "references": [{**GOOD["references"][0], "basis": "printed", "quote": "loss 42"}]},
@@ -85,7 +85,7 @@ BAD = [
     ("gate-string", with_change("references.0.gate", "yes"), "references[0].gate"),
     ("timing-few-rounds", with_change("timing", {"rounds": 2}), "timing.rounds"),
     ("timing-max-below", with_change("timing", {"rounds": 8, "max_rounds": 4}), "timing"),
-    ("timing-unknown-key", with_change("timing", {"seconds": 10}), "timing.seconds"),
+    ("timing-unknown-key", with_change("timing", {"seconds": 10}), "timing: unknown field 'seconds'"),
     ("timing-confidence", with_change("timing", {"confidence": 1.5}), "timing.confidence"),
     ("not-a-mapping", "- just\n- a list\n", "(top level)"),
     ("invalid-yaml", "name: [unclosed\n", "line"),

@@ -1,4 +1,4 @@
-"""F1-F4: AlexNet, VGG, NiN and GoogLeNet on Fashion-MNIST, measured as the lenet kind measures its networks."""
+"""F1-F4, F7-F8: AlexNet, VGG, NiN, GoogLeNet, ResNet and DenseNet on Fashion-MNIST, measured as the lenet kind does."""
 
 from harness.kinds.base import Kind
 from harness.kinds.lenet import KIND as LENET

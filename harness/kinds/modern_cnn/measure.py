@@ -1,4 +1,4 @@
-"""F1-F4: AlexNet, VGG, NiN and GoogLeNet trained on Fashion-MNIST as d2l 7.1-7.4 train them.
+"""F1-F4, F7-F8: the modern CNNs trained on Fashion-MNIST as d2l 7.1-7.7 train them.
 
 The lenet kind's measurement with the book's recipe (``train_ch6``: Xavier init, SGD) as its defaults: each
 batch resized on the device as it is drawn, the matmul ceiling measured alongside. A CPU-sized smoke spec sets a

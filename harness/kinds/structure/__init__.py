@@ -1,4 +1,4 @@
-"""E1-E4: the modern CNNs' output shape block by block, parameter count and forward FLOP."""
+"""E1-E6 and EX1-EX4: the modern CNNs' output shape block by block, parameter count and forward FLOP."""
 
 from harness.kinds.base import Kind
 from harness.kinds.structure.measure import METRICS, Settings, run

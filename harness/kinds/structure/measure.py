@@ -1,4 +1,4 @@
-"""E1-E4: the modern CNNs' structure: each block's output shape for the book's input, and the parameter count.
+"""E1-E6 and EX1-EX4: the modern CNNs' structure, each block's output shape and the parameter count.
 
 The book's check, as d2l 7.1-7.4 print it: a random example pushed through the network one top-level layer (or
 block) at a time, printing each output shape. The FLOP per layer come from ``torch.utils.flop_counter``.
