@@ -1,7 +1,9 @@
 """The ``harness`` command: run, reproduce, list, show, report, compare, server, export, import.
 
 Exit status: 0 no gating reference was decisively not reproduced; 1 one was (unless --allow-miss) or a run failed;
-2 a bad spec or bad arguments; 3 with --strict, a gating timing reference stayed inconclusive; 130 interrupted.
+2 a bad spec or bad arguments; 3 with --strict, a gating timing reference stayed inconclusive; 4 the store cannot be
+reached, read or written; 5 a bundle cannot be read or imported; 70 an unexpected error (a bug); 130 interrupted.
+Every error is one line on stderr; ``--debug`` (or ``HARNESS_DEBUG=1``) adds the traceback.
 Each command group is a module with ``setup_arguments(subparsers)``, which sets its commands' ``func``.
 """
 
@@ -11,10 +13,13 @@ import argparse
 import os
 import signal
 import sys
+import traceback
 
 from harness.cli import compare, report, run, specs, store
-from harness.cli.options import EXIT_INCONCLUSIVE
+from harness.cli.options import EXIT_BUNDLE, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_STORE
+from harness.reading.bundle import BundleError
 from harness.specs.spec import SpecError
+from harness.store.locks import StoreError
 
 GROUPS = (run, specs, report, compare, store)
 
@@ -27,6 +32,7 @@ def _interrupt(signum, frame):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error (or HARNESS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.setup_arguments(sub)
@@ -40,12 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
-    except SpecError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every error ends in one line and a status; --debug shows the rest
+        if args.debug or os.environ.get("HARNESS_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        status, line = _status(exc)
+        print(f"harness: error: {line}", file=sys.stderr)
+        return status
+
+
+def _status(exc: Exception) -> tuple[int, str]:
+    """The exit status of an error and its one line."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    for kind, status in ((SpecError, 2), (StoreError, EXIT_STORE), (BundleError, EXIT_BUNDLE), (RuntimeError, 1)):
+        if isinstance(exc, kind):
+            return status, first
+    return EXIT_INTERNAL, f"unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)"

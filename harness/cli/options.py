@@ -10,6 +10,9 @@ from rich.console import Console
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 EXIT_INCONCLUSIVE = 3
+EXIT_STORE = 4  # the store cannot be reached, read or written
+EXIT_BUNDLE = 5  # a bundle cannot be read or imported
+EXIT_INTERNAL = 70  # a bug: an error the harness does not expect (EX_SOFTWARE)
 
 
 def store_option(sp: argparse.ArgumentParser) -> None:

@@ -31,7 +31,11 @@ ENDED_BY = "harness.ended_by"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class StoreLocked(RuntimeError):
+class StoreError(RuntimeError):
+    """A store that cannot be reached, read or written (not a database, no server, a full disk): one line."""
+
+
+class StoreLocked(StoreError):
     """The store stayed locked past the bound; the message is one line."""
 
 

@@ -96,3 +96,15 @@ def test_the_experiment_comes_from_mlflows_variable_or_the_option(store, write_s
                                   filter_string="tags.`harness.role` = 'spec'")
         assert list(runs["tags.harness.spec"]) == [spec]
     assert mlflow.get_experiment_by_name("d2l-cnn-chapter") is None
+
+
+def test_an_unexpected_error_is_one_line_with_its_own_status_and_debug_shows_the_traceback(monkeypatch, capsys):
+    def broken(args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr("harness.cli.specs.cmd_list", broken)
+    assert main(["list"]) == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected KeyError: 'boom' (run with --debug" in err
+    assert main(["--debug", "list"]) == 70
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
