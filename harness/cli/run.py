@@ -15,6 +15,7 @@ from harness.cli.report import cmd_report, out_option
 from harness.judging.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, Verdict
 from harness.schema import Device
 from harness.specs.spec import Spec, SpecError, load_specs, spec_paths
+from harness.store.locks import StoreError
 
 STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
 DEVICES = Device.__args__  # "cpu", "cuda": what a spec's devices may name
@@ -84,6 +85,8 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
             verdicts = run_spec(spec, path, nested=nested, executor=executor, on_seed=on_seed, resume=resume,
                                 on_skip=lambda device, why: absent.setdefault(why, []).append(device),
                                 on_fail=on_fail, only=only)
+        except StoreError:
+            raise  # the store failed: no later spec could be recorded, and no report is written
         except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
             failed += 1
             err_console.print(f"harness: [bold red]error[/]: {escape(f'{path}: {type(exc).__name__}: {exc}')}")

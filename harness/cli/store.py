@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from harness.cli.options import console, err_console, store_option
 from harness.specs.spec import SpecError
@@ -21,39 +22,52 @@ def cmd_server(args) -> int:
 
 def cmd_export(args) -> int:
     """A run and everything under it as one bundle, on stdout or into ``--out``."""
-    from harness.reading.bundle import BundleError, export
+    from harness.reading.results import ResultsError
 
     if args.out is None and sys.stdout.isatty():
         raise SpecError("harness export: the bundle is binary: redirect it (> bundle.tar.gz) or give -o FILE")
     try:
-        if args.out:
-            with open(args.out, "wb") as f:
-                n = export(args.run, f, args.tracking_uri)
-        else:
-            n = export(args.run, sys.stdout.buffer, args.tracking_uri)
-    except BundleError as exc:
-        if args.out:
-            Path(args.out).unlink(missing_ok=True)
-        raise SpecError(str(exc)) from None
+        n = _export_to(args.run, args.out, args.tracking_uri)
+    except ResultsError as exc:
+        raise SpecError(str(exc)) from None  # a ref that names no run: a bad argument, as in every command
     err_console.print(f"exported {n} run(s)" + (f" to {args.out}" if args.out else ""))
     return 0
 
 
-def cmd_import(args) -> int:
-    """The runs of a bundle, recreated in this store."""
-    from harness.reading.bundle import BundleError, import_bundle
-    from harness.store import tracking
+def _export_to(ref: str, out: str | None, uri: str | None) -> int:
+    """The bundle into the file ``out`` (or stdout); one that fails is removed, not left half-written."""
+    from harness.reading.bundle import export
+
+    if out is None:
+        return export(ref, sys.stdout.buffer, uri)
+    with _open(out, "wb") as f:
+        try:
+            return export(ref, f, uri)
+        except BaseException:
+            Path(out).unlink(missing_ok=True)
+            raise
+
+
+def _open(path: str, mode: str) -> BinaryIO:
+    """A bundle file, or a ``BundleError`` (status 5) naming it and why it cannot be opened."""
+    from harness.reading.bundle import BundleError
 
     try:
-        if args.bundle == "-":
-            done, already = import_bundle(sys.stdin.buffer, "(stdin)", args.tracking_uri)
-        else:
-            with open(args.bundle, "rb") as f:
-                done, already = import_bundle(f, args.bundle, args.tracking_uri)
+        return open(path, mode)
     except OSError as exc:
-        raise SpecError(f"{args.bundle}: {exc.strerror or exc}") from None
-    except BundleError as exc:
-        raise SpecError(str(exc)) from None
+        raise BundleError(f"{path}: {exc.strerror or exc}") from None
+
+
+def cmd_import(args) -> int:
+    """The runs of a bundle, recreated in this store, all or none; a bundle that cannot be read is status 5."""
+    from harness.reading.bundle import import_bundle
+    from harness.store import tracking
+
+    if args.bundle == "-":
+        done, already = import_bundle(sys.stdin.buffer, "(stdin)", args.tracking_uri)
+    else:
+        with _open(args.bundle, "rb") as f:
+            done, already = import_bundle(f, args.bundle, args.tracking_uri)
     console.print(f"imported {done} run(s) into {tracking.tracking_uri(args.tracking_uri)}"
                   + (f"; {already} were already there" if already else ""))
     return 0

@@ -19,7 +19,7 @@ from harness.execution.units import Unit, run_unit
 from harness.machine import env
 from harness.machine.timing import cpu_threads
 from harness.store import tracking
-from harness.store.locks import sqlite_path
+from harness.store.locks import StoreError, sqlite_path
 
 RAY_INSTALL = "--executor ray needs Ray, an optional extra: pip install -e '.[ray]'"
 OnStart = Callable[[Unit], None]
@@ -52,6 +52,8 @@ def execute(unit: Unit, run_id: str | None = None, threads: int | None = None) -
             return Outcome(values=run_unit(unit, run_id), model=model)
     except DataMissing as exc:
         return Outcome(skipped=str(exc), model=model)
+    except StoreError:
+        raise  # the store failed, not the unit: nothing after it could be recorded
     except Exception as exc:  # noqa: BLE001 - recorded (the run ended FAILED) and reported; the others go on
         return Outcome(error=_error(exc), model=model)
 

@@ -7,6 +7,7 @@ is ended FAILED by the next command that opens the store (docs/internals.md, "Cr
 
 from __future__ import annotations
 
+import errno
 import functools
 import socket
 import sys
@@ -17,6 +18,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
+import mlflow
 import psutil
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
@@ -43,10 +45,42 @@ def _is_locked(err: BaseException) -> bool:
     return "database is locked" in str(err)
 
 
+BROKEN = {  # what SQLite says -> what it means to the user
+    "database or disk is full": "the disk is full",
+    "attempt to write a readonly database": "the store is read-only",
+    "unable to open database file": "the database file cannot be opened",
+    "disk I/O error": "the disk failed a read or write",
+    "file is not a database": "not an MLflow store",
+    "database disk image is malformed": "not an MLflow store",
+}
+OS_BROKEN = {errno.ENOSPC: "the disk is full", errno.EROFS: "the store is read-only",
+             errno.EDQUOT: "the disk quota is used up"}
+
+
+def failure(err: BaseException) -> str | None:
+    """What a failed store operation means (``the disk is full (<SQLite's words>)``); None for any other error."""
+    if isinstance(err, OSError) and err.errno in OS_BROKEN:
+        return f"{OS_BROKEN[err.errno]} ({err.strerror}: {err.filename})"
+    text = str(err)
+    for words, meaning in BROKEN.items():
+        if words in text:
+            return f"{meaning} ({words})"
+    if "API request to" in text:  # MLflow's REST client, once its own retries are spent
+        return f"the MLflow server failed or stopped answering ({text.splitlines()[0][:300]})"
+    return None
+
+
+def store_name(uri: str | None = None) -> str:
+    """The store as a user names it: a SQLite store's file, any other's URI (default: the one MLflow points at)."""
+    uri = uri or mlflow.get_tracking_uri()
+    return str(sqlite_path(uri) or uri)
+
+
 def retry_locked(fn: F) -> F:
     """Retry ``fn`` with exponential backoff while SQLite says ``database is locked``, up to ``LOCK_WAIT_S``.
 
-    MLflow rolls a failed write back, so a retried write is applied once.
+    MLflow rolls a failed write back, so a retried write is applied once. A store that cannot be written (a full
+    disk, a read-only file, a server gone) raises ``StoreError``, one line naming the store.
     """
 
     @functools.wraps(fn)
@@ -55,9 +89,14 @@ def retry_locked(fn: F) -> F:
         while True:
             try:
                 return fn(*args, **kwargs)
+            except StoreError:
+                raise
             except Exception as err:
                 if not _is_locked(err):
-                    raise
+                    why = failure(err)
+                    if why is None:
+                        raise
+                    raise StoreError(f"{store_name()}: {why}") from err
                 if waited >= LOCK_WAIT_S:
                     raise StoreLocked(f"the MLflow store stayed locked for {waited:.0f} s ({fn.__name__}): another "
                                       "process holds it; try again when it is done") from None
@@ -80,7 +119,6 @@ def creation_lock(uri: str):
     path = sqlite_path(uri)
     if path is None:
         return nullcontext()
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{path}.lock", timeout=CREATE_WAIT_S)
 
     @contextmanager

@@ -28,8 +28,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from harness.judging.rounds import Plan
 from harness.judging.stats import is_finite_number
 from harness.machine import device as devices
+from harness.store import opening
 from harness.store.locks import (
     HEARTBEATS,
+    StoreError,
     creation_lock,
     end_run_as,
     identity,
@@ -85,12 +87,17 @@ def _experiment(uri: str, create: bool) -> str | None:
 def connect(explicit: str | None = None, create: bool = True) -> str | None:
     """Point MLflow at the store and the harness's experiment; returns the experiment id.
 
-    The store is created or upgraded under a lock, and runs whose process vanished are ended FAILED.
+    The store is checked first (``opening.check``: a store that is none, or a server that does not answer, is one
+    line), then created or upgraded under a lock, and runs whose process vanished are ended FAILED. Without
+    ``create``, a SQLite store that is not there is not made: None.
     """
     uri = tracking_uri(explicit)
+    if not opening.check(uri, create, experiment_name()):
+        return None
     mlflow.set_tracking_uri(uri)
     with creation_lock(uri):
-        exp_id = _experiment(uri, create)
+        opening.check_tables(uri)
+        exp_id = opening.opened(uri, lambda: _experiment(uri, create))
     if exp_id is None:
         return None
     mlflow.set_experiment(experiment_id=exp_id)
@@ -103,29 +110,83 @@ def _start_run(name: str, tags: dict[str, str], nested: bool, run_id: str | None
     return mlflow.start_run(run_id=run_id, run_name=name, tags=tags | identity(), nested=nested)
 
 
-@retry_locked
-def _end_run(status: str) -> None:
-    mlflow.end_run(status)
+class RecordingFailed(StoreError):
+    """The store failed under a run (a full disk, a read-only file, a server gone): one line saying whether the
+    runs could still be ended FAILED, or are left RUNNING for the next command to end."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why, self.left_open = why, []
+
+    def __str__(self) -> str:
+        if not self.left_open:
+            return f"{self.why}; the run was ended FAILED"
+        return (f"{self.why}; the run is left RUNNING ({', '.join(self.left_open)}); the next command that opens "
+                "the store ends it FAILED")
+
+
+def _recording_failed(err: StoreError) -> RecordingFailed:
+    """``err`` as a ``RecordingFailed`` (itself when it is one), to name the runs it leaves open."""
+    if isinstance(err, RecordingFailed):
+        return err
+    failed = RecordingFailed(str(err))
+    failed.__cause__ = err
+    return failed
+
+
+def _end_run(run: Any, status: str) -> None:
+    """End the active run ``run`` as ``status``: popped off MLflow's stack once, its status retried while locked.
+
+    A store that cannot take the status raises ``RecordingFailed`` naming the run left RUNNING.
+    """
+    try:
+        try:
+            mlflow.end_run(status)  # pops the run first, so a retry must not call it again
+        except Exception:
+            retry_locked(MlflowClient().set_terminated)(run.info.run_id, status)
+    except StoreError as err:
+        failed = _recording_failed(err)
+        failed.left_open.append(run.info.run_name)
+        raise failed from failed.__cause__  # the store's own error, kept for --debug
+
+
+def _pop(run: Any) -> None:
+    """Take ``run`` off MLflow's stack of active runs without a write (the store has just refused one)."""
+    stack = mlflow.tracking.fluent._active_run_stack.get()  # MLflow has no public pop without a write
+    if stack and stack[-1].info.run_id == run.info.run_id:
+        stack.pop()
 
 
 @contextmanager
 def recorded_run(name: str, tags: dict[str, str], nested: bool = False, run_id: str | None = None) -> Iterator[Any]:
     """An MLflow run that ends FINISHED, FAILED on an error, KILLED on an interrupt; it beats while it runs.
 
-    With ``run_id``, an existing run (one an executor scheduled) is started instead of a new one.
+    With ``run_id``, an existing run (one an executor scheduled) is started instead of a new one. When the store
+    fails under it, the run is ended FAILED if the store still takes that, and ``RecordingFailed`` says which.
     """
     run = _start_run(name, tags, nested, run_id)
     HEARTBEATS.add(run.info.run_id)
     try:
         yield run
     except KeyboardInterrupt:
-        _end_run("KILLED")
+        _end_run(run, "KILLED")
         raise
+    except StoreError as err:
+        failed = _recording_failed(err)
+        if failed.left_open:  # a run under it could not be ended: neither can this one (nor a server wait again)
+            _pop(run)
+            failed.left_open.append(run.info.run_name)
+        else:
+            try:
+                _end_run(run, "FAILED")
+            except RecordingFailed as again:
+                failed.left_open += again.left_open
+        raise failed from failed.__cause__  # the store's own error, kept for --debug
     except BaseException:
-        _end_run("FAILED")
+        _end_run(run, "FAILED")
         raise
     else:
-        _end_run("FAILED" if run.info.run_id in _INCOMPLETE else "FINISHED")
+        _end_run(run, "FAILED" if run.info.run_id in _INCOMPLETE else "FINISHED")
     finally:
         HEARTBEATS.remove(run.info.run_id)
         _INCOMPLETE.discard(run.info.run_id)
