@@ -69,10 +69,18 @@ def summary(views: list[RunView]) -> pd.DataFrame:
             "spec": f"{v.name}{v.suffix}", "refs": v.tag("harness.refs"), "kind": v.kind,
             "devices": ",".join(v.devices) or "-", "seeds": v.tag("seeds"),
             **{column(s): int(counts.get(s, 0)) for s in STATUSES},
-            "verdict": _verdict_word(v),
+            "verdict": _verdict_word(v), "wall_s": _wall_s(v.row),
             "run": v.run_id, "git": v.tag("git.commit"),
         })
     return pd.DataFrame(rows)
+
+
+def _wall_s(row: Any) -> float | None:
+    """A run's wall seconds, start to end (its seeds, timing rounds and recording): where a suite's time goes."""
+    start, end = row.get("start_time"), row.get("end_time")
+    if start is None or end is None or pd.isna(start) or pd.isna(end):
+        return None
+    return round((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds(), 1)
 
 
 def column(words: str) -> str:
@@ -80,12 +88,12 @@ def column(words: str) -> str:
     return words.replace(" ", "_")
 
 
-HEADERS = {column(s): s for s in (*STATUSES, "information only")}  # the markdown shows the words
+HEADERS = {column(s): s for s in (*STATUSES, "information only")} | {"wall_s": "wall (s)"}  # the markdown's words
 
 
 def summary_table(df: pd.DataFrame) -> str:
     return md_table(df, fmt={"spec": lambda n: f"[{n}](#{n})", "verdict": MARK.get, "run": lambda r: r[:8],
-                             "git": lambda g: g[:8],
+                             "git": lambda g: g[:8], "wall_s": lambda w: "-" if pd.isna(w) else f"{w:,.1f}",
                              "refs": lambda refs: " ".join(ref_link(r) for r in refs.split(",") if r)},
                     headers=HEADERS)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 import pytest
 import torch
 
@@ -36,6 +37,8 @@ def test_report_from_store(recorded):
     if not torch.cuda.is_available():
         assert "**No GPU.**" in text and "no GPU found" in text
     assert not list(out.glob(".build-*")), "scratch directory left behind"
+    rows = pd.read_csv(out / "tables" / "report-summary.csv")
+    assert (rows["wall_s"] > 0).all() and "| wall (s) |" in text.replace("  ", " ").replace("  ", " ")
 
 
 def test_report_needs_runs(tmp_path, store, capsys):
@@ -62,7 +65,6 @@ def test_failed_build_keeps_the_old_report(recorded, monkeypatch):
 
 def test_a_cuda_run_recorded_elsewhere_fills_the_cuda_section(tmp_path):
     """Newest first, as the store returns them: the newest run of a spec, plus the newest one that had a GPU."""
-    import pandas as pd
 
     def row(run_id, devices, gpu="none"):
         return {"run_id": run_id, "tags.harness.spec": "lenet-c2", "tags.harness.devices_ran": devices,
@@ -78,7 +80,6 @@ def test_a_cuda_run_recorded_elsewhere_fills_the_cuda_section(tmp_path):
 
 def test_a_gpu_nodes_newer_cuda_only_suite_sits_beside_the_older_cpu_run(tmp_path):
     """The kit's suite ran the CUDA half only (--devices cuda), after this machine's CPU run: the report keeps both."""
-    import pandas as pd
 
     def row(run_id, devices, gpu="none"):
         return {"run_id": run_id, "tags.harness.spec": "lenet-c1", "tags.harness.devices_ran": devices,
@@ -90,7 +91,6 @@ def test_a_gpu_nodes_newer_cuda_only_suite_sits_beside_the_older_cpu_run(tmp_pat
 
 
 def test_the_determinism_lines_say_per_device_what_repeated_and_whether_it_matched():
-    import pandas as pd
 
     from harness.reporting import repeats
 
