@@ -190,7 +190,7 @@ class Block(Strict):
     layers: list[Layer] = Field(min_length=1)
 
     def module(self, shape: Shape) -> nn.Module:
-        return nn.Sequential(*_modules(self.layers, shape, "layers"))
+        return _sequential(self.layers, shape, "layers")[0]
 
 
 def _activation(name: str) -> list[Activation]:
@@ -242,15 +242,13 @@ class Residual(Strict):
 
     def module(self, shape: Shape) -> nn.Module:
         c = _image(shape, self.type)
-        built = _built(self.body(), shape, "layers")
-        out = built[-1][1]
+        body, out = _sequential(self.body(), shape, "layers")
         if len(out) != 3:
             raise NetError(f"residual: the body's output {list(out)} is not an image")
         if self.channels is not None and out[0] != self.channels:
             raise NetError(f"residual: the body ends with {out[0]} channels, channels says {self.channels}")
         if self.shortcut is not None:
-            short_built = _built(self.shortcut, shape, "shortcut")
-            shortcut, short = nn.Sequential(*(m for m, _ in short_built)), short_built[-1][1]
+            shortcut, short = _sequential(self.shortcut, shape, "shortcut")
         elif self.use_1x1conv:
             sh, sw = _pair(self.stride)
             shortcut = nn.Conv2d(c, out[0], kernel_size=1, stride=(sh, sw))
@@ -260,7 +258,7 @@ class Residual(Strict):
         if short != out:
             hint = "" if self.use_1x1conv or self.shortcut else " (use_1x1conv: true matches them)"
             raise NetError(f"residual: the body's output {list(out)} and the shortcut's {list(short)} differ{hint}")
-        return Skip(nn.Sequential(*(m for m, _ in built)), shortcut, _after(self.activation), "add")
+        return Skip(body, shortcut, _after(self.activation), "add")
 
 
 class Concat(Strict):
@@ -271,12 +269,11 @@ class Concat(Strict):
 
     def module(self, shape: Shape) -> nn.Module:
         _image(shape, self.type)
-        built = _built(self.layers, shape, "layers")
-        out = built[-1][1]
+        body, out = _sequential(self.layers, shape, "layers")
         if len(out) != 3 or out[1:] != shape[1:]:
             raise NetError(f"concat: the body's output {list(out)} does not keep the input's height and width "
                            f"{list(shape[1:])}")
-        return Skip(nn.Sequential(*(m for m, _ in built)), nn.Identity(), nn.Identity(), "cat")
+        return Skip(body, nn.Identity(), nn.Identity(), "cat")
 
 
 class ResnetBlock(Strict):
@@ -295,7 +292,7 @@ class ResnetBlock(Strict):
                          **(first if i == 0 else {})) for i in range(self.num_residuals)]
 
     def module(self, shape: Shape) -> nn.Module:
-        return nn.Sequential(*_modules(self.parts(), shape, "residuals"))
+        return _sequential(self.parts(), shape, "residuals")[0]
 
 
 class DenseBlock(Strict):
@@ -323,7 +320,7 @@ class DenseBlock(Strict):
         return [Concat(type="concat", layers=step) for _ in range(self.num_convs)]
 
     def module(self, shape: Shape) -> nn.Module:
-        return nn.Sequential(*_modules(self.parts(), shape, "convs"))
+        return _sequential(self.parts(), shape, "convs")[0]
 
 
 class TransitionBlock(Strict):
@@ -350,7 +347,7 @@ class TransitionBlock(Strict):
                 Pool(type="avgpool", kernel=2, stride=2)]
 
     def module(self, shape: Shape) -> nn.Module:
-        return nn.Sequential(*_modules(self.parts(shape), shape, "layers"))
+        return _sequential(self.parts(shape), shape, "layers")[0]
 
 
 Layer = Annotated[Conv | Pool | GlobalAvgPool | AdaptiveAvgPool | Activation | BatchNorm | Dropout | Flatten | Linear
@@ -383,8 +380,10 @@ def _built(layers: list[Any], shape: Shape, where: str) -> list[tuple[nn.Module,
     return out
 
 
-def _modules(layers: list[Any], shape: Shape, where: str) -> list[nn.Module]:
-    return [module for module, _ in _built(layers, shape, where)]
+def _sequential(layers: list[Any], shape: Shape, where: str) -> tuple[nn.Sequential, Shape]:
+    """The layers as one ``nn.Sequential`` for ``shape``, and its output shape."""
+    built = _built(layers, shape, where)
+    return nn.Sequential(*(module for module, _ in built)), built[-1][1]
 
 
 class Network(Strict):
@@ -605,7 +604,7 @@ def build(model: str | Network, input_shape: Shape | None = None, device: str | 
     """The network, its weights initialised by PyTorch's defaults in layer order (as the pages' code does)."""
     shape, layers = network(model).resolved()
     with torch.device(device or torch.get_default_device()):
-        return nn.Sequential(*_modules(layers, tuple(input_shape or shape), "layers"))
+        return _sequential(layers, tuple(input_shape or shape), "layers")[0]
 
 
 def layer_table(model: str | Network, input_shape: Shape | None = None) -> list[dict[str, Any]]:
@@ -613,21 +612,14 @@ def layer_table(model: str | Network, input_shape: Shape | None = None) -> list[
 
     Built and run on the meta device: nothing is allocated, so it is instant even for VGG-11.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    shape, layers = network(model).resolved()
-    x = torch.empty((1, *(input_shape or shape)), device="meta")
-    rows = []
-    for i, (layer, module) in enumerate(zip(layers, build(model, input_shape, device="meta").eval())):
-        with FlopCounterMode(display=False) as counter:
-            x = module(x)
-        rows.append({"layer": i, "type": layer.type, "output shape": list(x.shape), "parameters": parameters(module),
-                     "forward FLOP": int(counter.get_total_flops())})
-    return rows
+    rows = layer_tree(model, input_shape)
+    return [{key: int(value) if key == "layer" else value for key, value in row.items() if key != "depth"}
+            for row in rows]
 
 
 def layer_tree(model: str | Network, input_shape: Shape | None = None, depth: int = 0) -> list[dict[str, Any]]:
-    """``layer_table`` with each block opened ``depth`` levels down: its modules' rows, in the order they run.
+    """Each top-level layer's row (type, output shape, parameters, forward FLOP), each block opened ``depth``
+    levels down: its modules' rows, in the order they run.
 
     A nested row's ``layer`` is the module's path (``1.0.body.3``) and its ``type`` the module's class; ``depth``
     says how deep it sits. Parameters and FLOP of a block are its rows' sums.

@@ -69,18 +69,22 @@ def summary(views: list[RunView]) -> pd.DataFrame:
             "spec": f"{v.name}{v.suffix}", "refs": v.tag("harness.refs"), "kind": v.kind,
             "devices": ",".join(v.devices) or "-", "seeds": v.tag("seeds"),
             **{column(s): int(counts.get(s, 0)) for s in STATUSES},
-            "verdict": _verdict_word(v), "wall_s": _wall_s(v.row),
+            "verdict": _verdict_word(v), "wall_s": _rounded(_seconds(v.row)),
             "run": v.run_id, "git": v.tag("git.commit"),
         })
     return pd.DataFrame(rows)
 
 
-def _wall_s(row: Any) -> float | None:
+def _seconds(row: Any) -> float | None:
     """A run's wall seconds, start to end (its seeds, timing rounds and recording): where a suite's time goes."""
     start, end = row.get("start_time"), row.get("end_time")
     if start is None or end is None or pd.isna(start) or pd.isna(end):
         return None
-    return round((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds(), 1)
+    return (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def column(words: str) -> str:
@@ -225,7 +229,8 @@ def suite_time(uri: str) -> str:
     if found.empty or "end_time" not in found:
         return ""
     row = found.iloc[0]
-    minutes = (pd.Timestamp(row["end_time"]) - pd.Timestamp(row["start_time"])).total_seconds() / 60
+    seconds = _seconds(row)
+    minutes = float("nan") if seconds is None else seconds / 60
     specs = len(str(row.get("tags.specs") or "").split(","))
     return (f"The newest suite (run `{row['run_id'][:8]}`, {specs} specs) took {minutes:.1f} minutes on "
             f"{row.get('tags.cpu.model', '?')} ({row.get('tags.cpu.count', '?')} cores), GPU: "
