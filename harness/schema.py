@@ -200,6 +200,11 @@ def _message(first: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[str, 
     return msg, loc
 
 
+def first_line(err: BaseException, default: str = "") -> str:
+    """An error's first line (messages from libraries run to many), ``default`` when it has none."""
+    return (str(err).strip().splitlines() or [default])[0]
+
+
 def current_name(name: str, renamed: dict[str, str]) -> str:
     """A metric's name today, from the one it was recorded under: each dotted part renamed on its own
     (``tutorial.examples_per_sec`` -> ``tutorial.examples_per_s``)."""

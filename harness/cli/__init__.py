@@ -18,6 +18,7 @@ import traceback
 from harness.cli import compare, report, run, specs, store
 from harness.cli.options import EXIT_BUNDLE, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_STORE
 from harness.reading.bundle import BundleError
+from harness.schema import first_line
 from harness.specs.spec import SpecError
 from harness.store.locks import StoreError
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _status(exc: Exception) -> tuple[int, str]:
     """The exit status of an error and its one line."""
-    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first_line(exc)
     for kind, status in ((SpecError, 2), (StoreError, EXIT_STORE), (BundleError, EXIT_BUNDLE), (RuntimeError, 1)):
         if isinstance(exc, kind):
             return status, first

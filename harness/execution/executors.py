@@ -18,6 +18,7 @@ from harness.book.data import DataMissing
 from harness.execution.units import Unit, run_unit
 from harness.machine import env
 from harness.machine.timing import cpu_threads
+from harness.schema import first_line
 from harness.store import tracking
 from harness.store.locks import StoreError, sqlite_path
 
@@ -40,8 +41,7 @@ class Outcome:
 
 
 def _error(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}"[:500]
+    return f"{type(exc).__name__}: {first_line(exc)}"[:500]
 
 
 def execute(unit: Unit, run_id: str | None = None, threads: int | None = None) -> Outcome:

@@ -17,6 +17,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
+from harness.schema import first_line
 from harness.store.locks import StoreError, failure, sqlite_path, store_name
 
 CONNECT_S = 5.0  # how long a tracking server may take to answer the first request
@@ -117,5 +118,5 @@ def opened(uri: str, first_touch: Callable[[], T]) -> T:
     except StoreError:
         raise
     except (MlflowException, SQLAlchemyError, sqlite3.Error, OSError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        first = first_line(err, type(err).__name__)[:300]
         raise StoreError(f"{store_name(uri)}: {failure(err) or f'cannot open the MLflow store ({first})'}") from err
