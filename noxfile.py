@@ -22,13 +22,15 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 LOCK = "requirements.lock"
 TORCH = ("torch==2.14.1", "torchvision==0.29.1")  # outside the lock: the builds on this machine's disk
+D2L = "d2l==1.0.3"  # the book's own package, the peer of `nox -s bench`: outside the lock, its own pins are too old
 
 
-def install(session: nox.Session) -> None:
-    """The locked environment: the same versions of everything on every machine."""
+def install(session: nox.Session, peer: bool = False) -> None:
+    """The locked environment: the same versions of everything on every machine (with ``peer``, the book's package
+    too, without its dependencies: the lock holds what it needs beside it)."""
     session.install("-r", LOCK)
     session.install(*TORCH)
-    session.install("--no-deps", "-e", ".")
+    session.install("--no-deps", "-e", ".", *([D2L] if peer else []))
 
 
 def apt_install(session: nox.Session, package: str, why: str) -> None:
@@ -61,7 +63,7 @@ def ensure_postgres(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The default test run: fast tests, every benchmark body once and untimed (its checks run); long runs skipped."""
-    install(session)
+    install(session, peer=True)
     ensure_fashion_mnist(session)
     ensure_chromium(session)
     session.run("pytest", "--benchmark-disable", *session.posargs)
@@ -112,8 +114,9 @@ def ui(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """pytest-benchmark suite. Each run is saved (--benchmark-autosave, with torch and device info) under
     .benchmarks/<CPU model>-<cores>, so `nox -s bench -- --benchmark-compare` compares with this machine's
-    last run (add --benchmark-compare-fail=median:10% to fail on a slowdown); the JSON also goes to reports/."""
-    install(session)
+    last run (add --benchmark-compare-fail=median:10% to fail on a slowdown); the JSON also goes to reports/.
+    The peer benchmark runs the book's own package (d2l 1.0.3) against the harness loop."""
+    install(session, peer=True)
     ensure_fashion_mnist(session)
     Path("reports").mkdir(exist_ok=True)
     machine = session.run("python", "-c", "from harness.machine.env import machine_slug; print(machine_slug())",

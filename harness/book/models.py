@@ -160,7 +160,8 @@ class BatchFolded(nn.Module):
     network's; what changes is the shape oneDNN sees: 24 channels after the first convolution instead of 6, which its
     channels_last kernels pack into SIMD vectors instead of running scalar loops. Outputs and gradients agree to
     rounding (tested), not bit for bit: the sums run in another order. A batch that ``groups`` does not divide folds
-    by their greatest common divisor.
+    by their greatest common divisor. Batch normalization (``nn.BatchNorm2d``) keeps its statistics per channel over
+    every image and pixel of the batch, as unfolded (``_folded_batch_norm``).
     """
 
     def __init__(self, net: nn.Sequential, groups: int = 4, memory_format=torch.channels_last):
@@ -179,6 +180,8 @@ class BatchFolded(nn.Module):
                 bias = None if layer.bias is None else layer.bias.repeat(g)
                 h = F.conv2d(h, layer.weight.repeat(g, 1, 1, 1), bias, layer.stride, layer.padding, layer.dilation,
                              groups=g * layer.groups)
+            elif folded and isinstance(layer, nn.BatchNorm2d):
+                h = _folded_batch_norm(layer, h, g)
             elif folded and isinstance(layer, nn.Flatten):
                 h, folded = h.reshape(n, h.shape[1] // g, *h.shape[2:]).flatten(1), False
             else:
@@ -186,11 +189,25 @@ class BatchFolded(nn.Module):
         return h
 
 
-FOLDABLE = (nn.Conv2d, nn.Sigmoid, nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d)
+def _folded_batch_norm(layer: nn.BatchNorm2d, h: torch.Tensor, g: int) -> torch.Tensor:
+    """``layer`` on a folded batch, with the unfolded batch's statistics: each of its channels over all n x H x W
+    values (the same count, so the same unbiased running variance), whichever the memory layout.
+
+    Channels_last, the folded batch's memory is (n/g, H, W, g, C): every row of C values is one image's pixel, so
+    the layer runs on it as a batch of n x H x W one-pixel images. Contiguous, the memory is the unfolded batch's.
+    """
+    n_g, gc, height, width = h.shape
+    if h.is_contiguous(memory_format=torch.channels_last):
+        rows = h.permute(0, 2, 3, 1).reshape(-1, gc // g, 1, 1)  # a view: one row per (image, pixel)
+        return layer(rows).reshape(n_g, height, width, gc).permute(0, 3, 1, 2)
+    return layer(h.reshape(n_g * g, gc // g, height, width)).reshape(h.shape)
+
+
+FOLDABLE = (nn.Conv2d, nn.Sigmoid, nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d)
 
 
 def foldable(net: nn.Module) -> bool:
-    """Can the batch be folded into the channels? Only through plain convolutions, activations and pooling."""
+    """Can the batch be folded into the channels? Through plain convolutions, activations, pooling and batch norm."""
     layers = _layers(net)
     flat = next((i for i, m in enumerate(layers) if isinstance(m, nn.Flatten)), None)
     return flat is not None and all(isinstance(m, FOLDABLE) for m in layers[:flat])
@@ -199,7 +216,7 @@ def foldable(net: nn.Module) -> bool:
 def fast_network(net: nn.Module, pool_first: bool = True, fold: int = 1, channels_last: bool = True) -> nn.Module:
     """The harness loop's view of ``net``, sharing its parameters: max-pool before the sigmoid, the batch folded.
 
-    A network with other layers before its flatten (blocks, batch norm, dropout) is not folded.
+    A network with other layers before its flatten (blocks, the book's own batch norm, dropout) is not folded.
     """
     fast = pool_before_sigmoid(net) if pool_first else net
     if fold > 1 and foldable(fast):

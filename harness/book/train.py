@@ -273,7 +273,7 @@ def evaluate_accuracy(data_iter, net, device=None):
 
 
 @contextmanager
-def _books_workers() -> Iterator[None]:
+def books_workers() -> Iterator[None]:
     """The book's 4 DataLoader workers on a machine with fewer cores: torch warns each time; kept on purpose."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -296,7 +296,7 @@ class TutorialLoop:
                  max_batches: int | None = None, record_order: bool = False) -> None:
         self.dev = devices.get(device)
         start = self.dev.clock()
-        with _books_workers():
+        with books_workers():
             self.train_iter, self.test_iter = load_data_fashion_mnist(
                 batch_size, root, num_workers, RecordedOrder if record_order else None)
         self.net = net.to(self.dev.torch)
@@ -310,7 +310,7 @@ class TutorialLoop:
         self.result = TrainResult(loop=f"tutorial ({name})", setup_s=self.dev.clock() - start)
 
     def epoch(self, evaluate_test: bool = True, bar=None) -> EpochStats:
-        with _books_workers():
+        with books_workers():
             return self._epoch(evaluate_test, bar)
 
     def last_order(self) -> torch.Tensor:

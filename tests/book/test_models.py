@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -142,3 +144,28 @@ def test_batch_folded_refuses_other_padding_modes():
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten())
     with pytest.raises(ValueError, match="zero-padded"):
         BatchFolded(net, 4)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_batch_folded_batch_norm_keeps_the_whole_batchs_statistics(memory_format):
+    """Folded, nn.BatchNorm2d still normalises each channel over every image and pixel: same outputs, gradients,
+    running mean and (unbiased) running variance as the unfolded network, in training and in eval mode."""
+    torch.manual_seed(0)
+    net = init_xavier(build("bn_lenet", (1, 28, 28))).to(memory_format=memory_format)
+    twin = copy.deepcopy(net)
+    folded = fast_network(twin, fold=4, channels_last=memory_format == torch.channels_last)
+    assert isinstance(folded, BatchFolded)
+    x = torch.rand(64, 1, 28, 28).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (64,))
+    out_a, grad_a = _outputs_and_grads(net, net, x, y)
+    out_b, grad_b = _outputs_and_grads(twin, folded, x, y)
+    torch.testing.assert_close(out_a, out_b, rtol=1e-5, atol=1e-5)
+    scale = max(float(g.abs().max()) for g in grad_a)  # sums over 64 x 784 values, in another order: rounding
+    for (name, _), a, b in zip(net.named_parameters(), grad_a, grad_b):
+        # (a bias just before batch norm has a gradient of zero in exact arithmetic: only its rounding is compared)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale, msg=name)
+    for (name, a), b in zip(net.named_buffers(), twin.buffers()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+    net.eval(), folded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), folded(x), rtol=1e-5, atol=1e-5)

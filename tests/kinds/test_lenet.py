@@ -36,14 +36,15 @@ def test_registered():
 def test_the_metric_table_names_each_loop_and_the_former_names():
     assert {"harness.test_acc", "tutorial.test_acc_per_epoch", "harness.examples_per_s"} <= set(KIND.names)
     assert KIND.timings == {"examples_per_s": " ex/s", "harness.examples_per_s": " ex/s",
-                            "tutorial.examples_per_s": " ex/s", "speedup": "x", "harness.gflops": " GFLOP/s",
-                            "harness.fraction_of_peak": "%"}
+                            "tutorial.examples_per_s": " ex/s", "d2l.examples_per_s": " ex/s", "speedup": "x",
+                            "harness.gflops": " GFLOP/s", "harness.fraction_of_peak": "%"}
     assert KIND.current("tutorial.examples_per_sec") == "tutorial.examples_per_s"
     assert KIND.current("seconds_per_epoch") == KIND.current("epoch_seconds") == "epoch_s"
     assert KIND.metric("speedup").sign == 1 and KIND.metric("tutorial.loss").sign == -1
     assert KIND.metric("test_acc_gap").sign == 0 and KIND.headlines == []
     assert KIND.curves == ("loss", "train_acc", "test_acc", "harness.loss", "harness.train_acc", "harness.test_acc",
-                           "tutorial.loss", "tutorial.train_acc", "tutorial.test_acc")
+                           "tutorial.loss", "tutorial.train_acc", "tutorial.test_acc", "d2l.loss", "d2l.train_acc",
+                           "d2l.test_acc")
 
 
 def test_settings_are_strict():
@@ -54,9 +55,17 @@ def test_settings_are_strict():
                 {"batch_size": 0}, {"loops": []}, {"loops": ["harness", "harness"]}, {"unknown": 1}, {"epochs": "5"},
                 {"eval_first_batches": 300}, {"eval_first_batches": 10, "chance_batches": 15},
                 {"loops": ["tutorial"], "eval_first_batches": 5, "chance_batches": 5},
-                {"same_order": True}):  # replaying the tutorial's order needs the tutorial loop
+                {"same_order": True},  # replaying the tutorial's order needs the tutorial loop
+                {"loops": ["tutorial", "d2l"]}):  # two loops: the harness loop and another
         with pytest.raises(ValidationError):
             lenet.Settings.model_validate(BASE | bad)
+    with pytest.raises(ValidationError, match="init: xavier and optimizer: sgd"):  # train_ch6's own choices
+        lenet.Settings.model_validate(BASE | {"loops": ["harness", "d2l"]})
+    with pytest.raises(ValidationError, match="the d2l loop reads the whole Fashion-MNIST"):
+        lenet.Settings.model_validate(BASE | {"loops": ["harness", "d2l"], "optimizer": "sgd", "init": "xavier",
+                                              "resize": 32})
+    assert lenet.Settings.model_validate(BASE | {"loops": ["harness", "d2l"], "optimizer": "sgd",
+                                                 "init": "xavier"}).loops == ["harness", "d2l"]
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("lenet-*.yaml")), ids=lambda p: p.stem)
@@ -182,7 +191,8 @@ def test_subsets_are_taken_once_in_memory_and_batches_resized_as_drawn(tmp_path,
     assert lenet.resizer(settings)(data.train_x[:8]).shape == (8, 1, 32, 32)
     for bad, why in zip(({"loops": ["tutorial"], "resize": 32}, {"dataset": "mnist", "loops": ["harness", "tutorial"]},
                 {"fold": 4, "model": {"input": [1, 28, 28], "layers": [
-                    {"type": "conv", "channels": 6, "kernel": 5}, {"type": "batchnorm"}, {"type": "flatten"},
+                    {"type": "conv", "channels": 6, "kernel": 5}, {"type": "batchnorm", "impl": "scratch"},
+                    {"type": "flatten"},
                     {"type": "linear", "features": 10}]}}), ("tutorial loop", "tutorial loop", "fold needs")):
         with pytest.raises(ValidationError, match=why):
             lenet.Settings.model_validate(BASE | bad)

@@ -1,5 +1,6 @@
 """C1-C3 and the other trained networks: a CNN on Fashion-MNIST or MNIST, trained by the harness loop, the
-tutorial's loop or both from the same initial weights, the loops interleaved an epoch each a round.
+tutorial's loop, the book's own package (``d2l``'s ``train_ch6``) or two of them, the loops interleaved an epoch each
+a round.
 
 Unprefixed metrics are the first loop's; ``<loop>.<metric>`` each loop's own. ``docs/internals.md`` ("The lenet
 kind") says what a spec chooses and what a run records.
@@ -19,6 +20,7 @@ from pydantic import AfterValidator, Field, model_validator
 from harness.book import nets
 from harness.book.data import load
 from harness.book.models import foldable, init_xavier
+from harness.book.peer import D2lLoop
 from harness.book.train import HarnessLoop, TutorialLoop, end_epoch, progress_bar
 from harness.judging.rounds import recorded_rounds
 from harness.kinds.base import Metric, timings_of
@@ -29,8 +31,8 @@ from harness.schema import Strict, distinct
 if TYPE_CHECKING:
     from harness.store.tracking import Recorder
 
-LOOPS = ("harness", "tutorial")
-GAPS = ("loss", "train_acc", "test_acc")  # with both loops: harness minus tutorial, per seed (``test_acc_gap``)
+LOOPS = ("harness", "tutorial", "d2l")  # this harness's loop, the pages' loop, the book's package's train_ch6
+GAPS = ("loss", "train_acc", "test_acc")  # with two loops: harness minus the other, per seed (``test_acc_gap``)
 
 
 class Settings(Strict):
@@ -44,8 +46,9 @@ class Settings(Strict):
     lr: float = Field(gt=0, le=10)
     batch_size: int = Field(256, ge=1, le=60_000)
     epochs: int = Field(ge=1, le=200)
-    loops: Annotated[list[Literal["harness", "tutorial"]], AfterValidator(distinct)] = Field(
-        default=["harness"], min_length=1, max_length=2)
+    loops: Annotated[list[Literal["harness", "tutorial", "d2l"]], AfterValidator(distinct)] = Field(
+        default=["harness"], min_length=1, max_length=2, description="harness, tutorial (the pages' loop) or d2l "
+        "(the d2l package's own load_data_fashion_mnist and train_ch6); two of them run interleaved")
     tutorial_style: Literal["ch5", "ch6"] = Field("ch5", description="train_ch5 (5.5) or train_ch6 (6.6)")
     tutorial_workers: int = Field(4, ge=0, le=32, description="DataLoader workers; d2l uses 4 on Linux")
     same_order: bool = Field(False, description="with both loops: the harness loop replays the tutorial loop's "
@@ -76,13 +79,18 @@ class Settings(Strict):
             nets.trace(self.model, (1, size, size))
         except nets.NetError as err:
             raise ValueError(f"model.{err} (on {size}x{size} images)") from None
-        if "tutorial" in self.loops and (self.dataset != "fashion-mnist" or self.resize or self.train_examples
-                                         or self.test_examples):
-            raise ValueError("the tutorial loop reads the whole Fashion-MNIST at 28x28: drop dataset, resize, "
-                             "train_examples and test_examples, or the tutorial loop")
+        for book in {"tutorial", "d2l"} & set(self.loops):
+            if self.dataset != "fashion-mnist" or self.resize or self.train_examples or self.test_examples:
+                raise ValueError(f"the {book} loop reads the whole Fashion-MNIST at 28x28: drop dataset, resize, "
+                                 f"train_examples and test_examples, or the {book} loop")
+        if "d2l" in self.loops and (self.optimizer, self.init) != ("sgd", "xavier"):
+            raise ValueError("the d2l loop is train_ch6, which initialises with xavier_uniform_ and trains with SGD: "
+                             "set init: xavier and optimizer: sgd")
+        if "harness" not in self.loops and len(self.loops) > 1:
+            raise ValueError("two loops compare the harness loop with another: put harness in loops")
         if self.fold and self.fold > 1 and not foldable(nets.build(self.model, (1, size, size), device="meta")):
             raise ValueError("fold needs plain convolutions, activations and pooling before the flatten")
-        if self.same_order and set(self.loops) != set(LOOPS):
+        if self.same_order and set(self.loops) != {"harness", "tutorial"}:
             raise ValueError("same_order needs both loops: loops: [harness, tutorial]")
         if self.eval_first_batches and "harness" not in self.loops:
             raise ValueError("eval_first_batches needs the harness loop in loops")
@@ -129,12 +137,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("early_loss_first", "", "none", "running mean training loss after the first batch"),
     Metric("early_loss_last", "", "none", "running mean training loss after batch chance_batches"),
     Metric("early_loss_drop", "", "none", "early_loss_first minus early_loss_last"),
-    *(Metric(f"{m}_gap", unit, "none", f"the harness loop's final {m} minus the tutorial loop's")
+    *(Metric(f"{m}_gap", unit, "none", f"the harness loop's final {m} minus the other loop's")
       for m, unit in zip(GAPS, ("", "fraction", "fraction"))),
-    *(Metric(f"{m}_gap_max", unit, "lower", f"the largest |harness - tutorial| {m} over the epochs")
+    *(Metric(f"{m}_gap_max", unit, "lower", f"the largest |harness - other loop| {m} over the epochs")
       for m, unit in zip(GAPS, ("", "fraction", "fraction"))),
-    Metric("speedup", "x", "higher", "the harness loop's examples/s over the tutorial loop's, within each round",
-           timed=True),
+    Metric("speedup", "x", "higher", "the harness loop's examples/s over the other loop's (the tutorial's or d2l's), "
+           "within each round", timed=True),
     Metric("harness.gflops", "GFLOP/s", "higher", "training FLOP per example x the harness loop's examples/s",
            timed=True),
     Metric("harness.fraction_of_peak", "fraction", "higher", "harness.gflops over the matmul ceiling", timed=True),
@@ -190,9 +198,11 @@ def _epoch_row(loop: str, e) -> dict[str, Any]:
             "epoch_s": e.epoch_s, "train_s": e.train_s, "examples_per_s": e.examples_per_s}
 
 
-def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, Any]:
+def make_loops(settings: Settings, data, seed: int, device: str, max_epochs: int = 1000) -> dict[str, Any]:
     """Each loop the spec names, set up from the same initial weights, in the order an epoch runs them: with
-    ``same_order`` the tutorial's first, so that the harness loop can replay the order its epoch went through."""
+    ``same_order`` the tutorial's first, so that the harness loop can replay the order its epoch went through.
+    The d2l loop's ``train_ch6`` initialises the network itself and is asked for ``max_epochs`` (``close_loops``
+    ends it where it stands)."""
     common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size)
     loops: dict[str, Any] = {}
     for name in sorted(settings.loops, key=lambda n: settings.same_order and n == "harness"):
@@ -204,10 +214,25 @@ def make_loops(settings: Settings, data, seed: int, device: str) -> dict[str, An
                                       channels_last=settings.channels_last, fused=settings.fused_optimizer,
                                       pool_first=settings.pool_first, fold=settings.fold, compile=settings.compile,
                                       order=order, transform=resizer(settings), **common)
-        else:
+        elif name == "tutorial":
             loops[name] = TutorialLoop(net, str(data.root), device=device, num_workers=settings.tutorial_workers,
                                        style=settings.tutorial_style, record_order=settings.same_order, **common)
+        else:
+            loops[name] = D2lLoop(net, str(data.root), lr=settings.lr, batch_size=settings.batch_size, seed=seed,
+                                  device=device, max_epochs=max_epochs)
     return loops
+
+
+def close_loops(loops: dict[str, Any]) -> None:
+    """End the loops that hold something open (the d2l loop's paused train_ch6)."""
+    for loop in loops.values():
+        if hasattr(loop, "close"):
+            loop.close()
+
+
+def other_loop(loops) -> str | None:
+    """The loop the harness loop is compared with, where there are two."""
+    return next((name for name in loops if name != "harness"), None) if "harness" in loops else None
 
 
 def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
@@ -224,8 +249,9 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     rec.log_dataset(**data.described())
     plan = rec.plan
     limit = ceiling(settings, data, rec.device) if settings.ceiling and "harness" in settings.loops else {}
-    loops = make_loops(settings, data, rec.seed, rec.device)
     first = max(settings.epochs, plan.policy.rounds) if plan.judged else settings.epochs
+    loops = make_loops(settings, data, rec.seed, rec.device, max(first, plan.policy.max_rounds))
+    other = other_loop(loops)
     per_round = sum(loop.num_batches for loop in loops.values())
     what = f"{nets.describe(settings.model)}: " + " and ".join(f"{n} loop" for n in loops)
     bar = progress_bar(settings.progress, what, first * per_round)
@@ -249,13 +275,14 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
                 values["harness.gflops"] = limit["training_flop_per_example"] * stats.examples_per_s / 1e9
                 values["harness.fraction_of_peak"] = values["harness.gflops"] / limit["matmul_peak_gflops"]
         values["examples_per_s"] = values[f"{settings.loops[0]}.examples_per_s"]
-        if set(LOOPS) <= set(loops):
-            values["speedup"] = values["harness.examples_per_s"] / values["tutorial.examples_per_s"]
+        if other:
+            values["speedup"] = values["harness.examples_per_s"] / values[f"{other}.examples_per_s"]
         return values
 
     try:
         rounds = recorded_rounds(rec, one_round, first)
     finally:
+        close_loops(loops)
         if bar is not None:
             bar.stop()
     measured: dict[str, Any] = {f"harness.{k}": v for k, v in limit.items()}
@@ -283,9 +310,9 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
                 "early_loss_drop": early[0].loss - early[-1].loss,
             })
     rec.log_table("epochs", pd.DataFrame(epoch_rows))
-    if set(LOOPS) <= set(loops):
-        measured.update({f"{m}_gap": measured[f"harness.{m}"] - measured[f"tutorial.{m}"] for m in GAPS})
-        pairs = list(zip(loops["harness"].result.epochs, loops["tutorial"].result.epochs))
+    if other:
+        measured.update({f"{m}_gap": measured[f"harness.{m}"] - measured[f"{other}.{m}"] for m in GAPS})
+        pairs = list(zip(loops["harness"].result.epochs, loops[other].result.epochs))
         measured.update({f"{m}_gap_max": max(abs(getattr(h, m) - getattr(t, m)) for h, t in pairs) for m in GAPS})
     measured.update(rounds.measured([m for m in timings_of(METRICS) if m in rounds.values[0]]))
     return measured

@@ -8,7 +8,7 @@ import pandas as pd
 
 from harness.book.train import CPU_FOLD
 from harness.judging.stats import METHOD
-from harness.kinds.lenet.measure import LOOPS, series_key
+from harness.kinds.lenet.measure import other_loop, series_key
 from harness.reading.markdown import interval_columns, md_table, shown_intervals, sig
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 SEEDS_HEADERS = {"train_acc": "train acc", "test_acc": "test acc", "epoch_s": "s / epoch",
                  "examples_per_s": "examples/s"}
-SPEED_HEADERS = {"rounds_extra": "rounds (extra)", "speedup": "harness / tutorial", "harness_gflops": "harness GFLOP/s",
+SPEED_HEADERS = {"rounds_extra": "rounds (extra)", "harness_gflops": "harness GFLOP/s",
                  "harness_fraction_of_peak": "of matmul ceiling", "matmul_peak_gflops": "ceiling GFLOP/s",
                  "training_flop_per_example": "training MFLOP / example"}
 
@@ -71,7 +71,7 @@ def speed_table(view: RunView) -> pd.DataFrame:
         for loop in loops:
             row |= interval_columns(f"{loop}_examples_per_s",
                                     view.interval(_pooled_rounds(view, device, f"{loop}.examples_per_s")))
-        if set(LOOPS) <= set(loops):
+        if other_loop(loops):
             row |= interval_columns("speedup", view.interval(_pooled_rounds(view, device, "speedup")))
         gflops = _pooled_rounds(view, device, "harness.gflops")
         if gflops:
@@ -196,7 +196,8 @@ def _speed_section(view: RunView, loops: list[str], settings: dict[str, Any], ta
 
     from harness.reading.figures import save_figure
 
-    both = set(LOOPS) <= set(loops)
+    other = other_loop(loops)
+    both = other is not None
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for device in view.devices if both else []:
         ratios = _pooled_rounds(view, device, "speedup")
@@ -207,7 +208,8 @@ def _speed_section(view: RunView, loops: list[str], settings: dict[str, Any], ta
     units = {f"{loop}_examples_per_s": "" for loop in loops} | {"speedup": "x", "harness_gflops": "",
                                                                "harness_fraction_of_peak": "%"}
     confidence = view.spec.get("timing", {}).get("confidence", 0.95)
-    headers = SPEED_HEADERS | {f"{loop}_examples_per_s": f"{loop} examples/s" for loop in loops}
+    headers = SPEED_HEADERS | {f"{loop}_examples_per_s": f"{loop} examples/s" for loop in loops} | {
+        "speedup": f"harness / {other}"}
     shown = md_table(shown_intervals(table, units, confidence),
                      fmt={"matmul_peak_gflops": "{:.1f}".format,
                           "training_flop_per_example": lambda v: f"{v / 1e6:.3f}"}, headers=headers)
@@ -218,7 +220,7 @@ def _speed_section(view: RunView, loops: list[str], settings: dict[str, Any], ta
             ax.axhline(ref["at_least"], color="k", ls=":" if gate is False else "--", lw=1,
                        label=f"claim >= {ref['at_least']:g}x{where}")
     if both:
-        ax.set(xlabel="round (one epoch of each loop)", ylabel="harness / tutorial examples/s",
+        ax.set(xlabel="round (one epoch of each loop)", ylabel=f"harness / {other} examples/s",
                title="speed-up, round by round")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
@@ -235,14 +237,19 @@ def _speed_section(view: RunView, loops: list[str], settings: dict[str, Any], ta
              + (", torch.compile" if settings["compile"] else ""))
     how = ("The loops ran interleaved in one process, an epoch of each a round, from the same initial weights; "
            if both else "Each epoch is a round; ")
-    return ["### Speed: this harness's loop vs the tutorial's loop" if both else "### Speed and the machine's ceiling",
+    title = {"tutorial": "the tutorial's loop", "d2l": "the d2l package's train_ch6"}.get(other)
+    return [f"### Speed: this harness's loop vs {title}" if both else "### Speed and the machine's ceiling",
             "", shown, "", image, "",
             "examples/s = training examples / seconds of a training pass (data loading included, test evaluation "
             f"excluded). {how}the first {settings['epochs']} rounds trained and evaluated, later rounds trained "
             f"on for timing only. Estimates are median rounds; intervals: {METHOD}. "
             + (f"Tutorial loop: torchvision FashionMNIST + ToTensor + DataLoader(batch {settings['batch_size']}, "
                f"shuffle, {settings['tutorial_workers']} workers) and "
-               f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; " if both else "")
+               f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; "
+               if other == "tutorial" else "")
+            + ("d2l loop: the d2l package's own `load_data_fashion_mnist` (ToTensor, DataLoader with its 4 "
+               "workers) and `train_ch6` (its Xavier initialisation, SGD, Animator and per-batch accuracy), paused "
+               "in a process of its own after each epoch's test evaluation; " if other == "d2l" else "")
             + f"Harness loop: {words}. "
             "GFLOP/s = the training FLOP of one example (forward and backward, counted once by "
             "`torch.utils.flop_counter` on the tutorial's network: matrix products and convolutions only) x the "
