@@ -290,3 +290,26 @@ def extrapolate(part: Timing, part_work: float, full_work: float) -> tuple[Timin
         return part, "measured whole"
     return part.scaled(factor), (f"extrapolated linearly: timed {part_work:,.0f} of {full_work:,.0f} "
                                  f"work units ({100 / factor:.3g}%), x{factor:,.4g}")
+
+
+def profile_ops(fn: Callable[[], Any], top: int = 12, device: str = "cpu") -> list[dict[str, Any]]:
+    """Where ``fn``'s time goes, by ``torch.profiler``: the ``top`` operators by self time (CPU, and CUDA where it
+    ran), each with its input shapes, calls, self seconds and share of all operators' self time; then the rest."""
+    from torch.profiler import ProfilerActivity, profile  # imported only when an epoch is profiled
+
+    cuda = devices.get(device).is_cuda
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        fn()
+        devices.get(device).synchronize()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    ops = [e for e in prof.key_averages(group_by_input_shape=True) if getattr(e, key) > 0]
+    ops.sort(key=lambda e: getattr(e, key), reverse=True)
+    total = sum(getattr(e, key) for e in ops) / 1e6
+    rows = [{"op": e.key, "input_shapes": str([s for s in e.input_shapes if s]), "calls": e.count,
+             "self_s": getattr(e, key) / 1e6}
+            for e in ops[:top]]
+    rest = ops[top:]
+    rows.append({"op": f"({len(rest)} other operators)", "input_shapes": "", "calls": sum(e.count for e in rest),
+                 "self_s": sum(getattr(e, key) for e in rest) / 1e6})
+    return [r | {"share": r["self_s"] / total if total else math.nan} for r in rows]

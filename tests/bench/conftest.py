@@ -1,6 +1,19 @@
-"""pytest-benchmark: record torch, CUDA, cuDNN and the devices with every saved benchmark run."""
+"""pytest-benchmark: record torch, CUDA, cuDNN and the devices with every saved benchmark run; the real data."""
 
 from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist():
+    """The real Fashion-MNIST in memory, or a skip that says where it was looked for."""
+    from harness.book import data as D
+
+    try:
+        return D.load_fashion_mnist()
+    except D.DataError as err:
+        pytest.skip(str(err))
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

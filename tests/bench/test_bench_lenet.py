@@ -9,16 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.book import data as D
 from tests.bench.interleaved import interleaved
-
-
-@pytest.fixture(scope="module")
-def fashion_mnist():
-    try:
-        return D.load_fashion_mnist()
-    except D.DataError as err:
-        pytest.skip(str(err))
 
 
 @pytest.mark.benchmark(group="lenet-loops")

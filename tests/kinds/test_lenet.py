@@ -114,7 +114,7 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
         "name": "lenet-tiny", "title": "tiny LeNet", "kind": "lenet", "seeds": [0, 1], "devices": ["cpu", "cuda"],
         "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 2,
                      "loops": ["harness", "tutorial"], "tutorial_workers": 0, "eval_first_batches": 3,
-                     "chance_batches": 2, "data_dir": str(tmp_path / "idx"), "progress": False},
+                     "chance_batches": 2, "data_dir": str(tmp_path / "idx"), "progress": False, "profile": True},
         "references": [
             {"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "band": [0.0, 1.0],
              "over": "mean"},
@@ -154,6 +154,10 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
         assert (tmp_path / "reports" / "figures" / f"lenet-tiny-{stem}.png").is_file()
     epochs = tracking.load_table(unit_of(run.run_id), "epochs.json")
     assert epochs.groupby("loop").size().to_dict() == {"harness": 2, "tutorial": 2}  # trained and evaluated
+    profile = tracking.load_table(unit_of(run.run_id), "profile.json")  # one more epoch, operator by operator
+    assert list(profile.columns) == ["op", "input_shapes", "calls", "self_s", "share"] and len(profile) == 13
+    assert profile["share"].sum() == pytest.approx(1) and "aten::convolution_backward" in set(profile["op"])
+    assert "### Where an epoch of the harness loop goes" in text
     rounds = tracking.load_table(unit_of(run.run_id), "rounds.json")
     # a timing is judged, so the policy's 10 rounds run: 2 that train and evaluate, 8 that train on for timing
     assert list(rounds["round"]) == list(range(1, 11))

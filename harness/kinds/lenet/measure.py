@@ -25,7 +25,7 @@ from harness.book.train import HarnessLoop, TutorialLoop, end_epoch, progress_ba
 from harness.judging.rounds import recorded_rounds
 from harness.kinds.base import Metric, timings_of
 from harness.machine import device as devices
-from harness.machine.timing import matmul_peak, training_flops
+from harness.machine.timing import matmul_peak, profile_ops, training_flops
 from harness.schema import Strict, distinct
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ class Settings(Strict):
     compile: bool = False
     ceiling: bool = Field(False, description="count the training FLOP and measure the matmul ceiling: how close "
                           "the harness loop comes to the machine's limit")
+    profile: bool = Field(False, description="after the rounds, one more training epoch of the harness loop under "
+                          "torch.profiler: where its time goes, operator by operator (the table 'profile')")
     data_dir: str | None = None
     download: bool = False
     progress: bool = True
@@ -92,8 +94,8 @@ class Settings(Strict):
             raise ValueError("fold needs plain convolutions, activations and pooling before the flatten")
         if self.same_order and set(self.loops) != {"harness", "tutorial"}:
             raise ValueError("same_order needs both loops: loops: [harness, tutorial]")
-        if self.eval_first_batches and "harness" not in self.loops:
-            raise ValueError("eval_first_batches needs the harness loop in loops")
+        if (self.eval_first_batches or self.profile) and "harness" not in self.loops:
+            raise ValueError("eval_first_batches and profile need the harness loop in loops")
         if self.eval_first_batches and self.chance_batches > self.eval_first_batches:
             raise ValueError(f"chance_batches ({self.chance_batches}) must not exceed eval_first_batches "
                              f"({self.eval_first_batches})")
@@ -281,6 +283,9 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
 
     try:
         rounds = recorded_rounds(rec, one_round, first)
+        if settings.profile:
+            epoch = partial(loops["harness"].epoch, evaluate_test=False)
+            rec.log_table("profile", pd.DataFrame(profile_ops(epoch, device=rec.device)))
     finally:
         close_loops(loops)
         if bar is not None:

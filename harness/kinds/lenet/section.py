@@ -113,7 +113,21 @@ def section(view: RunView) -> str:
     parts += _first_batches_part(view)
     if "speed" in shown:
         parts += _speed_section(view, settings["loops"], settings, shown["speed"])
+    if settings.get("profile"):
+        parts += _profile_part(view)
     return "\n".join(parts)
+
+
+def _profile_part(view: RunView) -> list[str]:
+    """Where a training epoch of the harness loop goes, operator by operator (the first seed of each device)."""
+    parts = ["### Where an epoch of the harness loop goes", ""]
+    for device in view.devices:
+        seed = min(view.measured[device], key=int)
+        rows = view.table("profile", device, seed)
+        parts += [f"{device}, seed {seed}: one more training epoch after the rounds, under `torch.profiler` "
+                  f"({rows['self_s'].sum():.2f} s of operator self time, profiler overhead included).", "",
+                  md_table(rows, fmt={"self_s": "{:.3f}".format, "share": "{:.1%}".format}), ""]
+    return parts
 
 
 def _accuracy_part(view: RunView) -> list[str]:
