@@ -203,6 +203,18 @@ def _folded_batch_norm(layer: nn.BatchNorm2d, h: torch.Tensor, g: int) -> torch.
     return layer(h.reshape(n_g * g, gc // g, height, width)).reshape(h.shape)
 
 
+CPU_FOLD = 4  # images per group of BatchFolded on the CPU: LeNet's 6 channels become 24, whole AVX2 vectors
+
+
+def default_fold(net: nn.Module, cuda: bool) -> int:
+    """The harness loop's fold when a spec names none: ``CPU_FOLD`` on the CPU, 1 (off) on CUDA, where grouped
+    convolutions were never compared with cuDNN's plain ones, and 1 for networks with batch norm, where folding was
+    measured no faster (tests/bench/test_bench_variants.py; a spec may still ask for it with ``fold:``)."""
+    if cuda or any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        return 1
+    return CPU_FOLD
+
+
 FOLDABLE = (nn.Conv2d, nn.Sigmoid, nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d)
 
 

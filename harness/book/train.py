@@ -21,11 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from harness.book.data import FashionMNIST
-from harness.book.models import fast_network
+from harness.book.models import default_fold, fast_network
 from harness.machine import device as devices
 
 EVAL_BATCH = 1000  # small enough that no activation is mapped afresh every batch (docs/internals.md)
-CPU_FOLD = 4  # images per group of BatchFolded on the CPU: LeNet's 6 channels become 24, whole AVX2 vectors
 
 
 @dataclass
@@ -140,10 +139,11 @@ class HarnessLoop:
     """The harness loop (docs/internals.md, "The harness loop"), set up once and then run an epoch a call.
 
     ``data`` is already on ``device`` (a name for ``harness.machine.device.get``; every clock read goes through it).
-    ``fold=None`` folds by ``CPU_FOLD`` on the CPU and not at all elsewhere. ``order()``, when given, returns each
-    epoch's permutation of the training examples (else the loop draws its own). ``transform`` maps each batch (train
-    and test) before the network sees it: the book's ``resize=``, a batch at a time, so that only the 28x28 set is
-    held in memory. ``epoch(evaluate_test=False)`` trains without the test pass: an epoch kept for timing only.
+    ``fold=None`` is ``default_fold``: by ``CPU_FOLD`` on the CPU, not on CUDA nor through batch norm. ``order()``,
+    when given, returns each epoch's permutation of the training examples (else the loop draws its own).
+    ``transform`` maps each batch (train and test) before the network sees it: the book's ``resize=``, a batch at a
+    time, so that only the 28x28 set is held in memory. ``epoch(evaluate_test=False)`` trains without the test pass:
+    an epoch kept for timing only.
     """
 
     def __init__(self, net: nn.Module, data: FashionMNIST, *, optimizer: str, lr: float, batch_size: int,
@@ -155,7 +155,7 @@ class HarnessLoop:
         start = self.dev.clock()
         self.device = self.dev.torch
         if fold is None:
-            fold = 1 if self.dev.is_cuda else CPU_FOLD
+            fold = default_fold(net, self.dev.is_cuda)
         net = net.to(self.device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)

@@ -23,7 +23,7 @@ BN = {"model": "bn_lenet", "lr": 1.0}
 CASES = {  # id: (network, the switch as the shipped loop has it, the variant)
     "c2-fold-4-vs-1": (C2, {"fold": 4}, {"fold": 1}),
     "c2-fold-4-vs-8": (C2, {"fold": 4}, {"fold": 8}),
-    "bn-lenet-fold-4-vs-1": (BN, {"fold": 4}, {"fold": 1}),
+    "bn-lenet-fold-1-vs-4": (BN, {"fold": None}, {"fold": 4}),  # by default batch norm is not folded
     "c2-channels-last-vs-contiguous": (C2, {"channels_last": True}, {"channels_last": False}),
     "c2-fused-sgd-vs-foreach": (C2, {"fused": True}, {"fused": False}),
     "c2-eager-vs-compiled": (C2, {"compile": False}, {"compile": True}),

@@ -8,7 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from harness.book.models import BatchFolded, fast_network, init_xavier, layer_shapes, pool_before_sigmoid
+from harness.book.models import (
+    CPU_FOLD,
+    BatchFolded,
+    default_fold,
+    fast_network,
+    init_xavier,
+    layer_shapes,
+    pool_before_sigmoid,
+)
 from harness.book.nets import build
 from tests.book.helpers import MODELS
 
@@ -169,3 +177,9 @@ def test_batch_folded_batch_norm_keeps_the_whole_batchs_statistics(memory_format
     net.eval(), folded.eval()
     with torch.no_grad():
         torch.testing.assert_close(net(x), folded(x), rtol=1e-5, atol=1e-5)
+
+
+def test_the_default_fold_is_the_cpus_and_leaves_batch_norm_unfolded():
+    assert default_fold(build("lenet_pad2_avg"), cuda=False) == CPU_FOLD == 4
+    assert default_fold(build("lenet_pad2_avg"), cuda=True) == 1
+    assert default_fold(build("bn_lenet", (1, 28, 28)), cuda=False) == 1  # folding it was measured no faster

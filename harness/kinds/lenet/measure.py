@@ -59,7 +59,8 @@ class Settings(Strict):
     fused_optimizer: bool = True
     pool_first: bool = Field(True, description="harness loop: max-pool before the sigmoid (same outputs, less work)")
     fold: int | None = Field(None, ge=1, le=64, description="harness loop: images folded into the channels of "
-                             "grouped convolutions; default 4 on the CPU, 1 (off) on CUDA")
+                             "grouped convolutions; default 4 on the CPU, 1 (off) on CUDA and for networks with "
+                             "batch norm")
     compile: bool = False
     ceiling: bool = Field(False, description="count the training FLOP and measure the matmul ceiling: how close "
                           "the harness loop comes to the machine's limit")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from harness.book.train import CPU_FOLD
+from harness.book.models import CPU_FOLD
 from harness.judging.stats import METHOD
 from harness.kinds.lenet.measure import other_loop, series_key
 from harness.reading.markdown import interval_columns, md_table, shown_intervals, sig
@@ -199,7 +199,8 @@ def _first_batches_part(view: RunView) -> list[str]:
 def _fold_words(fold: int | None) -> str:
     """The speed table's words for the batch fold (``None``: the default, folded on the CPU only)."""
     if fold is None:
-        return f", batch folded {CPU_FOLD} images deep into grouped convolutions on the CPU"
+        return (f", batch folded {CPU_FOLD} images deep into grouped convolutions on the CPU (networks without batch "
+                "norm)")
     return f", batch folded {fold} images deep into grouped convolutions" if fold > 1 else ""
 
 
