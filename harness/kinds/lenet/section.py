@@ -250,7 +250,9 @@ def _speed_section(view: RunView, loops: list[str], settings: dict[str, Any], ta
              + (", max-pool before sigmoid" if settings.get("pool_first") else "")
              + _fold_words(settings.get("fold", 1))
              + (", torch.compile" if settings["compile"] else ""))
-    how = ("The loops ran interleaved in one process, an epoch of each a round, from the same initial weights; "
+    how = ("The loops ran interleaved, an epoch of each a round and one at a time (the d2l loop in a process of its "
+           "own, from its own Xavier initialisation); " if other == "d2l" else
+           "The loops ran interleaved in one process, an epoch of each a round, from the same initial weights; "
            if both else "Each epoch is a round; ")
     title = {"tutorial": "the tutorial's loop", "d2l": "the d2l package's train_ch6"}.get(other)
     return [f"### Speed: this harness's loop vs {title}" if both else "### Speed and the machine's ceiling",
