@@ -16,6 +16,7 @@ import io
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -71,7 +72,9 @@ def _serve(conn, net: nn.Module, root: str, lr: float, batch_size: int, seed: in
     """The package's side, in its own process: set up, then run ``train_ch6``, an epoch per ``"epoch"`` received.
 
     The process was spawned, which would make spawning its DataLoader's default too: it gets the caller's back (on
-    Linux, fork), so that the workers start as the book's do."""
+    Linux, fork), so that the workers start as the book's do. Ctrl-C is the caller's to handle: it ends this process
+    through ``close()``, or by closing the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     multiprocessing.set_start_method(start_method, force=True)
     torch.set_num_threads(threads)
     sys.stdout = io.StringIO()  # outside a notebook the Animator prints its figures as text
@@ -109,10 +112,11 @@ def _serve(conn, net: nn.Module, root: str, lr: float, batch_size: int, seed: in
             next_epoch()
             torch.manual_seed(seed)
             d2l.train_ch6(net, train_iter, test_iter, max_epochs, lr, dev.torch)
-    except (_Stop, EOFError):  # asked to stop, or the caller is gone
+    except (_Stop, EOFError, BrokenPipeError):  # asked to stop, or the caller is gone
         pass
     except BaseException as err:  # noqa: BLE001 - handed to the caller, which raises it
-        conn.send(("error", f"{type(err).__name__}: {err}"))
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{type(err).__name__}: {err}"))
     conn.close()
 
 
