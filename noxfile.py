@@ -25,11 +25,12 @@ TORCH = ("torch==2.14.1", "torchvision==0.29.1")  # outside the lock: the builds
 D2L = "d2l==1.0.3"  # the book's own package, the peer of `nox -s bench`: outside the lock, its own pins are too old
 
 
-def install(session: nox.Session, peer: bool = False, compile: bool = True) -> None:
+def install(session: nox.Session, peer: bool = False, byte_compile: bool = True) -> None:
     """The locked environment: the same versions of everything on every machine (with ``peer``, the book's package
-    too, without its dependencies: the lock holds what it needs beside it). ``compile=False`` skips pip's byte-compiling
-    of every installed file (torch's thousands among them): Python compiles what a run imports, when it imports it."""
-    no_compile = () if compile else ("--no-compile",)
+    too, without its dependencies: the lock holds what it needs beside it). ``byte_compile=False`` skips pip's
+    byte-compiling of every installed file (torch's thousands among them): Python compiles what a run imports, when
+    it imports it."""
+    no_compile = () if byte_compile else ("--no-compile",)
     session.install(*no_compile, "-r", LOCK)
     session.install(*no_compile, *TORCH)
     session.install("--no-deps", "-e", ".", *([D2L] if peer else []))
@@ -75,7 +76,7 @@ def tests(session: nox.Session) -> None:
 def reproduce(session: nox.Session) -> None:
     """Run every spec in experiments/ as one MLflow suite, then write reports/REPORT.md. Installed without
     byte-compiling: one process imports a fraction of what the lock installs."""
-    install(session, compile=False)
+    install(session, byte_compile=False)
     ensure_fashion_mnist(session)
     session.run("harness", "reproduce", "experiments", *session.posargs)
 

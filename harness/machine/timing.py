@@ -297,11 +297,12 @@ def profile_ops(fn: Callable[[], Any], top: int = 12, device: str = "cpu") -> li
     ran), each with its input shapes, calls, self seconds and share of all operators' self time; then the rest."""
     from torch.profiler import ProfilerActivity, profile  # imported only when an epoch is profiled
 
-    cuda = devices.get(device).is_cuda
+    dev = devices.get(device)
+    cuda = dev.is_cuda
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities, record_shapes=True) as prof:
         fn()
-        devices.get(device).synchronize()
+        dev.synchronize()
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     ops = [e for e in prof.key_averages(group_by_input_shape=True) if getattr(e, key) > 0]
     ops.sort(key=lambda e: getattr(e, key), reverse=True)

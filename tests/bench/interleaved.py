@@ -8,9 +8,11 @@ interval and the verdict of each speed-up reference: the same story as the repor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from harness.book.train import EpochStats
 from harness.execution.units import plan_for
 from harness.judging.rounds import Rounds, run_rounds
 from harness.judging.stats import METHOD, rounds_interval
@@ -22,13 +24,13 @@ from harness.specs.spec import load_spec
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
-def interleaved(benchmark, spec_file: str, data) -> tuple[dict, dict[str, list]]:
+def interleaved(benchmark, spec_file: str, data) -> tuple[dict[str, Any], dict[str, EpochStats]]:
     """Benchmark the spec's two loops on the CPU; returns ``extra_info`` and each loop's first-epoch stats."""
     spec = load_spec(EXPERIMENTS / spec_file)
     plan = plan_for(spec, "cpu")
     loops = make_loops(spec.settings, data, seed=0, device="cpu", max_epochs=plan.policy.max_rounds)
     other = other_loop(loops)
-    first: dict[str, object] = {}
+    first: dict[str, EpochStats] = {}
 
     def one_round(i: int) -> dict[str, float]:
         eps = {}

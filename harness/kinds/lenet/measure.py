@@ -92,7 +92,8 @@ class Settings(Strict):
         if "harness" not in self.loops and len(self.loops) > 1:
             raise ValueError("two loops compare the harness loop with another: put harness in loops")
         if self.fold and self.fold > 1 and not foldable(nets.build(self.model, (1, size, size), device="meta")):
-            raise ValueError("fold needs plain convolutions, activations and pooling before the flatten")
+            raise ValueError("fold needs plain convolutions, activations, pooling and nn.BatchNorm2d before the "
+                             "flatten")
         if self.same_order and set(self.loops) != {"harness", "tutorial"}:
             raise ValueError("same_order needs both loops: loops: [harness, tutorial]")
         if (self.eval_first_batches or self.profile) and "harness" not in self.loops:
