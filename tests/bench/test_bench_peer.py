@@ -33,6 +33,7 @@ def test_bench_harness_loop_vs_d2l_train_ch6(benchmark, peer_data, spec):
     # the package's own loop ran a whole epoch of its own DataLoader, and its numbers came back through its Animator
     assert d2l.examples_per_s * d2l.train_s == pytest.approx(60_000)
     assert math.isfinite(d2l.loss) and 0 <= d2l.train_acc <= 1 and 0 <= d2l.test_acc <= 1
-    if "bn" in spec:  # batch norm at lr 1.0 learns within an epoch, in both loops
+    if "bn" in spec:  # batch norm at lr 1.0 learns within an epoch, in both loops (0.5: chance is 0.1; chosen
+        # after a first run gave 0.72 in both)
         assert first["harness"].test_acc > 0.5 and d2l.test_acc > 0.5
     # A benchmark, not a timed test: the verdict is recorded, never asserted.

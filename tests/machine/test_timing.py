@@ -5,6 +5,7 @@ No test compares a time with a threshold: times depend on the machine and its lo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -13,7 +14,7 @@ import torch
 
 from harness.machine import device as devices
 from harness.machine import timing as T
-from harness.machine.device import Device
+from harness.machine.device import Device, FakeCuda
 from harness.machine.timing import (
     Timing,
     conv_flops,
@@ -22,6 +23,7 @@ from harness.machine.timing import (
     matmul_flops,
     matmul_peak,
     measure,
+    profile_ops,
     time_once,
 )
 
@@ -170,3 +172,23 @@ def test_busy_note():
 
     assert busy_note([0.0, 0.05]) == "" and busy_note([]) == "" and busy_note([math.nan]) == ""
     assert "shared" in busy_note([0.0, 0.5]) and "50%" in busy_note([math.nan, 0.5])
+
+
+def test_profile_ops_ranks_operators_by_self_time_and_keeps_the_rest_in_one_row():
+    x = torch.rand(128, 128)
+    rows = profile_ops(lambda: [torch.relu(x @ x) for _ in range(5)], top=2)
+    assert [r["op"] for r in rows][0] == "aten::mm" and len(rows) == 3  # the product outweighs the rest
+    assert rows[0]["input_shapes"] == "[[128, 128], [128, 128]]" and rows[0]["calls"] == 5
+    assert rows[0]["self_s"] >= rows[1]["self_s"] and rows[-1]["op"].endswith("other operators)")
+    assert sum(r["share"] for r in rows) == pytest.approx(1)
+
+
+def test_profile_ops_on_cuda_ranks_by_device_time_after_synchronising():
+    """CUDA's branch: the operators' device time, read after the device is synchronised; a fake CUDA device computes
+    on the CPU, so no operator has device time and the table holds only the empty rest."""
+    x = torch.rand(16, 16)
+    no_gpu = pytest.warns(UserWarning, match="CUDA is not available")  # torch turns CUDA profiling off
+    with devices.use(FakeCuda()) as fake, contextlib.nullcontext() if torch.cuda.is_available() else no_gpu:
+        rows = profile_ops(lambda: x @ x, device="cuda")
+    assert "synchronize" in fake.calls
+    assert [(r["op"], r["calls"], r["self_s"]) for r in rows] == [("(0 other operators)", 0, 0.0)]
