@@ -183,10 +183,31 @@ class BatchFolded(nn.Module):
             elif folded and isinstance(layer, nn.BatchNorm2d):
                 h = _folded_batch_norm(layer, h, g)
             elif folded and isinstance(layer, nn.Flatten):
-                h, folded = h.reshape(n, h.shape[1] // g, *h.shape[2:]).flatten(1), False
+                h, folded = _unfold(h, g), False
             else:
                 h = layer(h)
         return h
+
+
+def _unfold(h: torch.Tensor, g: int) -> torch.Tensor:
+    """The folded batch back to one flattened row per image, (n, C*H*W), in the network's (C, H, W) order."""
+    return keep_layout_grad(h).reshape(h.shape[0] * g, -1)
+
+
+def keep_layout_grad(h: torch.Tensor) -> torch.Tensor:
+    """``h``, with its gradient handed back channels_last when ``h`` is: a flatten's (a reshape's) own backward
+    gives the layer before it a contiguous gradient, and ATen's pooling backward on mixed layouts runs its slow
+    path (tests/book/test_models.py; an interleaved 1.07x on C2's training step)."""
+    if h.requires_grad and h.dim() == 4 and h.is_contiguous(memory_format=torch.channels_last):
+        h.register_hook(lambda grad: grad.contiguous(memory_format=torch.channels_last))
+    return h
+
+
+class Flatten(nn.Flatten):
+    """``nn.Flatten`` whose gradient keeps its input's channels_last layout (``keep_layout_grad``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(keep_layout_grad(x))
 
 
 def _folded_batch_norm(layer: nn.BatchNorm2d, h: torch.Tensor, g: int) -> torch.Tensor:
@@ -226,14 +247,17 @@ def foldable(net: nn.Module) -> bool:
 
 
 def fast_network(net: nn.Module, pool_first: bool = True, fold: int = 1, channels_last: bool = True) -> nn.Module:
-    """The harness loop's view of ``net``, sharing its parameters: max-pool before the sigmoid, the batch folded.
+    """The harness loop's view of ``net``, sharing its parameters: max-pool before the sigmoid, the batch folded,
+    and channels_last, the flatten's gradient kept in that layout.
 
     A network with other layers before its flatten (blocks, the book's own batch norm, dropout) is not folded.
     """
     fast = pool_before_sigmoid(net) if pool_first else net
     if fold > 1 and foldable(fast):
         layout = torch.channels_last if channels_last else torch.contiguous_format
-        fast = BatchFolded(nn.Sequential(*_layers(fast)), fold, layout)
+        return BatchFolded(nn.Sequential(*_layers(fast)), fold, layout)
+    if channels_last and isinstance(fast, nn.Sequential) and any(type(m) is nn.Flatten for m in fast):
+        fast = nn.Sequential(*[Flatten(m.start_dim, m.end_dim) if type(m) is nn.Flatten else m for m in fast])
     return fast
 
 

@@ -130,6 +130,28 @@ def test_batch_folded_gives_the_networks_outputs_and_gradients(name, batch, memo
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", [*sorted(MODELS), "bn_lenet"])
+@pytest.mark.parametrize("fold", [1, 4])
+def test_the_fast_network_hands_the_layer_before_the_flatten_a_channels_last_gradient(name, fold):
+    """The flatten's backward keeps the layout, folded or not: ATen's pooling backward on a contiguous gradient and
+    a channels_last input runs its slow mixed-layout path."""
+    torch.manual_seed(0)
+    net = build(name, (1, 28, 28)).to(memory_format=torch.channels_last)
+    fast = fast_network(net, fold=fold)
+    assert [id(p) for p in fast.parameters()] == [id(p) for p in net.parameters()]
+    layers = list(fast.net if fold > 1 else fast)
+    before = layers[next(i for i, m in enumerate(layers) if isinstance(m, nn.Flatten)) - 1]
+    outs, grads = [], []
+    before.register_forward_hook(lambda module, args, out: outs.append(out))
+    x = torch.rand(8, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = fast(x)
+    outs[0].register_hook(grads.append)  # after the network's own hooks: the gradient as the layer receives it
+    y.sum().backward()
+    assert len(grads) == 1 and grads[0].is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():  # no gradient, no hook: evaluation as before
+        assert fast(x).shape == (8, 10)
+
+
 def test_batch_folded_keeps_each_image_apart():
     """Changing one image of a folded group changes only that image's output."""
     torch.manual_seed(0)
@@ -145,7 +167,7 @@ def test_batch_folded_keeps_each_image_apart():
 
 def test_fast_network_is_the_network_itself_when_nothing_is_switched_on():
     net = build("lenet_pad2_avg")
-    assert fast_network(net, pool_first=False, fold=1) is net
+    assert fast_network(net, pool_first=False, fold=1, channels_last=False) is net
 
 
 def test_batch_folded_refuses_other_padding_modes():
