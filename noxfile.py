@@ -2,7 +2,8 @@
 lock (re-resolve requirements.lock), gpu_kit (the CUDA half packed for a GPU node).
 
 Each session installs requirements.lock (every dependency and extra, pinned with hashes), then torch and torchvision
-at the pinned builds this machine keeps on disk, then the project without dependencies, into its own virtualenv.
+at the pinned builds this machine keeps on disk, then the project without dependencies, into its own virtualenv:
+made and filled by uv where nox finds it (`pip install 'nox[uv]'`), else by virtualenv and pip.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_venv = "yes"
+nox.options.default_venv_backend = "uv|virtualenv"
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -27,13 +31,40 @@ D2L = "d2l==1.0.3"  # the book's own package, the peer of `nox -s bench`: outsid
 
 def install(session: nox.Session, peer: bool = False, byte_compile: bool = True) -> None:
     """The locked environment: the same versions of everything on every machine (with ``peer``, the book's package
-    too, without its dependencies: the lock holds what it needs beside it). ``byte_compile=False`` skips pip's
+    too, without its dependencies: the lock holds what it needs beside it). ``byte_compile=False`` skips the
     byte-compiling of every installed file (torch's thousands among them): Python compiles what a run imports, when
     it imports it."""
-    no_compile = () if byte_compile else ("--no-compile",)
-    session.install(*no_compile, "-r", LOCK)
-    session.install(*no_compile, *TORCH)
-    session.install("--no-deps", "-e", ".", *([D2L] if peer else []))
+    uv = session.venv_backend == "uv"
+    if uv:
+        options = [*sources(session), *(["--compile-bytecode"] if byte_compile else [])]  # uv compiles only if asked
+    else:
+        options = [] if byte_compile else ["--no-compile"]
+    session.install(*options, "-r", LOCK)
+    session.install(*options, *TORCH, *(["pip"] if uv else []))  # pip too: the GPU kit's build calls pip download
+    session.install(*options, "--no-deps", "-e", ".", *([D2L] if peer else []))
+
+
+PIP_SOURCES = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+               "constraint": "--constraint"}
+
+
+def sources(session: nox.Session) -> list[str]:
+    """For uv, options naming the places pip is configured to install from (``pip config list``: a machine's mirror
+    or wheel folder lives there, and uv reads none of pip's configuration), choosing as pip does among indexes: the
+    best version on any of them; pip's certificate bundle, if set, becomes uv's ``SSL_CERT_FILE``. For pip, none."""
+    if session.venv_backend != "uv":
+        return []
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+    options = ["--index-strategy", "unsafe-best-match"]
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        name, value = key.rsplit(".", 1)[-1], value.strip("'\"")
+        if name == "cert" and value:
+            session.env.setdefault("SSL_CERT_FILE", value)
+        for item in value.split() if name in PIP_SOURCES else ():
+            if item not in options:
+                options += [PIP_SOURCES[name], item]
+    return options
 
 
 def apt_install(session: nox.Session, package: str, why: str) -> None:
@@ -95,8 +126,8 @@ def scale(session: nox.Session) -> None:
 def server(session: nox.Session) -> None:
     """A team's MLflow tracking server on 127.0.0.1:5000, backed by PostgreSQL in .server/; Ctrl-C stops it.
     `nox -s server -- --port 5001` passes options on."""
-    session.install("mlflow>=2.14", "psycopg[binary]>=3.1")  # no torch: the server runs no experiment
-    session.install("-e", ".", "--no-deps")
+    session.install(*sources(session), "mlflow>=2.14", "psycopg[binary]>=3.1")  # no torch: it runs no experiment
+    session.install(*sources(session), "-e", ".", "--no-deps")
     ensure_postgres(session)
     session.run("python", "-m", "harness.server", *session.posargs)
 
@@ -143,7 +174,7 @@ def gpu_kit(session: nox.Session) -> None:
 def lock(session: nox.Session) -> None:
     """Re-resolve requirements.lock from pyproject.toml (pip-tools, with hashes; torch and torchvision stay out:
     they are pinned above). `nox -s lock -- --upgrade` takes the newest versions the bounds allow."""
-    session.install("pip-tools>=7.4")
+    session.install(*sources(session), "pip-tools>=7.4")
     pins = Path(session.create_tmp()) / "torch.txt"  # resolved against the pinned torch, then left out
     pins.write_text("\n".join(TORCH) + "\n")
     session.run("pip-compile", "--quiet", "--generate-hashes", "--all-extras", "--strip-extras", "--no-emit-index-url",
@@ -154,7 +185,7 @@ def lock(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, and import-linter's layer contract (pyproject.toml): no import cycle inside harness/."""
-    session.install("ruff", "import-linter")
-    session.install("-e", ".", "--no-deps")
+    session.install(*sources(session), "ruff", "import-linter")
+    session.install(*sources(session), "-e", ".", "--no-deps")
     session.run("ruff", "check", "harness", "tests", "kit", "noxfile.py")
     session.run("lint-imports")
