@@ -157,7 +157,7 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
     profile = tracking.load_table(unit_of(run.run_id), "profile.json")  # one more epoch, operator by operator
     assert list(profile.columns) == ["op", "input_shapes", "calls", "self_s", "share"] and len(profile) == 13
     assert profile["share"].sum() == pytest.approx(1) and "aten::convolution_backward" in set(profile["op"])
-    assert "### Where an epoch of the harness loop goes" in text
+    assert "### Where an epoch of the harness loop goes" in text and "shares are upper bounds" in text
     rounds = tracking.load_table(unit_of(run.run_id), "rounds.json")
     # a timing is judged, so the policy's 10 rounds run: 2 that train and evaluate, 8 that train on for timing
     assert list(rounds["round"]) == list(range(1, 11))

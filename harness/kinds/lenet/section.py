@@ -127,6 +127,12 @@ def _profile_part(view: RunView) -> list[str]:
         parts += [f"{device}, seed {seed}: one more training epoch after the rounds, under `torch.profiler` "
                   f"({rows['self_s'].sum():.2f} s of operator self time, profiler overhead included).", "",
                   md_table(rows, fmt={"self_s": "{:.3f}".format, "share": "{:.1%}".format}), ""]
+    if "cpu" in view.devices:
+        parts += ["On the CPU the profiler's overhead does not fall evenly: on a 2-core machine ATen's element-wise "
+                  "kernels (the sigmoid and its backward, fills) read several times longer under it than the same "
+                  "kernels took in an unprofiled step (timed between autograd hooks), while oneDNN's convolutions "
+                  "read about the same. Their shares are upper bounds; a change is judged by an interleaved ratio "
+                  "of whole steps.", ""]
     return parts
 
 
