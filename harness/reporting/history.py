@@ -57,6 +57,24 @@ def _interval(sample: pd.Series, view: RunView) -> Interval:
     return view.interval(sample["values"])
 
 
+def _headline_rows(row: pd.Series, figures: list[Headline], when: pd.Series) -> list[dict]:
+    """One spec run's headline figures with their intervals, a row per (headline, device); ``when`` (a suite's row,
+    or the run's own) gives the id, start and commit they are filed under."""
+    view = RunView(row)
+    kind = registry.get(view.kind)
+    samples = results.current_names(kind.derive(view, results.samples(row)), kind.renamed)
+    rows = []
+    for headline in figures:
+        for _, sample in samples[samples["metric"] == headline.metric].iterrows():
+            iv = _interval(sample, view)
+            rows.append({"suite": when["run_id"], "started": pd.Timestamp(when["start_time"]),
+                         "commit": str(when.get("tags.git.commit") or "")[:10], "headline": headline.title,
+                         "unit": headline.unit, "device": sample["device"],
+                         "machine": results.machine(row, sample["device"]), "estimate": iv.estimate,
+                         "low": iv.low, "high": iv.high, "n": iv.rounds, "basis": sample["basis"]})
+    return rows
+
+
 def history(tracking_uri: str | None = None, last: int = LAST) -> pd.DataFrame:
     """The headline figures of the ``last`` suites, oldest first: one row per (suite, headline, device)."""
     found = results.suites(tracking_uri).head(last)
@@ -67,21 +85,24 @@ def history(tracking_uri: str | None = None, last: int = LAST) -> pd.DataFrame:
     for _, suite in found.iloc[::-1].iterrows():
         runs = results.of_suite(suite).runs
         for spec in dict.fromkeys(h.spec for h in figures):
-            row = runs.get(spec)
-            if row is None:
-                continue
-            view = RunView(row)
-            kind = registry.get(view.kind)
-            samples = kind.derive(view, results.samples(row))
-            samples = results.current_names(samples, kind.renamed)
-            for headline in (h for h in figures if h.spec == spec):
-                for _, sample in samples[samples["metric"] == headline.metric].iterrows():
-                    iv = _interval(sample, view)
-                    rows.append({"suite": suite["run_id"], "started": pd.Timestamp(suite["start_time"]),
-                                 "commit": str(suite.get("tags.git.commit") or "")[:10], "headline": headline.title,
-                                 "unit": headline.unit, "device": sample["device"],
-                                 "machine": results.machine(row, sample["device"]), "estimate": iv.estimate,
-                                 "low": iv.low, "high": iv.high, "n": iv.rounds, "basis": sample["basis"]})
+            if spec in runs:
+                rows += _headline_rows(runs[spec], [h for h in figures if h.spec == spec], suite)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def runs_of_spec(runs: pd.DataFrame, last: int = LAST) -> pd.DataFrame:
+    """The headline figures of the ``last`` finished runs of one spec (``runs``, newest first), oldest first: how
+    far apart whole runs fall, which no single run's interval covers (it holds for the rounds of that run)."""
+    view = RunView(runs.iloc[0])
+    kind = registry.KINDS.get(view.kind)
+    if kind is None:
+        return pd.DataFrame(columns=COLUMNS)
+    names = view.spec.get("headlines")
+    figures = [Headline(view.name, m, (kind.metric(m).unit if kind.metric(m) else ""))
+               for m in (kind.headlines if names is None else names)]
+    rows = []
+    for _, row in runs.head(last).iloc[::-1].iterrows():
+        rows += _headline_rows(row, figures, row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -116,15 +137,17 @@ def plot(df: pd.DataFrame):
 
 
 def pivot(df: pd.DataFrame) -> pd.DataFrame:
-    """The history as the report's table: a row per suite and machine, a column per headline, with intervals."""
+    """The history as the report's table: a row per suite (or run) and device, a column per headline, with
+    intervals."""
     def text(r: pd.Series) -> str:
         est = f"{r['estimate']:.3g}" + ("x" if r["unit"] == "x" else "")
         if not (math.isfinite(r["low"]) and math.isfinite(r["high"])):
             return f"{est} (no interval, {r['n']} {r['basis']})"
         return f"{est} ({r['low']:.3g}-{r['high']:.3g}, {r['n']} {r['basis']})"
 
-    cells = df.assign(cell=df.apply(text, axis=1), started=df["started"].dt.strftime("%Y-%m-%d %H:%M"))
-    table = cells.pivot_table(index=["started", "commit", "machine", "device"], columns="headline", values="cell",
-                              aggfunc="first", sort=False)
+    cells = df.assign(cell=df.apply(text, axis=1), started=df["started"].dt.strftime("%Y-%m-%d %H:%M"),
+                      run=df["suite"].str[:8])
+    table = cells.pivot_table(index=["started", "run", "commit", "machine", "device"], columns="headline",
+                              values="cell", aggfunc="first", sort=False)
     titles = [t for t in dict.fromkeys(df["headline"]) if t in table.columns]
     return table[titles].reset_index().fillna("-")

@@ -206,6 +206,30 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
     return views
 
 
+def standalone_runs(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """For each spec whose newest run was made outside a suite (``harness run``) and that has run more than once:
+    the headline figures of its last runs (``history.runs_of_spec``)."""
+    out = {}
+    for name, group in runs.groupby(f"tags.{tracking.SPEC_NAME}", sort=True):
+        parent = group.iloc[0].get("tags.mlflow.parentRunId")
+        if len(group) >= 2 and not (isinstance(parent, str) and parent):
+            df = history.runs_of_spec(group)
+            if df["suite"].nunique() >= 2:
+                out[name] = df
+    return out
+
+
+def runs_section(df: pd.DataFrame) -> list[str]:
+    """A standalone spec's last runs, a row each: the spread between whole runs, beside each run's own interval."""
+    n = df["suite"].nunique()
+    return ["### Runs of this spec", "",
+            f"This spec runs outside the suite, so the History above leaves it out: its last {n} finished runs in "
+            "this store, oldest first, each headline with that run's own 95% interval. A run's interval covers the "
+            "spread of its own rounds (or seeds), not the state the machine is in from one run to the next: where "
+            "runs disagree by more than their intervals, that spread is the machine's, and no single run shows it.",
+            "", md_table(history.pivot(df)), ""]
+
+
 def history_section(df: pd.DataFrame, figures: Path) -> list[str]:
     """The headline figures over the last suites, once the store holds two or more."""
     if df["suite"].nunique() < 2:
@@ -260,7 +284,7 @@ def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table:
 
 def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
            drift: list[str] | None = None, took: str = "", determinism: list[str] | None = None,
-           gpu: pd.DataFrame | None = None) -> str:
+           gpu: pd.DataFrame | None = None, standalone: dict[str, pd.DataFrame] | None = None) -> str:
     parts = [
         "# Reproduction report: Dive into Deep Learning, convolutional networks (PyTorch)",
         "",
@@ -315,6 +339,8 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
             parts += [registry.get(view.kind).section(view), ""]
         else:
             parts += ["Nothing was measured: every device was skipped, for the reasons in the table above.", ""]
+        if standalone and view.name in standalone and not view.suffix:
+            parts += runs_section(standalone[view.name])
     parts += references_section(views)
     return "\n".join(parts)
 
@@ -360,9 +386,11 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
         past = history.history(uri)
         pair = results.same_commit_pair(uri)
         aa = compare.drift(*pair) if pair else pd.DataFrame()
-        repeated, gpu = repeats.table(views), cuda_table(views)
-        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri), determinism_section(repeated), gpu)
-        frames = (report_tables(views, past) | ({"report-drift": aa} if pair else {})
+        repeated, gpu, standalone = repeats.table(views), cuda_table(views), standalone_runs(runs)
+        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri), determinism_section(repeated), gpu,
+                      standalone)
+        frames = (report_tables(views, past) | {f"{name}-runs": df for name, df in standalone.items()}
+                  | ({"report-drift": aa} if pair else {})
                   | ({"report-determinism": repeats.by_spec(repeated)} if not repeated.empty else {})
                   | ({"report-cuda": gpu} if not gpu.empty else {}))
         tables.write_csv(frames, Path(tmp) / "tables")

@@ -6,8 +6,10 @@ import math
 import re
 
 import pandas as pd
+import yaml
 
 from harness.reporting import history
+from tests.conftest import TINY_EDGE
 
 
 def test_history_has_a_point_per_suite_with_its_interval(two_suites):
@@ -47,3 +49,34 @@ def test_the_report_shows_drift_between_two_suites_of_the_same_code(two_suites):
     timed = drift[drift["compared"] == "timings"]
     assert list(timed["threshold"]) == [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
     assert timed["called"].is_monotonic_decreasing and (timed["called"] >= 3).all()
+
+
+def test_a_spec_run_outside_a_suite_shows_its_last_runs_side_by_side(tmp_path, monkeypatch):
+    """`harness run` twice, outside any suite: the spec's section lists both runs' headlines, each with its own
+    interval (the History covers suites only); a spec with one run gets no such table."""
+    from harness.cli import main
+
+    spec = tmp_path / "edge-small.yaml"
+    spec.write_text(yaml.safe_dump(TINY_EDGE | {"headlines": ["loss_drop_orders"]}, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["run", str(spec)]) == 0
+    assert main(["report", "--out", str(tmp_path / "once")]) == 0
+    assert "### Runs of this spec" not in (tmp_path / "once" / "REPORT.md").read_text()
+    assert main(["run", str(spec)]) == 0
+    assert main(["report", "--out", str(tmp_path / "twice")]) == 0
+    text = (tmp_path / "twice" / "REPORT.md").read_text()
+    section = text[text.index("### Runs of this spec"):]
+    assert "its last 2 finished runs in this store, oldest first" in section
+    runs = pd.read_csv(tmp_path / "twice" / "tables" / "edge-small-runs.csv")
+    assert runs["suite"].nunique() == 2 and runs["started"].is_monotonic_increasing
+    assert (runs["basis"] == "seeds").all() and (runs["n"] == 2).all()
+    assert runs.groupby("headline")["estimate"].nunique().eq(1).all()  # the same spec and seeds: the same values
+    assert list(runs["headline"].unique()) == ["edge-small: loss_drop_orders"]
+    assert section.count("| cpu ") == 2 and "edge-small: loss_drop_orders" in section
+
+
+def test_suite_specs_get_no_runs_table(two_suites):
+    root, _ = two_suites
+    assert "### Runs of this spec" not in (root / "reports" / "REPORT.md").read_text()
+    assert not list((root / "reports" / "tables").glob("*-runs.csv"))
