@@ -197,7 +197,7 @@ def _unfold(h: torch.Tensor, g: int) -> torch.Tensor:
 def keep_layout_grad(h: torch.Tensor) -> torch.Tensor:
     """``h``, with its gradient handed back channels_last when ``h`` is: a flatten's (a reshape's) own backward
     gives the layer before it a contiguous gradient, and ATen's pooling backward on mixed layouts runs its slow
-    path (tests/book/test_models.py; an interleaved 1.07x on C2's training step)."""
+    path (tests/book/test_models.py)."""
     if h.requires_grad and h.dim() == 4 and h.is_contiguous(memory_format=torch.channels_last):
         h.register_hook(lambda grad: grad.contiguous(memory_format=torch.channels_last))
     return h
