@@ -126,8 +126,9 @@ def scale(session: nox.Session) -> None:
 def server(session: nox.Session) -> None:
     """A team's MLflow tracking server on 127.0.0.1:5000, backed by PostgreSQL in .server/; Ctrl-C stops it.
     `nox -s server -- --port 5001` passes options on."""
-    session.install(*sources(session), "mlflow>=2.14", "psycopg[binary]>=3.1")  # no torch: it runs no experiment
-    session.install(*sources(session), "-e", ".", "--no-deps")
+    where = sources(session)
+    session.install(*where, "mlflow>=2.14", "psycopg[binary]>=3.1")  # no torch: it runs no experiment
+    session.install(*where, "-e", ".", "--no-deps")
     ensure_postgres(session)
     session.run("python", "-m", "harness.server", *session.posargs)
 
@@ -185,7 +186,8 @@ def lock(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff, and import-linter's layer contract (pyproject.toml): no import cycle inside harness/."""
-    session.install(*sources(session), "ruff", "import-linter")
-    session.install(*sources(session), "-e", ".", "--no-deps")
+    where = sources(session)
+    session.install(*where, "ruff", "import-linter")
+    session.install(*where, "-e", ".", "--no-deps")
     session.run("ruff", "check", "harness", "tests", "kit", "noxfile.py")
     session.run("lint-imports")

@@ -183,15 +183,10 @@ class BatchFolded(nn.Module):
             elif folded and isinstance(layer, nn.BatchNorm2d):
                 h = _folded_batch_norm(layer, h, g)
             elif folded and isinstance(layer, nn.Flatten):
-                h, folded = _unfold(h, g), False
+                h, folded = keep_layout_grad(h).reshape(n, -1), False  # a row per image, (C, H, W) order
             else:
                 h = layer(h)
         return h
-
-
-def _unfold(h: torch.Tensor, g: int) -> torch.Tensor:
-    """The folded batch back to one flattened row per image, (n, C*H*W), in the network's (C, H, W) order."""
-    return keep_layout_grad(h).reshape(h.shape[0] * g, -1)
 
 
 def keep_layout_grad(h: torch.Tensor) -> torch.Tensor:

@@ -36,19 +36,19 @@ COLUMNS = ["suite", "started", "commit", "headline", "unit", "device", "machine"
            "basis"]
 
 
+def spec_headlines(view: RunView) -> list[Headline]:
+    """The figures a spec run's spec names as its headlines, or, where it names none, its kind's."""
+    kind = registry.KINDS.get(view.kind)
+    if kind is None:
+        return []
+    names = view.spec.get("headlines")
+    return [Headline(view.name, metric, declared.unit if (declared := kind.metric(metric)) else "")
+            for metric in (kind.headlines if names is None else names)]
+
+
 def headlines(suite: results.Resolved) -> list[Headline]:
     """The figures a suite's specs name as their headlines, or, where a spec names none, its kind's."""
-    out = []
-    for name, row in sorted(suite.runs.items()):
-        view = RunView(row)
-        kind = registry.KINDS.get(view.kind)
-        if kind is None:
-            continue
-        names = view.spec.get("headlines")
-        for metric in kind.headlines if names is None else names:
-            declared = kind.metric(metric)
-            out.append(Headline(name, metric, declared.unit if declared else ""))
-    return out
+    return [h for _, row in sorted(suite.runs.items()) for h in spec_headlines(RunView(row))]
 
 
 def _interval(sample: pd.Series, view: RunView) -> Interval:
@@ -93,13 +93,9 @@ def history(tracking_uri: str | None = None, last: int = LAST) -> pd.DataFrame:
 def runs_of_spec(runs: pd.DataFrame, last: int = LAST) -> pd.DataFrame:
     """The headline figures of the ``last`` finished runs of one spec (``runs``, newest first), oldest first: how
     far apart whole runs fall, which no single run's interval covers (it holds for the rounds of that run)."""
-    view = RunView(runs.iloc[0])
-    kind = registry.KINDS.get(view.kind)
-    if kind is None:
+    figures = spec_headlines(RunView(runs.iloc[0]))
+    if not figures:
         return pd.DataFrame(columns=COLUMNS)
-    names = view.spec.get("headlines")
-    figures = [Headline(view.name, m, (kind.metric(m).unit if kind.metric(m) else ""))
-               for m in (kind.headlines if names is None else names)]
     rows = []
     for _, row in runs.head(last).iloc[::-1].iterrows():
         rows += _headline_rows(row, figures, row)
