@@ -43,7 +43,8 @@ class Reference(Strict):
     (``interval``: reproduced, not reproduced or inconclusive, like a timing). ``gate: false`` marks a reference
     that is judged and recorded but does not decide the exit status; ``gate: [cuda]`` gates on the listed
     devices only. On a timing metric (one the kind measures in rounds) the comparison is judged on the metric's
-    interval over rounds.
+    interval over rounds. ``useful`` is the largest departure from the claim that still counts as reproducing: a
+    random check whose detectable shift exceeds it is marked weak.
 
     ``basis`` says where the value comes from: ``printed`` by the cited source (``quote`` holds its words, found
     verbatim in the entry's ``printed``), ``derived`` from what it printed (``working`` shows how), ``chosen
@@ -69,6 +70,8 @@ class Reference(Strict):
     tol: float = Field(default=0.0, ge=0)
     over: Literal["all", "mean", "interval"] = "all"
     gate: bool | list[Device] = True
+    useful: float | None = Field(None, ge=0, description="the largest departure from the claim that still counts as "
+                                 "reproducing: a check that cannot catch it (detectable shift above it) is weak")
 
     @field_validator("gate", mode="before")
     @classmethod

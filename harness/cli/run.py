@@ -23,12 +23,13 @@ DEVICES = Device.__args__  # "cpu", "cuda": what a spec's devices may name
 
 def print_verdicts(spec: Spec, verdicts: list[Verdict], seconds: float) -> None:
     table = Table(title=f"{spec.name}: {spec.title}  ({seconds:.1f} s)", title_justify="left")
-    for col in ("ref", "metric", "device", "expected", "measured", "tolerance", "verdict", "detail"):
+    for col in ("ref", "metric", "device", "expected", "measured", "tolerance", "verdict", "shift", "detail"):
         table.add_column(col, overflow="fold")
     for v in verdicts:
-        info = "" if v.gate else " (info)"
+        info = ("" if v.gate else " (info)") + (" (weak)" if v.weak else "")
+        shift = "" if v.detectable_shift != v.detectable_shift else f"{v.detectable_shift:.3g}"
         table.add_row(v.ref, v.metric, v.device, v.expected, v.measured, v.tolerance,
-                      f"[{STYLE[v.status]}]{v.status}{info}[/]", v.detail)
+                      f"[{STYLE[v.status]}]{v.status}{info}[/]", shift, v.detail)
     console.print(table)
 
 

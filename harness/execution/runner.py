@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.execution.executors import Local, Outcome, Ray
 from harness.execution.units import Unit, where_it_ran
+from harness.judging import family
 from harness.judging.verdict import (
     INCONCLUSIVE,
     MISSED,
@@ -24,12 +25,12 @@ from harness.judging.verdict import (
     STATUSES,
     Verdict,
     judge,
+    judge_draws,
     judge_timing,
     skipped,
 )
 from harness.kinds import registry
 from harness.machine import env
-from harness.schema import Reference
 from harness.specs.spec import Spec
 from harness.store import tracking
 from harness.store.tracking import ROLE, SPEC_NAME
@@ -38,22 +39,31 @@ MISSING_TAG = "harness.units_failed"
 Executor = Local | Ray
 
 
-def _judge(spec: Spec, ref: Reference, device: str, by_seed: dict[int, dict[str, Any]]) -> Verdict:
-    """A timing reference on its rounds' interval, any other on its per-seed values."""
-    timings = registry.get(spec.kind).timings
-    if ref.metric in timings:
-        rounds = {s: m.get("rounds", {}).get(ref.metric, []) for s, m in by_seed.items()}
-        return judge_timing(ref, device, rounds, unit=timings[ref.metric], confidence=spec.timing.confidence)
-    return judge(ref, device, {s: m[ref.metric] for s, m in by_seed.items()}, spec.timing.confidence)
-
-
 def _judge_device(spec: Spec, device: str, by_seed: dict[int, dict[str, Any]], failed: dict[int, str]) -> list[Verdict]:
-    """Every reference on one device, on the seeds that finished; a failed unit is named in each verdict."""
+    """Every reference on one device, on the seeds that finished, and the pooled draws of one run; then the family's
+    statuses (Holm at the spec's ``family_error``). A failed unit is named in each verdict."""
     if not by_seed:
         why = "; ".join(f"seed {s}: {e}" for s, e in failed.items())
         return [replace(judge(ref, device, {}), status=INCONCLUSIVE, detail=f"no unit finished ({why})")
                 for ref in spec.references]
-    verdicts = [_judge(spec, ref, device, by_seed) for ref in spec.references]
+    timings = registry.get(spec.kind).timings
+    size, _ = family.sizes(spec.references, device, set(timings))
+    confidence, level = spec.timing.confidence, spec.family_error / max(size, 1)
+    placed: list[tuple[tuple[int, int], Verdict]] = []  # a pool of draws goes after its last draw
+    for i, ref in enumerate(spec.references):
+        member = ref.gates_on(device) and family.member(ref, ref.metric in timings)
+        at = level if member else None
+        if ref.metric in timings:
+            rounds = {s: m.get("rounds", {}).get(ref.metric, []) for s, m in by_seed.items()}
+            v = judge_timing(ref, device, rounds, unit=timings[ref.metric], confidence=confidence, level=at)
+        else:
+            v = judge(ref, device, {s: m[ref.metric] for s, m in by_seed.items()}, confidence, level=at)
+        placed.append(((i, 0), replace(v, family=size if member else 0)))
+    for group in family.pools(spec.references, device):
+        values = [by_seed[s][group[0].metric] for s in sorted(by_seed)]
+        last = max(i for i, ref in enumerate(spec.references) if ref in group)
+        placed.append(((last, 1), replace(judge_draws(group, device, values, confidence, level), family=size)))
+    verdicts = family.adjust([v for _, v in sorted(placed, key=lambda kv: kv[0])], spec.family_error)
     if failed:
         missing = "missing " + ", ".join(f"seed {s} ({e})" for s, e in failed.items())
         verdicts = [replace(v, detail=f"{v.detail}; {missing}") for v in verdicts]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from harness.book.data import DataMissing
+from harness.judging import family
 from harness.judging.rounds import Plan
 from harness.kinds import registry
 from harness.machine import device as devices
@@ -51,9 +52,11 @@ class Unit:
 
 
 def plan_for(spec: Spec, device: str) -> Plan:
-    """The spec's timing references on ``device``, and its timing policy."""
-    refs = tuple(r for r in spec.references if r.metric in registry.get(spec.kind).timings)
-    return Plan(device=device, refs=refs, policy=spec.timing)
+    """The spec's timing references on ``device``, its timing policy, and the family they are judged in."""
+    timed = set(registry.get(spec.kind).timings)
+    size, two_sided = family.sizes(spec.references, device, timed)
+    return Plan(device=device, refs=tuple(r for r in spec.references if r.metric in timed), policy=spec.timing,
+                family=size, two_sided=two_sided, error=spec.family_error)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,9 +1,12 @@
 """Timings in rounds, and the sequential rule: more rounds while a gating timing claim is undecided.
 
 A kind calls ``run_rounds`` with a function that measures one round (every variant once, interleaved) and returns
-its values. After the first ``rounds`` rounds each gating timing reference is judged on its interval; while one is
-inconclusive another round is bought, until all are decided, ``max_rounds`` is reached or ``budget_s`` would be
-passed. The interval holds at every round at once, so stopping at the first decisive look keeps its error rate.
+its values. After the first ``rounds`` rounds each gating timing reference is judged on its interval, at the level
+its spec's family gives it (Holm over the family, ``harness.judging.family``, the spec's other claims taken to
+hold); while one is inconclusive another round is bought, until all are decided, ``max_rounds`` is reached or
+``budget_s`` would be passed. The interval holds at every round at once, so stopping at the first decisive look
+keeps its error rate. The round at which each claim's own interval alone would have stopped is kept too: what the
+family's adjustment cost.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
-from harness.judging.stats import median, rounds_interval
-from harness.judging.verdict import INCONCLUSIVE, decide
+from harness.judging import significance
+from harness.judging.family import ERROR, holm
+from harness.judging.stats import median
+from harness.judging.verdict import claim_range
 from harness.machine import device as devices
 from harness.schema import Reference, TimingPolicy
 
@@ -37,11 +43,15 @@ class RoundsRecorder(Protocol):
 
 @dataclass(frozen=True)
 class Plan:
-    """The timing references of one spec on one device, and the policy for its rounds."""
+    """The timing references of one spec on one device, the policy for its rounds, and the family they are judged
+    in: its size, how many of its claims are two-sided, and its error."""
 
     device: str = "cpu"
     refs: tuple[Reference, ...] = ()
     policy: TimingPolicy = field(default_factory=TimingPolicy)
+    family: int = 1
+    two_sided: int = 1
+    error: float = ERROR
 
     @property
     def judged(self) -> bool:
@@ -53,9 +63,22 @@ class Plan:
         """The references that buy extra rounds: those that gate on this device."""
         return tuple(r for r in self.refs if r.gates_on(self.device))
 
-    def undecided(self, series: Callable[[str], list[float]]) -> list[Reference]:
-        return [r for r in self.claims
-                if decide(r, rounds_interval(series(r.metric), self.policy.confidence))[0] == INCONCLUSIVE]
+    def pvalues(self, series: Callable[[str], list[float]]) -> np.ndarray:
+        """Each gating claim's p-values on its rounds so far: against the claim holding, and against it failing."""
+        return np.array([significance.rounds_p(series(r.metric), *claim_range(r)) for r in self.claims]).reshape(-1, 2)
+
+    def undecided(self, series: Callable[[str], list[float]], alone: bool = False,
+                  p: np.ndarray | None = None) -> list[Reference]:
+        """The gating claims still inconclusive: neither Holm-adjusted p-value (the spec's other claims taken to hold,
+        p = 1) is at most the family's error; ``alone``: on each claim's own interval, at 1 - confidence. ``p``: the
+        claims' ``pvalues``, where they are at hand."""
+        claims, p = self.claims, self.pvalues(series) if p is None else p
+        if alone:
+            error, miss, rep = 1 - self.policy.confidence, p[:, 0], p[:, 1]
+        else:
+            error = self.error
+            miss, rep = holm(p[:, 0], self.family), holm(p[:, 1], self.two_sided)
+        return [r for r, a, b in zip(claims, miss, rep) if a > error and b > error]
 
 
 @dataclass
@@ -66,6 +89,7 @@ class Rounds:
     seconds: list[float] = field(default_factory=list)
     first: int = 0
     stop: str = ""
+    alone: int = 0  # the look at which every claim's own interval had decided (0: none did)
 
     def series(self, name: str) -> list[float]:
         return [float(v.get(name, math.nan)) for v in self.values]
@@ -83,7 +107,8 @@ class Rounds:
         out: dict[str, Any] = {m: median(self.series(m)) for m in sorted(metrics)}
         out["rounds"] = {m: self.series(m) for m in sorted(metrics)}
         out["rounds_info"] = {"rounds": len(self.values), "first": self.first, "extra": self.extra,
-                              "stop": self.stop, "seconds": sum(self.seconds)}
+                              "stop": self.stop, "seconds": sum(self.seconds), "alone": self.alone,
+                              "alone_seconds": sum(self.seconds[:self.alone]) if self.alone else None}
         return out
 
 
@@ -106,7 +131,10 @@ def run_rounds(one_round: RoundFn, plan: Plan, first: int | None = None,
             if not plan.claims:
                 out.stop = "no gating timing claim on this device"
                 break
-            if not plan.undecided(out.series):
+            p = plan.pvalues(out.series)
+            if not out.alone and not plan.undecided(out.series, alone=True, p=p):
+                out.alone = n
+            if not plan.undecided(out.series, p=p):
                 out.stop = "every gating claim decided"
                 break
             if n >= max(policy.max_rounds, out.first):

@@ -82,20 +82,34 @@ def median(values: Sequence[float]) -> float:
 
 
 @functools.cache
-def _order(n: int, alpha: float) -> int:
-    """The order statistic k (1-based) whose value bounds the median from above after n rounds, 0 if none does.
+def log_mixture(n: int) -> np.ndarray:
+    """Robbins' mixture for one side after n rounds, on the log scale, for each count k = 0..n of rounds below a
+    candidate median: M(k) = 2^n * 2 * integral over p in (1/2, 1) of p^k (1-p)^(n-k) dp.
 
-    Robbins' mixture for one side: M = 2^n * 2 * integral over p in (1/2, 1) of p^k (1-p)^(n-k) dp, the likelihood
-    ratio of k rounds out of n below a candidate median against a fair coin, mixed over a uniform p. Under the
-    true median it is a martingale that starts at 1, so by Ville's inequality it ever reaches 2 / alpha with
-    probability at most alpha / 2, whatever the distribution of the rounds and whenever one stops.
+    It is the likelihood ratio of k rounds out of n below the candidate against a fair coin, mixed over a uniform
+    p. Under the true median it is a martingale that starts at 1, so by Ville's inequality it ever reaches 2 / alpha
+    with probability at most alpha / 2, whatever the distribution of the rounds and whenever one stops.
     """
     from scipy import special  # imported when an interval is computed, not for `harness list`
 
     k = np.arange(n + 1)
-    log_m = (n + 1) * math.log(2) + special.betaln(k + 1, n - k + 1) + np.log(special.betainc(n - k + 1, k + 1, 0.5))
-    hit = np.nonzero(log_m >= math.log(2 / alpha))[0]
+    out = (n + 1) * math.log(2) + special.betaln(k + 1, n - k + 1) + np.log(special.betainc(n - k + 1, k + 1, 0.5))
+    out.setflags(write=False)
+    return out
+
+
+@functools.cache
+def _order(n: int, alpha: float) -> int:
+    """The order statistic k (1-based) whose value bounds the median from above after n rounds, 0 if none does:
+    the fewest rounds below a candidate at which ``log_mixture`` reaches 2 / alpha."""
+    hit = np.nonzero(log_mixture(n) >= math.log(2 / alpha))[0]
     return int(hit[0]) if hit.size else 0
+
+
+def count_p(n: int, k: int) -> float:
+    """The level at which k of n rounds on one side of a value first exclude it from ``rounds_interval``: the
+    interval at confidence 1 - a leaves the value out on that side exactly when a >= this (2 / M(k), at most 1)."""
+    return min(1.0, 2 * math.exp(-log_mixture(n)[k])) if n <= MAX_ROUNDS else 1.0
 
 
 def min_rounds(confidence: float = 0.95) -> int:
@@ -196,3 +210,38 @@ def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0
     df = (va + vb) ** 2 / (va ** 2 / (xa.size - 1) + vb ** 2 / (xb.size - 1))
     half = _t(confidence, df) * math.sqrt(va + vb)
     return Interval(estimate, estimate - half, estimate + half, n, confidence, "seeds")
+
+
+def lag1(values: Sequence[float]) -> float:
+    """The rounds' lag-1 autocorrelation (the sample ACF at lag 1): near 0 for independent rounds, positive when a
+    slow spell of the machine spans several rounds. NaN with fewer than three rounds or no spread."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 3 or not np.all(np.isfinite(x)):
+        return math.nan
+    d = x - x.mean()
+    total = float(d @ d)
+    return float(d[:-1] @ d[1:]) / total if total > 0 else math.nan
+
+
+def runs_p(values: Sequence[float]) -> float:
+    """Wald and Wolfowitz's runs test of the rounds above and below their median, two-sided, from the exact
+    distribution of the number of runs (rounds on the median are left out). Too few runs: slow and fast spells;
+    too many: alternation. NaN with fewer than two rounds on either side. (Written here, not taken from statsmodels:
+    a dozen lines against a package the GPU node would have to carry.)"""
+    from scipy.special import comb
+
+    x = np.asarray(values, dtype=float)
+    if not np.all(np.isfinite(x)):
+        return math.nan
+    side = x[x != np.median(x)] > np.median(x)
+    a, b = int(side.sum()), int((~side).sum())
+    if a < 2 or b < 2:
+        return math.nan
+    runs = 1 + int(np.count_nonzero(side[1:] != side[:-1]))
+    r = np.arange(2, a + b + 1)
+    half = r // 2
+    even = 2 * comb(a - 1, half - 1) * comb(b - 1, half - 1)
+    odd = comb(a - 1, half - 1) * comb(b - 1, half) + comb(a - 1, half) * comb(b - 1, half - 1)
+    pmf = np.where(r % 2 == 0, even, odd) / comb(a + b, a)
+    low, high = pmf[r <= runs].sum(), pmf[r >= runs].sum()
+    return float(min(1.0, 2 * min(low, high)))

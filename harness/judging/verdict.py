@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.judging.stats import Interval, prediction_interval, rounds_interval, seeds_interval
+from harness.judging import significance
+from harness.judging.stats import Interval, lag1, prediction_interval, rounds_interval, runs_p, seeds_interval
 from harness.schema import Reference
 
 REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED = "reproduced", "not reproduced", "inconclusive", "skipped"
@@ -39,6 +40,15 @@ class Verdict:
     low: float = math.nan  # the interval of a timing verdict
     high: float = math.nan
     rounds: int = 0
+    p_value: float = math.nan  # against "the claim holds": the level at which its own interval first says not
+    p_reproduced: float = math.nan  # against "the claim fails" (claims judged on an interval)
+    adjusted_p: float = math.nan  # p_value after Holm over the family (harness.judging.family)
+    family: int = 0  # the size of its family (claims judged at a level, gating on this device); 0: not in one
+    own_status: str = ""  # the status at the claim's own confidence, before the family
+    detectable_shift: float = math.nan  # what the check calls not reproduced POWER of the time (significance)
+    useful: float = math.nan  # the largest departure the spec still counts as reproducing
+    lag1: float = math.nan  # a timing's rounds: lag-1 autocorrelation
+    runs_p: float = math.nan  # and the runs test's p-value (independence doubtful below 0.01)
 
     @property
     def gating_miss(self) -> bool:
@@ -48,8 +58,14 @@ class Verdict:
     def gating_inconclusive(self) -> bool:
         return self.gate and self.status == INCONCLUSIVE
 
+    @property
+    def weak(self) -> bool:
+        """A check that cannot catch a departure the spec calls too large to count as reproducing."""
+        return self.detectable_shift > self.useful  # False where either is NaN
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        out = asdict(self) | {"weak": self.weak}
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
 def _flatten(value: Any) -> tuple[str, np.ndarray]:
@@ -140,19 +156,31 @@ def _spread(values: list[Any]) -> str:
 
 def _base(ref: Reference, device: str, confidence: float = 0.95) -> dict[str, Any]:
     return dict(ref=ref.source, metric=ref.metric, device=device, expected=expected_text(ref),
-                tolerance=tolerance_text(ref, confidence), note=ref.note, basis=ref.basis, gate=ref.gates_on(device))
+                tolerance=tolerance_text(ref, confidence), note=ref.note, basis=ref.basis, gate=ref.gates_on(device),
+                useful=math.nan if ref.useful is None else ref.useful)
 
 
-def judge(ref: Reference, device: str, per_seed: dict[int, Any], confidence: float = 0.95) -> Verdict:
-    """Judge a reference against the values measured on each seed of one device."""
+def judge(ref: Reference, device: str, per_seed: dict[int, Any], confidence: float = 0.95,
+          level: float | None = None) -> Verdict:
+    """Judge a reference against the values measured on each seed of one device.
+
+    ``level`` is the error the check is held to where it states what it could have caught (its detectable shift):
+    by default the claim's own (1 - confidence); in a family, what Holm gives its first claim.
+    """
     base = _base(ref, device, confidence)
+    level = 1 - confidence if level is None else level
     values = [per_seed[s] for s in sorted(per_seed)]
     if not values:
         return Verdict(measured="-", status=SKIPPED, detail="no measurement", **base)
     if ref.comparison == "draw":
-        return _judge_draw(ref, base, values, confidence)
+        return judge_draws([ref], device, values, confidence, level)
     if ref.over == "interval":
-        return _judge_interval(ref, base, seeds_interval([float(v) for v in values], confidence))
+        x = [float(v) for v in values]
+        lo, hi = claim_range(ref)
+        p_miss, p_rep = significance.mean_p(x, lo, hi)
+        sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+        return replace(_judge_interval(ref, base, seeds_interval(x, confidence)), p_value=p_miss,
+                       p_reproduced=p_rep, detectable_shift=significance.mean_shift(len(x), sd, level))
     n = len(values)
     checks = [check_one(ref, v) for v in values]
     passed = sum(ok for ok, _ in checks)
@@ -178,11 +206,15 @@ def judge(ref: Reference, device: str, per_seed: dict[int, Any], confidence: flo
     spread = _spread(values) if scalar else ""
     if spread:
         detail += f"; {spread}"
-    return Verdict(measured=measured, status=REPRODUCED if ok else MISSED, detail=detail, **base)
+    shift = math.nan
+    if scalar and n > 1 and ref.comparison != "equals":
+        shift = significance.point_shift([float(v) for v in values], *claim_range(ref), every=ref.over == "all")
+    return Verdict(measured=measured, status=REPRODUCED if ok else MISSED, detail=detail, detectable_shift=shift,
+                   own_status=REPRODUCED if ok else MISSED, **base)
 
 
-def _claim_range(ref: Reference) -> tuple[float, float]:
-    """The values a timing reference accepts, as [lo, hi] (either end may be infinite)."""
+def claim_range(ref: Reference) -> tuple[float, float]:
+    """The values a reference on one number accepts, as [lo, hi] (either end may be infinite)."""
     c = ref.comparison
     if c == "at_least":
         return ref.at_least, math.inf
@@ -201,7 +233,7 @@ def decide(ref: Reference, iv: Interval) -> tuple[str, float]:
     Reproduced when the whole interval satisfies the claim, not reproduced when all of it violates the claim,
     inconclusive otherwise (an undefined interval, from too few rounds or seeds, is inconclusive too).
     """
-    lo, hi = _claim_range(ref)
+    lo, hi = claim_range(ref)
     if not iv.defined:
         return INCONCLUSIVE, math.nan
     if lo <= iv.low and iv.high <= hi:
@@ -223,26 +255,60 @@ def _judge_interval(ref: Reference, base: dict[str, Any], iv: Interval, unit: st
     else:
         detail = iv.why_undefined()
     return Verdict(measured=iv.text(unit), status=status, detail=detail, low=iv.low, high=iv.high,
-                   rounds=iv.rounds, **base)
+                   rounds=iv.rounds, own_status=status, **base)
 
 
-def _judge_draw(ref: Reference, base: dict[str, Any], values: list[Any], confidence: float) -> Verdict:
-    """A printed draw inside the seeds' prediction interval is reproduced; outside, not; with one seed, undecided."""
-    iv = prediction_interval([float(v) for v in values], confidence)
+def judge_draws(refs: list[Reference], device: str, values: list[Any], confidence: float = 0.95,
+                level: float | None = None) -> Verdict:
+    """A printed draw, or the mean of several editions' draws of one run, against where the mean of as many more
+    seeds would fall (the seeds' prediction interval): inside is reproduced, outside not; with one seed, undecided.
+    Its p-value is the predictive one (``significance.draw_p``), its detectable shift that of the book's mean."""
+    draws = [r.draw for r in refs]
+    k, level = len(draws), 1 - confidence if level is None else level
+    x = [float(v) for v in values]
+    iv = _prediction(x, confidence, k)
+    base = _base(refs[0], device, confidence)
+    if k > 1:
+        shown = ", ".join(f"{d:g}" for d in draws)
+        base |= dict(ref="+".join(dict.fromkeys(r.source for r in refs)),
+                     expected=f"{np.mean(draws):.4g} (mean of {k} printed draws: {shown})",
+                     note=f"the {k} printed draws of this run, pooled: sharper than any one",
+                     tolerance=f"{confidence:.0%} prediction interval of a mean of {k} draws",
+                     basis=refs[0].basis if len({r.basis for r in refs}) == 1 else "printed",
+                     useful=min((r.useful for r in refs if r.useful is not None), default=math.nan))
     if not iv.defined:
-        return Verdict(measured=iv.text(), status=INCONCLUSIVE, detail=iv.why_undefined(), **base)
-    inside = iv.low <= ref.draw <= iv.high
-    off = max(0.0, iv.low - ref.draw, ref.draw - iv.high)
+        return Verdict(measured=iv.text(), status=INCONCLUSIVE, detail=iv.why_undefined(), own_status=INCONCLUSIVE,
+                       **base)
+    drawn = float(np.mean(draws))
+    inside = iv.low <= drawn <= iv.high
+    off = max(0.0, iv.low - drawn, drawn - iv.high)
     where = "inside" if inside else f"outside by {off:.3g}"
-    detail = (f"the printed {ref.draw:g} lies {where} where one more seed would fall "
-              f"({iv.low:.4g} to {iv.high:.4g}); {_spread(values)}")
-    return Verdict(measured=f"{iv.estimate:.4g} (mean of {iv.count()})", status=REPRODUCED if inside else MISSED,
-                   detail=detail, low=iv.low, high=iv.high, rounds=iv.rounds, **base)
+    what = f"the printed {drawn:g}" if k == 1 else f"the mean of the {k} printed draws, {drawn:.4g},"
+    detail = (f"{what} lies {where} where {'one more seed' if k == 1 else f'the mean of {k} more seeds'} would fall "
+              f"({iv.low:.4g} to {iv.high:.4g}); {_spread(x)}")
+    status = REPRODUCED if inside else MISSED
+    sd = float(np.std(x, ddof=1))
+    return Verdict(measured=f"{iv.estimate:.4g} (mean of {iv.count()})", status=status, own_status=status,
+                   detail=detail, low=iv.low, high=iv.high, rounds=iv.rounds, **base,
+                   p_value=float(significance.draw_p(x, draws)),
+                   detectable_shift=significance.draw_shift(len(x), sd, level, k))
+
+
+def _prediction(values: list[float], confidence: float, k: int) -> Interval:
+    """Where the mean of k more seeds falls: the seeds' prediction interval, narrowed for k > 1 (sqrt(1/k + 1/n))."""
+    iv = prediction_interval(values, confidence)
+    if k == 1 or not iv.defined:
+        return iv
+    n = iv.rounds
+    half = (iv.high - iv.estimate) * math.sqrt((1 / k + 1 / n) / (1 + 1 / n))
+    return replace(iv, low=iv.estimate - half, high=iv.estimate + half)
 
 
 def judge_timing(ref: Reference, device: str, rounds_by_seed: dict[int, list[float]], unit: str = "",
-                 confidence: float = 0.95) -> Verdict:
-    """Judge a timing reference on the interval of its rounds (the rounds of every seed pooled)."""
+                 confidence: float = 0.95, level: float | None = None, diagnostics: bool = True) -> Verdict:
+    """Judge a timing reference on the interval of its rounds (the rounds of every seed pooled), with its p-values,
+    detectable shift (at ``level``, default 1 - confidence) and the rounds' lag-1 autocorrelation and runs test
+    (``diagnostics=False`` leaves those three out: the calibration's thousands of trials need the verdict only)."""
     base = _base(ref, device, confidence)
     values = [v for s in sorted(rounds_by_seed) for v in rounds_by_seed[s]]
     if not values:
@@ -251,7 +317,14 @@ def judge_timing(ref: Reference, device: str, rounds_by_seed: dict[int, list[flo
     verdict = _judge_interval(ref, base, rounds_interval(values, confidence), unit)
     if len(rounds_by_seed) > 1:
         verdict = replace(verdict, detail=verdict.detail + f"; rounds of {len(rounds_by_seed)} seeds pooled")
-    return verdict
+    lo, hi = claim_range(ref)
+    p_miss, p_rep = significance.rounds_p(values, lo, hi)
+    verdict = replace(verdict, p_value=p_miss, p_reproduced=p_rep)
+    if not diagnostics:
+        return verdict
+    level = 1 - confidence if level is None else level
+    return replace(verdict, lag1=lag1(values), runs_p=runs_p(values),
+                   detectable_shift=significance.rounds_shift(values, lo, hi, level))
 
 
 def skipped(ref: Reference, device: str, reason: str) -> Verdict:

@@ -14,6 +14,10 @@ from harness.judging.stats import Interval, rounds_interval
 from harness.schema import current_name
 from harness.store import tracking
 
+VERDICT_DEFAULTS: dict[str, Any] = {"gate": True, "family": 0, "adjusted_p": float("nan"),
+                                   "detectable_shift": float("nan"), "weak": False, "lag1": float("nan"),
+                                   "runs_p": float("nan"), "own_status": ""}
+
 
 @dataclass
 class RunView:
@@ -85,9 +89,17 @@ class RunView:
 
     @cached_property
     def verdicts(self) -> pd.DataFrame:
+        """The recorded verdicts, a row each; a store written before a column existed gets its neutral value (no
+        family, no detectable shift: each row stands as it was judged)."""
         df = pd.DataFrame(tracking.load_json(self.run_id, "verdicts.json"))
-        if "gate" not in df:
-            df["gate"] = True
+        for column, default in VERDICT_DEFAULTS.items():
+            if column not in df:
+                df[column] = default
+        df["family"] = df["family"].fillna(0).astype(int)
+        if "own_status" in df:
+            df["own_status"] = df["own_status"].where(df["own_status"].astype(bool), df["status"])
+        for column in ("weak", "gate"):
+            df[column] = df[column].fillna(False).astype(bool)
         return df
 
     @cached_property

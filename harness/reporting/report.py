@@ -24,11 +24,12 @@ from harness.machine.device import PEAK_MEMORY
 from harness.reading import results
 from harness.reading.markdown import md_table
 from harness.reading.view import RunView
-from harness.reporting import compare, history, repeats, tables
+from harness.reporting import compare, families, history, repeats, tables
 from harness.schema import BASES, natural_order
 from harness.store import tracking
 
-VERDICT_COLUMNS = ["ref", "metric", "device", "basis", "expected", "measured", "tolerance", "status", "detail"]
+VERDICT_COLUMNS = ["ref", "metric", "device", "basis", "expected", "measured", "tolerance", "status",
+                   "detectable_shift", "detail"]
 ENV_TAGS = ["cpu.model", "gpu.model", "torch", "torch.cuda", "cudnn", "python", "platform", "torch.threads",
             "git.commit", "git.dirty"]
 MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive",
@@ -44,9 +45,11 @@ def verdict_table(view: RunView) -> str:
     df = view.verdicts.copy()
     df["basis"] = df["basis"].fillna("-") if "basis" in df else "-"
     df["ref"] = [ref_link(r) for r in df["ref"]]
-    df["status"] = [MARK.get(s, s) + ("" if g else " (info)") for s, g in zip(df["status"], df["gate"])]
+    df["status"] = [MARK.get(s, s) + ("" if g else " (info)") + (" (weak)" if w else "")
+                    for s, g, w in zip(df["status"], df["gate"], df["weak"])]
     df["measured"] = df["measured"].astype(str)
-    table = md_table(df[VERDICT_COLUMNS])
+    table = md_table(df[VERDICT_COLUMNS], fmt={"detectable_shift": families.shift_text},
+                     headers={"detectable_shift": "detectable shift"})
     notes = [f"- **{r.ref} {r.metric}**: {r.note}" for r in view.verdicts.itertuples() if getattr(r, "note", "")]
     return table + ("\n\nNotes on the references:\n" + "\n".join(dict.fromkeys(notes)) if notes else "")
 
@@ -69,6 +72,7 @@ def summary(views: list[RunView]) -> pd.DataFrame:
             "spec": f"{v.name}{v.suffix}", "refs": v.tag("harness.refs"), "kind": v.kind,
             "devices": ",".join(v.devices) or "-", "seeds": v.tag("seeds"),
             **{column(s): int(counts.get(s, 0)) for s in STATUSES},
+            "weak": int((v.verdicts["weak"] & v.verdicts["gate"]).sum()),
             "verdict": _verdict_word(v), "wall_s": _rounded(_seconds(v.row)),
             "run": v.run_id, "git": v.tag("git.commit"),
         })
@@ -111,11 +115,26 @@ TIMING_NOTE = (
     "holds at every round at once, a claim whose true median lies exactly on its bound is called *reproduced* at "
     "most half the error the confidence leaves (2.5% at 95%) and *not reproduced* at most as often, whichever round "
     "the rule stops at, for any distribution of independent rounds; the `calibration` spec measures those rates on "
-    "synthetic rounds. The guarantee assumes rounds independent of each other: a machine whose speed drifts during "
-    "a run is outside it. Values per seed are judged seed by seed or on their mean, or, with `over: interval`, on "
-    f"the {SEEDS_METHOD} (exact for normal values); a single printed draw of a random run is *reproduced* when it "
-    "lies inside the seeds' prediction interval, where one more seed falls 95% of the time. Inconclusive does not "
-    "fail a run unless `--strict` is given.")
+    "synthetic rounds. The guarantee assumes rounds independent of each other: each timing claim's rounds are "
+    "tested for it (lag-1 autocorrelation, runs test), and a machine whose speed drifts during a run is outside it. "
+    f"Values per seed are judged seed by seed or on their mean, or, with `over: interval`, on the {SEEDS_METHOD} "
+    "(exact for normal values); a single printed draw of a random run is *reproduced* when it lies inside the seeds' "
+    "prediction interval, where one more seed falls 95% of the time, and several editions' draws of one run are "
+    "judged together too, their mean against where the mean of as many seeds would fall.\n\n"
+    "**One level up: a spec, and the suite.** A spec's gating claims on one device are a family. Each claim judged "
+    "at a level (a draw, an interval over seeds, a timing) gives a p-value, the level at which its own interval "
+    "would first call it not reproduced; Holm's step-down over the family calls a claim *not reproduced* only when "
+    "its adjusted p-value is at most the spec's family error (5% unless the spec sets `family_error`), so a spec "
+    "whose claims all hold is called not reproduced at most that often, however many claims it judges; the same step "
+    "over the p-values against a claim failing bounds a wrong *reproduced* of a timing or an interval alike. A row "
+    "shows its status after the step, and its detail what its own interval said. Exact checks, and point checks on "
+    "every seed or on the mean, decide by their own rule and spend none of the family's error. Every check on a "
+    "random quantity states its *detectable shift*: the smallest departure of the truth from what is claimed that "
+    "it calls not reproduced 80% of the time, at its sample size and at the level its family gives it (a printed "
+    "draw against three seeds can only catch a large one: a reproduced there is weak evidence). Across the suite, "
+    "a spec's ❌ is read at a false discovery rate: Benjamini and Hochberg over the specs' family p-values, per "
+    "device, below. The `calibration` spec shows all three levels on synthetic data with a known truth. "
+    "Inconclusive does not fail a run unless `--strict` is given.")
 
 
 def by_basis(views: list[RunView]) -> pd.DataFrame:
@@ -301,6 +320,9 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
         "",
         gating_counts(views) + (" " + took if took else ""),
         "",
+        "The suite's error, per device:",
+        "",
+        *families.suite_lines(views),
         "Verdicts by the basis of their expected value: *printed* by the cited source (quoted), *derived* from what "
         "it printed (with the working), *chosen* by this project before or after measuring, or a *self-check* of the "
         "harness's own arithmetic, which says nothing about the book. Gating verdicts by outcome:",
@@ -335,6 +357,7 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
         if view.spec.get("description"):
             parts += [view.spec["description"].strip(), ""]
         parts += [verdict_table(view), ""]
+        parts += families.family_lines(view) + families.adjustment_cost(view)
         if view.devices:
             parts += [registry.get(view.kind).section(view), ""]
         else:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, field_validator
 
+from harness.judging.family import ERROR
 from harness.kinds import registry
 from harness.schema import (
     TIMING_COMPARISONS,
@@ -45,6 +46,8 @@ class Spec(Strict):
     deterministic: bool = True
     settings: Any = None
     timing: TimingPolicy = Field(default_factory=TimingPolicy)
+    family_error: float = Field(ERROR, gt=0, lt=0.5, description="the chance that the spec is called not reproduced "
+                                "on a device while every claim holds there (Holm over its claims judged at a level)")
     references: list[Reference] = Field(min_length=1)
     headlines: list[str] | None = Field(None, description="metrics the History follows (default: the kind's)")
     _cited: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)  # the cited entries, set by parse_spec

@@ -26,7 +26,10 @@ def tolerated(nominal: float, trials: int) -> float:
     return nominal + 3 * math.sqrt(nominal * (1 - nominal) / trials)
 
 
-@pytest.mark.parametrize("noise", list(calibration.NOISES))
+INDEPENDENT = [name for name, noise in calibration.NOISES.items() if noise.independent]
+
+
+@pytest.mark.parametrize("noise", INDEPENDENT)
 @pytest.mark.parametrize("truth", [1.0, 1.1, 1 / 1.1])
 def test_each_wrong_verdict_stays_within_its_nominal_rate(noise, truth):
     out = calibration.simulate(calibration.NOISES[noise], truth, POLICY, TRIALS, seed=17)
@@ -40,6 +43,20 @@ def test_a_truth_25_percent_from_the_bound_is_decided_the_right_way(truth):
     out = calibration.simulate(calibration.NOISES["lognormal"], truth, POLICY, 200, seed=3)
     right = out.reproduced if truth > 1 else out.missed
     assert right / out.trials >= 0.95 and out.rounds_to_decision <= 20
+
+
+def test_rounds_that_are_not_independent_break_the_guarantee():
+    """AR(1) rounds (phi 0.6) on the bound: the rule is wrong far more often than 2.5% a side, which is why the
+    calibration shows them for information and each timing claim's rounds are tested for independence."""
+    out = calibration.simulate(calibration.NOISES["ar1-0.6"], 1.0, POLICY, 200, seed=17)
+    assert min(out.wrong().values()) > tolerated(0.025, 200)
+
+
+def test_ar1_noise_has_the_stated_autocorrelation_and_spread():
+    rng = np.random.default_rng(2)
+    x = np.stack([calibration.NOISES["ar1-0.6"].draw(rng, 400) for _ in range(200)])
+    assert np.mean(x[:, 1:] * x[:, :-1]) / np.mean(x * x) == pytest.approx(0.6, abs=0.03)
+    assert x.std() == pytest.approx(0.12, rel=0.05) and x[:, 0].std() == pytest.approx(0.12, rel=0.15)
 
 
 def test_the_budget_and_max_rounds_stop_an_undecidable_claim():
@@ -58,9 +75,24 @@ def naive_t(values, confidence=0.95) -> Interval:
     return Interval(median(values), math.exp(x.mean() - half), math.exp(x.mean() + half), n, confidence)
 
 
+def naive_p(values, lo, hi):
+    """The p-values that dual to ``naive_t``: the level at which that interval first lies wholly outside (inside)."""
+    x = np.log(np.asarray(values, dtype=float))
+    n = x.size
+    if n < 2:
+        return 1.0, 1.0
+    se = x.std(ddof=1) / math.sqrt(n)
+    outside = max(math.log(lo) - x.mean() if lo > 0 else -math.inf, x.mean() - math.log(hi) if hi < math.inf
+                  else -math.inf)
+    inside = min(x.mean() - math.log(lo) if lo > 0 else math.inf, math.log(hi) - x.mean() if hi < math.inf
+                 else math.inf)
+    return (min(1.0, 2 * float(sps.t.sf(outside / se, n - 1))), min(1.0, 2 * float(sps.t.sf(inside / se, n - 1))))
+
+
 def test_the_check_fails_a_rule_that_peeks_at_a_fixed_sample_interval(monkeypatch):
-    """The same simulation with the naive interval in place of the confidence sequence: wrong far too often."""
-    monkeypatch.setattr("harness.judging.rounds.rounds_interval", naive_t)
+    """The same simulation with the naive interval (and its p-values, which the rule's looks read) in place of the
+    confidence sequence: wrong far too often."""
+    monkeypatch.setattr("harness.judging.significance.rounds_p", naive_p)
     monkeypatch.setattr("harness.judging.verdict.rounds_interval", naive_t)
     out = calibration.simulate(calibration.NOISES["lognormal"], 1.0, POLICY, 200, seed=17)
     assert max(out.wrong().values()) > tolerated(0.025, 200)

@@ -128,4 +128,4 @@ def test_measured_gives_the_median_round_every_round_and_how_the_rounds_went():
     assert out["speedup"] == 4.5 and out["rounds"]["speedup"] == script
     assert np.isnan(out["partial"]) and out["rounds"]["partial"][-1] == 1.0 and np.isnan(out["rounds"]["partial"][0])
     assert out["rounds_info"] == {"rounds": 8, "first": 8, "extra": 0, "seconds": 4.0,
-                                  "stop": "no gating timing claim on this device"}
+                                  "stop": "no gating timing claim on this device", "alone": 0, "alone_seconds": None}
