@@ -119,7 +119,7 @@ TINY_CONV = {
                     "at_least": 0}],  # plumbing, not speed
 }
 TINY_EDGE = {
-    "name": "edge-small", "title": "small edge kernel run", "kind": "edge_kernel", "seeds": [0, 1],
+    "name": "edge-small", "title": "small edge kernel run", "kind": "edge_kernel", "section": "5.1", "seeds": [0, 1],
     "devices": ["cpu"], "settings": {"layer": "handwritten", "init": "randn", "lr": 0.01, "steps": 20,
                                      "checkpoints": [5, 20]},
     "references": [{"metric": "loss_drop_orders", "source": "B1", "basis": "chosen before measuring", "at_least": 2}],

@@ -63,13 +63,7 @@ def _drift(compare, a, b) -> int:
     table = compare.drift(a, b)
     print("Changes called between two suites where nothing changed, by noise threshold:\n")
     print(table.to_markdown(index=False) + "\n")
-    best = compare.calibrated_threshold(table)
-    if best == best:
-        print(f"At --threshold {best:g}, at most {compare.FALSE_CALLS:.0%} of the timings and of the per-seed values "
-              "are called a change: use it (or HARNESS_COMPARE_THRESHOLD) when comparing suites of this machine.")
-    else:
-        print(f"No threshold up to {max(compare.DRIFT_THRESHOLDS):g} keeps the calls within {compare.FALSE_CALLS:.0%}: "
-              "this machine drifts more than harness compare can tell apart from a change.")
+    print(compare.drift_advice(table))
     return 0
 
 

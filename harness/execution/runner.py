@@ -19,14 +19,12 @@ from harness.execution.units import Unit, where_it_ran
 from harness.judging import family
 from harness.judging.verdict import (
     INCONCLUSIVE,
-    MISSED,
-    REPRODUCED,
-    SKIPPED,
     STATUSES,
     Verdict,
     judge,
     judge_draws,
     judge_timing,
+    overall,
     skipped,
 )
 from harness.kinds import registry
@@ -97,9 +95,7 @@ def _record(verdicts: list[Verdict], measured: dict[str, dict[int, Any]], outcom
     counts["gating_inconclusive"] = sum(v.gating_inconclusive for v in verdicts)
     counts["units_failed"] = len(missing)
     tracking.log_metrics({f"verdicts.{k.replace(' ', '_')}": n for k, n in counts.items()})
-    overall = (MISSED if counts["gating_missed"] else INCONCLUSIVE if counts["gating_inconclusive"]
-               else SKIPPED if verdicts and counts[SKIPPED] == len(verdicts) else REPRODUCED)
-    tracking.set_tags({"verdict": overall, "verdict.counts": json.dumps(counts)})
+    tracking.set_tags({"verdict": overall(verdicts), "verdict.counts": json.dumps(counts)})
 
 
 def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | None = None,

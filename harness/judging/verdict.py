@@ -9,6 +9,7 @@ satisfies the claim, not reproduced when the whole interval violates it, inconcl
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -20,6 +21,20 @@ from harness.schema import Reference
 
 REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED = "reproduced", "not reproduced", "inconclusive", "skipped"
 STATUSES = (REPRODUCED, MISSED, INCONCLUSIVE, SKIPPED)
+INFO_ONLY = "info only"  # a spec whose gating claims were all skipped, but that measured information
+
+
+def overall(verdicts: Iterable[Any]) -> str:
+    """A spec's verdict from its rows (anything with ``status`` and ``gate``): not reproduced if a gating claim is,
+    else inconclusive if one is, else reproduced if one is; with no gating claim judged, info only where an
+    information-only one was, else skipped."""
+    gating, info = [], []
+    for v in verdicts:
+        (gating if v.gate else info).append(v.status)
+    for status in (MISSED, INCONCLUSIVE, REPRODUCED):
+        if status in gating:
+            return status
+    return INFO_ONLY if any(s != SKIPPED for s in info) else SKIPPED
 
 
 @dataclass(frozen=True)
@@ -37,9 +52,11 @@ class Verdict:
     note: str = ""
     basis: str = ""  # where the expected value comes from (harness.schema.BASES)
     gate: bool = True  # on this verdict's device
-    low: float = math.nan  # the interval of a timing verdict
+    low: float = math.nan  # the interval of a timing or interval verdict, a draw's prediction interval
     high: float = math.nan
     rounds: int = 0
+    estimate: float = math.nan  # that interval's point estimate (a median round, a mean over seeds)
+    claimed: float = math.nan  # a printed draw's value (the mean of several draws of one run)
     p_value: float = math.nan  # against "the claim holds": the level at which its own interval first says not
     p_reproduced: float = math.nan  # against "the claim fails" (claims judged on an interval)
     adjusted_p: float = math.nan  # p_value after Holm over the family (harness.judging.family)
@@ -255,7 +272,7 @@ def _judge_interval(ref: Reference, base: dict[str, Any], iv: Interval, unit: st
     else:
         detail = iv.why_undefined()
     return Verdict(measured=iv.text(unit), status=status, detail=detail, low=iv.low, high=iv.high,
-                   rounds=iv.rounds, own_status=status, **base)
+                   rounds=iv.rounds, estimate=iv.estimate, own_status=status, **base)
 
 
 def judge_draws(refs: list[Reference], device: str, values: list[Any], confidence: float = 0.95,
@@ -289,7 +306,8 @@ def judge_draws(refs: list[Reference], device: str, values: list[Any], confidenc
     status = REPRODUCED if inside else MISSED
     sd = float(np.std(x, ddof=1))
     return Verdict(measured=f"{iv.estimate:.4g} (mean of {iv.count()})", status=status, own_status=status,
-                   detail=detail, low=iv.low, high=iv.high, rounds=iv.rounds, **base,
+                   detail=detail, low=iv.low, high=iv.high, rounds=iv.rounds, estimate=iv.estimate, claimed=drawn,
+                   **base,
                    p_value=float(significance.draw_p(x, draws)),
                    detectable_shift=significance.draw_shift(len(x), sd, level, k))
 

@@ -88,6 +88,10 @@ def _no_derived(view: RunView, samples: pd.DataFrame) -> pd.DataFrame:
     return samples
 
 
+def _no_speedups(view: RunView) -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Kind:
     """A kind of experiment: what a spec's ``settings`` hold, how one (device, seed) is measured, what it measures
@@ -107,6 +111,7 @@ class Kind:
     section: Callable[[RunView], str]
     curves: tuple[str, ...] = ()
     derive: Callable[[RunView, pd.DataFrame], pd.DataFrame] = field(default=_no_derived)
+    speedups: Callable[[RunView], dict[str, str]] = field(default=_no_speedups)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]

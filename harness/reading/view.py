@@ -16,7 +16,8 @@ from harness.store import tracking
 
 VERDICT_DEFAULTS: dict[str, Any] = {"gate": True, "family": 0, "adjusted_p": float("nan"),
                                    "detectable_shift": float("nan"), "weak": False, "lag1": float("nan"),
-                                   "runs_p": float("nan"), "own_status": ""}
+                                   "runs_p": float("nan"), "own_status": "", "estimate": float("nan"),
+                                   "claimed": float("nan")}
 
 
 @dataclass

@@ -208,3 +208,14 @@ def calibrated_threshold(table: pd.DataFrame) -> float:
     worst = table.groupby("threshold")["called_fraction"].max()  # NaN (none compared) is skipped
     ok = worst[worst <= FALSE_CALLS]
     return float(ok.index.min()) if not ok.empty else float("nan")
+
+
+def drift_advice(table: pd.DataFrame) -> str:
+    """What a ``drift`` table advises, in the words both the report and ``harness compare --drift`` print."""
+    best = calibrated_threshold(table)
+    if best == best:
+        return (f"At a threshold of {best:.0%} or more (`--threshold {best:g}`, or HARNESS_COMPARE_THRESHOLD), at most "
+                f"{FALSE_CALLS:.0%} of the timings and of the per-seed values are called a change: compare suites of "
+                "this machine with it.")
+    return (f"No threshold up to {max(DRIFT_THRESHOLDS):.0%} keeps the calls within {FALSE_CALLS:.0%}: this machine "
+            "drifts more than a comparison can tell apart from a change.")

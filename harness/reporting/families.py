@@ -97,26 +97,72 @@ def suite_lines(views: list[RunView]) -> list[str]:
     """Per device: the specs judged, the not reproduced at their own family error, and those Benjamini and Hochberg
     keeps across the suite at its false discovery rate."""
     out = []
+    for device, judged, missed, kept in _suite(views):
+        if not judged:
+            out += [f"- **{device}**: no spec was judged here.", ""]
+            continue
+        out += [f"- **{device}**: {judged} specs judged, {len(missed)} not reproduced at their own family error"
+                + (f" ({', '.join(missed)})" if missed else "") + f"; Benjamini and Hochberg over the {judged} specs' "
+                f"family p-values keeps {kept} as not reproduced at a {family.ERROR:.0%} false discovery rate (of the "
+                f"specs it keeps, at most {family.ERROR:.0%} are expected to reproduce after all; specs independent or "
+                "positively dependent).", ""]
+    return out
+
+
+def suite_error(views: list[RunView]) -> str:
+    """The first screen's line on the suite's error: per device, the specs not reproduced and those the suite's
+    false discovery rate keeps."""
+    parts = []
+    for device, judged, missed, kept in _suite(views):
+        if judged:
+            parts.append(f"{device}: {len(missed)} of {judged} specs not reproduced, {kept} kept at the suite's "
+                         f"{family.ERROR:.0%} false discovery rate")
+    return ("**The error of a ❌.** Each spec's ❌ is at most a 5% family-wise chance when all its claims hold (Holm); "
+            "across the suite, Benjamini and Hochberg over the specs' family p-values keeps a ❌ at a 5% false "
+            "discovery rate. " + ("; ".join(parts) + "." if parts else "No spec was judged."))
+
+
+def _suite(views: list[RunView]) -> list[tuple[str, int, list[str], int]]:
+    """Per device: how many specs were judged, which were not reproduced, how many of those the suite keeps."""
+    out = []
     for device in ("cpu", "cuda"):
         judged = [(v, _judged(v, device)) for v in views if device in v.devices]
         judged = [(v, rows[rows["gate"].astype(bool)]) for v, rows in judged]
         judged = [(v, rows) for v, rows in judged if not rows.empty]
-        if not judged:
-            out += [f"- **{device}**: no spec was judged here.", ""]
-            continue
-        missed = [v.name for v, rows in judged if (rows["status"] == MISSED).any()]
-        p = {v.name: family.family_p(rows.itertuples()) for v, rows in judged}  # 1: nothing could fail by chance
+        missed = [v.name + v.suffix for v, rows in judged if (rows["status"] == MISSED).any()]
+        p = {v.name + v.suffix: family.family_p(rows.itertuples()) for v, rows in judged}  # 1: nothing could fail
         kept = dict(zip(p, family.suite_kept(list(p.values()), family.ERROR)))
-        dropped = [name for name in missed if not kept[name]]
-        text = (f"- **{device}**: {len(judged)} specs judged, {len(missed)} not reproduced at their own family "
-                f"error" + (f" ({', '.join(missed)})" if missed else "") + ". A ❌ here is read at the suite's "
-                f"false discovery rate: Benjamini and Hochberg over the {len(p)} specs' family p-values keeps "
-                f"{sum(kept.values())} as not reproduced at {family.ERROR:.0%}, so of the specs it keeps, at most "
-                f"{family.ERROR:.0%} are expected to reproduce after all (specs independent or positively "
-                "dependent)")
-        text += (f"; not kept: {', '.join(dropped)}." if dropped else ".")
-        out += [text, ""]
+        out.append((device, len(judged), missed, sum(kept[name] for name in missed)))
     return out
+
+
+def forest(view: RunView) -> str:
+    """A forest plot of the spec's printed draws: each draw, the seeds' mean and prediction interval, and the band
+    of book means its check could not tell from the seeds' (mean +- detectable shift); empty where it has none."""
+    import matplotlib.pyplot as plt
+
+    from harness.reading.figures import save_figure
+
+    v = view.verdicts
+    draws = v[v["claimed"].notna() & v["low"].notna() & (v["status"] != SKIPPED)].reset_index(drop=True)
+    if draws.empty:
+        return ""
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.38 * len(draws)))
+    y = list(range(len(draws)))[::-1]
+    shift = draws["detectable_shift"].where(draws["detectable_shift"].abs() < 10 * (draws["high"] - draws["low"]))
+    ax.barh(y, 2 * shift, left=draws["estimate"] - shift, height=0.6, color="0.9",
+            label="mean +- detectable shift (could not be told apart)")
+    ax.errorbar(draws["estimate"], y, xerr=[draws["estimate"] - draws["low"], draws["high"] - draws["estimate"]],
+                fmt="o", color="C0", capsize=3, label="seeds' mean, 95% prediction interval")
+    ax.plot(draws["claimed"], y, "x", color="C3", ms=8, mew=2, label="printed (mean of draws)")
+    ax.set_yticks(y, [f"{r.ref} {r.metric} {r.device}" + ("" if r.gate else " (info)") for r in draws.itertuples()],
+                  fontsize=8)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(f"{view.name}: printed draws against the seeds", fontsize=9)
+    return ("The printed draws at a glance; the grey band holds the book means its check would miss more than 20% of "
+            "the time (within the detectable shift of the seeds' mean):\n\n"
+            + save_figure(fig, view, "draws", f"printed draws of {view.name} against its seeds"))
 
 
 def shift_text(value: float) -> str:

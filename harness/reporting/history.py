@@ -128,7 +128,6 @@ def plot(df: pd.DataFrame):
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(titles):]:
         ax.set_visible(False)
-    fig.tight_layout()
     return fig
 
 

@@ -13,18 +13,20 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import pandas as pd
 
 from harness.judging.stats import METHOD, SEEDS_METHOD
-from harness.judging.verdict import STATUSES
+from harness.judging.verdict import SKIPPED, STATUSES, overall
 from harness.kinds import registry
 from harness.machine.device import PEAK_MEMORY
 from harness.reading import results
 from harness.reading.markdown import md_table
 from harness.reading.view import RunView
 from harness.reporting import compare, families, history, repeats, tables
+from harness.reporting import first_screen as first_screen_mod
 from harness.schema import BASES, natural_order
 from harness.store import tracking
 
@@ -33,7 +35,8 @@ VERDICT_COLUMNS = ["ref", "metric", "device", "basis", "expected", "measured", "
 ENV_TAGS = ["cpu.model", "gpu.model", "torch", "torch.cuda", "cudnn", "python", "platform", "torch.threads",
             "git.commit", "git.dirty"]
 MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive",
-        "skipped": "⏭ skipped"}
+        "skipped": "⏭ skipped", "info only": "ℹ info only"}
+TEMPLATE = Template((Path(__file__).parent / "report.md").read_text(encoding="utf-8"))  # the report's fixed prose
 
 
 def ref_link(ref_id: str) -> str:
@@ -42,39 +45,51 @@ def ref_link(ref_id: str) -> str:
 
 
 def verdict_table(view: RunView) -> str:
+    """The spec's verdict rows; a device on which every claim was skipped for one reason is one line, not a row per
+    claim."""
     df = view.verdicts.copy()
     df["basis"] = df["basis"].fillna("-") if "basis" in df else "-"
+    folded = []
+    for device, rows in df.groupby("device", sort=False):
+        reasons = rows["detail"].unique()
+        if (rows["status"] == SKIPPED).all() and len(reasons) == 1:
+            folded.append(f"- **{device}**: {len(rows)} claims not run: {reasons[0]}.")
+            df = df[df["device"] != device]
     df["ref"] = [ref_link(r) for r in df["ref"]]
     df["status"] = [MARK.get(s, s) + ("" if g else " (info)") + (" (weak)" if w else "")
                     for s, g, w in zip(df["status"], df["gate"], df["weak"])]
     df["measured"] = df["measured"].astype(str)
     table = md_table(df[VERDICT_COLUMNS], fmt={"detectable_shift": families.shift_text},
-                     headers={"detectable_shift": "detectable shift"})
+                     headers={"detectable_shift": "detectable shift"}) if not df.empty else ""
     notes = [f"- **{r.ref} {r.metric}**: {r.note}" for r in view.verdicts.itertuples() if getattr(r, "note", "")]
-    return table + ("\n\nNotes on the references:\n" + "\n".join(dict.fromkeys(notes)) if notes else "")
+    return "\n".join([table, *([""] if table and folded else []), *folded]) + (
+        "\n\nNotes on the references:\n" + "\n".join(dict.fromkeys(notes)) if notes else "")
 
 
-def _verdict_word(view: RunView) -> str:
-    v = view.verdicts
-    gating = v[v["gate"].astype(bool)]
-    for status in ("not reproduced", "inconclusive", "reproduced"):
-        if (gating["status"] == status).any():
-            return status
-    return "skipped"
+def book_order(view: RunView) -> tuple:
+    """Where a spec run sits in the book: its section (5.1 ... 5.12; the harness's own checks last), then its name."""
+    section = view.spec.get("section") or ""
+    major, _, minor = section.partition(".")
+    return (int(major), int(minor)) if section else (99, 0), view.name, view.suffix
 
 
-def summary(views: list[RunView]) -> pd.DataFrame:
-    """A row per spec run shown: its verdicts counted, the outcome of its gating ones, its run and commit."""
+def summary(views: list[RunView], suite_id: str = "") -> pd.DataFrame:
+    """A row per spec run shown, in the book's order: its gating verdicts counted by status, the information-only
+    ones apart (``info``), the spec's verdict (which follows from those counts), its run, commit and start, and whether
+    it ran in the newest suite (``suite_id``)."""
     rows = []
-    for v in views:
-        counts = v.verdicts["status"].value_counts()
+    for v in sorted(views, key=book_order):
+        gating = v.verdicts[v.verdicts["gate"].astype(bool)]
+        counts = gating["status"].value_counts()
         rows.append({
-            "spec": f"{v.name}{v.suffix}", "refs": v.tag("harness.refs"), "kind": v.kind,
-            "devices": ",".join(v.devices) or "-", "seeds": v.tag("seeds"),
-            **{column(s): int(counts.get(s, 0)) for s in STATUSES},
-            "weak": int((v.verdicts["weak"] & v.verdicts["gate"]).sum()),
-            "verdict": _verdict_word(v), "wall_s": _rounded(_seconds(v.row)),
-            "run": v.run_id, "git": v.tag("git.commit"),
+            "section": v.spec.get("section") or "-", "spec": f"{v.name}{v.suffix}", "smoke": bool(v.spec.get("smoke")),
+            "refs": v.tag("harness.refs"), "kind": v.kind, "devices": ",".join(v.devices) or "-",
+            "seeds": v.tag("seeds"), **{column(s): int(counts.get(s, 0)) for s in STATUSES},
+            "info": int((~v.verdicts["gate"].astype(bool)).sum()), "weak": int((gating["weak"]).sum()),
+            "verdict": overall(v.verdicts.itertuples()), "wall_s": _rounded(_seconds(v.row)),
+            "in_newest_suite": bool(suite_id) and v.tag("mlflow.parentRunId") == suite_id,
+            "started": pd.Timestamp(v.row["start_time"]).strftime("%Y-%m-%d %H:%M"), "run": v.run_id,
+            "git": v.tag("git.commit"),
         })
     return pd.DataFrame(rows)
 
@@ -96,45 +111,30 @@ def column(words: str) -> str:
     return words.replace(" ", "_")
 
 
-HEADERS = {column(s): s for s in (*STATUSES, "information only")} | {"wall_s": "wall (s)"}  # the markdown's words
+HEADERS = ({column(s): s for s in (*STATUSES, "information only")}  # the markdown's words
+           | {"wall_s": "wall (s)", "not_run": "not run", "skipped": "not run", "specs_judged": "specs judged",
+              "specs_not_run": "specs not run", "why_not_run": "why not run"})
 
 
 def summary_table(df: pd.DataFrame) -> str:
-    return md_table(df, fmt={"spec": lambda n: f"[{n}](#{n})", "verdict": MARK.get, "run": lambda r: r[:8],
-                             "git": lambda g: g[:8], "wall_s": lambda w: "-" if pd.isna(w) else f"{w:,.1f}",
-                             "refs": lambda refs: " ".join(ref_link(r) for r in refs.split(",") if r)},
-                    headers=HEADERS)
-
-
-TIMING_NOTE = (
-    "**How verdicts are judged, and what they guarantee.** A timing is measured in rounds, interleaved where two "
-    "things are compared (A B A B ...), and a ratio is taken within each round. Its estimate is the median round "
-    f"and its interval a {METHOD}. After the first rounds, and after each extra round while a gating claim is "
-    "undecided (up to the spec's `max_rounds` and time budget), the claim is *reproduced* when its whole interval "
-    "satisfies it, *not reproduced* when all of it violates it, and *inconclusive* otherwise. Because the interval "
-    "holds at every round at once, a claim whose true median lies exactly on its bound is called *reproduced* at "
-    "most half the error the confidence leaves (2.5% at 95%) and *not reproduced* at most as often, whichever round "
-    "the rule stops at, for any distribution of independent rounds; the `calibration` spec measures those rates on "
-    "synthetic rounds. The guarantee assumes rounds independent of each other: each timing claim's rounds are "
-    "tested for it (lag-1 autocorrelation, runs test), and a machine whose speed drifts during a run is outside it. "
-    f"Values per seed are judged seed by seed or on their mean, or, with `over: interval`, on the {SEEDS_METHOD} "
-    "(exact for normal values); a single printed draw of a random run is *reproduced* when it lies inside the seeds' "
-    "prediction interval, where one more seed falls 95% of the time, and several editions' draws of one run are "
-    "judged together too, their mean against where the mean of as many seeds would fall.\n\n"
-    "**One level up: a spec, and the suite.** A spec's gating claims on one device are a family. Each claim judged "
-    "at a level (a draw, an interval over seeds, a timing) gives a p-value, the level at which its own interval "
-    "would first call it not reproduced; Holm's step-down over the family calls a claim *not reproduced* only when "
-    "its adjusted p-value is at most the spec's family error (5% unless the spec sets `family_error`), so a spec "
-    "whose claims all hold is called not reproduced at most that often, however many claims it judges; the same step "
-    "over the p-values against a claim failing bounds a wrong *reproduced* of a timing or an interval alike. A row "
-    "shows its status after the step, and its detail what its own interval said. Exact checks, and point checks on "
-    "every seed or on the mean, decide by their own rule and spend none of the family's error. Every check on a "
-    "random quantity states its *detectable shift*: the smallest departure of the truth from what is claimed that "
-    "it calls not reproduced 80% of the time, at its sample size and at the level its family gives it (a printed "
-    "draw against three seeds can only catch a large one: a reproduced there is weak evidence). Across the suite, "
-    "a spec's ❌ is read at a false discovery rate: Benjamini and Hochberg over the specs' family p-values, per "
-    "device, below. The `calibration` spec shows all three levels on synthetic data with a known truth. "
-    "Inconclusive does not fail a run unless `--strict` is given.")
+    """The summary as markdown: the newest suite's rows, then the rows of older runs with their start and commit."""
+    fmt = {"spec": lambda n: f"[{n}](#{n})", "verdict": MARK.get, "run": lambda r: r[:8], "git": lambda g: g[:8],
+           "wall_s": lambda w: "-" if pd.isna(w) else f"{w:,.1f}",
+           "refs": lambda refs: " ".join(ref_link(r) for r in refs.split(",") if r)}
+    shown = df.assign(spec=[f"{s}" for s in df["spec"]])
+    shown["spec"] = [fmt["spec"](s) + (" (smoke test, not the book's result)" if smoke else "")
+                     for s, smoke in zip(df["spec"], df["smoke"])]
+    fmt.pop("spec")
+    newest, older = shown[shown["in_newest_suite"]], shown[~shown["in_newest_suite"]]
+    drop = ["smoke", "in_newest_suite"]
+    parts = []
+    if not newest.empty:
+        parts += [md_table(newest.drop(columns=drop + ["started", "git"]), fmt=fmt, headers=HEADERS), ""]
+    if not older.empty:
+        parts += ["Spec runs from before the newest suite, or run alone (`harness run`), with their start and commit:"
+                  if not newest.empty else "No suite holds these runs: each was run alone (`harness run`).", "",
+                  md_table(older.drop(columns=drop), fmt=fmt, headers=HEADERS), ""]
+    return "\n".join(parts).rstrip()
 
 
 def by_basis(views: list[RunView]) -> pd.DataFrame:
@@ -149,15 +149,6 @@ def by_basis(views: list[RunView]) -> pd.DataFrame:
         rows.append({"basis": basis, **{column(s): int(gating.get(s, 0)) for s in STATUSES},
                      "information_only": int((~sub["gate"].astype(bool)).sum())})
     return pd.DataFrame(rows, columns=["basis", *map(column, STATUSES), "information_only"])
-
-
-def gating_counts(views: list[RunView]) -> str:
-    """One line: the gating verdicts of every spec, counted by outcome (inconclusive apart)."""
-    frames = [v.verdicts[v.verdicts["gate"].astype(bool)] for v in views]
-    statuses = pd.concat(frames)["status"] if frames else pd.Series(dtype=str)
-    counts = statuses.value_counts()
-    return ("Gating verdicts: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in
-                                            ("reproduced", "not reproduced", "inconclusive", "skipped")) + ".")
 
 
 def environment(views: list[RunView]) -> pd.DataFrame:
@@ -198,12 +189,7 @@ def cuda_table(views: list[RunView]) -> pd.DataFrame:
 
 def determinism_section(df: pd.DataFrame) -> list[str]:
     """Whether repeated runs of one spec, code, machine and seed gave the same curves, per device."""
-    return ["## Determinism", "",
-            "Every run fixes its seeds and asks for deterministic kernels (`torch.use_deterministic_algorithms`, "
-            "cuDNN's deterministic mode, `CUBLAS_WORKSPACE_CONFIG` set before the first CUDA call). Whether that "
-            "holds is read from the store: units run twice with the same spec, code, device model, torch and seed, "
-            "their learning curves compared point by point.", "", *repeats.summary(df), "",
-            *([md_table(repeats.by_spec(df)), ""] if not df.empty else [])]
+    return [*repeats.summary(df), "", *([md_table(repeats.by_spec(df)), ""] if not df.empty else [])]
 
 
 def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
@@ -253,10 +239,9 @@ def history_section(df: pd.DataFrame, figures: Path) -> list[str]:
     """The headline figures over the last suites, once the store holds two or more."""
     if df["suite"].nunique() < 2:
         return []
-    history.plot(df).savefig(figures / "report-history.png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+    from harness.reading.figures import write
 
-    plt.close("all")
+    write(history.plot(df), figures / "report-history.png")
     return ["## History", "",
             f"A few headline figures over the last {df['suite'].nunique()} suites in this store (at most "
             f"{history.LAST}), oldest first, one point per suite and device, coloured by the machine that measured "
@@ -266,31 +251,12 @@ def history_section(df: pd.DataFrame, figures: Path) -> list[str]:
             md_table(history.pivot(df)), ""]
 
 
-def suite_time(uri: str) -> str:
-    """One line: how long the newest suite took, on what machine (a timing rule that buys rounds costs time)."""
-    found = results.suites(uri)
-    if found.empty or "end_time" not in found:
-        return ""
-    row = found.iloc[0]
-    seconds = _seconds(row)
-    minutes = float("nan") if seconds is None else seconds / 60
-    specs = len(str(row.get("tags.specs") or "").split(","))
-    return (f"The newest suite (run `{row['run_id'][:8]}`, {specs} specs) took {minutes:.1f} minutes on "
-            f"{row.get('tags.cpu.model', '?')} ({row.get('tags.cpu.count', '?')} cores), GPU: "
-            f"{row.get('tags.gpu.model', 'none')}.")
-
-
 def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table: pd.DataFrame) -> list[str]:
     """How many changes `harness compare` calls between two suites of one commit and machine, by threshold."""
     if pair is None:
         return []
     a, b = pair
-    best = compare.calibrated_threshold(table)
-    advice = (f"At a threshold of {best:.0%} or more, at most {compare.FALSE_CALLS:.0%} of the timings and of the "
-              "per-seed values are called a change: compare suites of this machine with that `--threshold`."
-              if best == best else
-              f"No threshold up to {max(compare.DRIFT_THRESHOLDS):.0%} keeps the calls within "
-              f"{compare.FALSE_CALLS:.0%}: this machine drifts more than a comparison can tell from a change.")
+    advice = compare.drift_advice(table)
     shown = md_table(table, fmt={"threshold": "{:.0%}".format, "called_fraction": "{:.1%}".format})
     return ["## Drift", "",
             f"Two suites of one commit on one machine, where nothing changed: {a.label} and {b.label}. Each row counts "
@@ -301,71 +267,109 @@ def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table:
             "", shown, ""]
 
 
+SECTIONS = {"5.1": "The 2D convolution layer", "5.2": "Padding and stride", "5.3": "Multiple input and output channels",
+            "5.4": "Pooling", "5.5": "LeNet", "5.6": "AlexNet", "5.7": "VGG", "5.8": "NiN", "5.9": "GoogLeNet",
+            "5.10": "Batch normalization", "5.11": "ResNet", "5.12": "DenseNet"}  # the chapter, as the port numbers it
+TOP = [("summary", "Summary"), ("how-verdicts-are-judged", "How verdicts are judged"), ("environment", "Environment"),
+       ("cuda", "CUDA"), ("determinism", "Determinism")]
+
+
+def contents(views: list[RunView], extra: list[tuple[str, str]]) -> str:
+    """The table of contents: the report's own sections, then the specs by the chapter's sections, in its order."""
+    lines = ["- " + " · ".join(f"[{title}](#{anchor})" for anchor, title in [*TOP, *extra, ("references",
+                                                                                           "References")])]
+    by_section: dict[str, list[str]] = {}
+    for view in sorted(views, key=book_order):
+        by_section.setdefault(view.spec.get("section") or "", []).append(f"[{view.name}{view.suffix}]"
+                                                                        f"(#{view.name}{view.suffix})")
+    for section, links in by_section.items():
+        head = f"{section} {SECTIONS.get(section, '')}".strip() if section else "The harness's own checks"
+        lines.append(f"- {head}: " + ", ".join(links))
+    return "\n".join(lines)
+
+
+def first_screen(views: list[RunView], suite: pd.Series | None, figures: Path) -> dict[str, str]:
+    """The answers: per device, the claims reproduced or not, and why some did not run; the suite's error; by basis;
+    the speed-ups against the book's own code, as a table and a chart. Also the tables, for the CSVs."""
+    devices = first_screen_tables(views)
+    speed = devices["report-speedups"]
+    chart = first_screen_mod.speedups_figure(speed, figures / "report-speedups.png")
+    measured_cuda = (speed["device"] == "cuda").any()
+    speed_md = md_table(speed[["speedup", "spec", "device", "measured", "claims"]], headers={
+        "speedup": "speed-up", "measured": "median round (95% CI)", "claims": "claimed bound, verdict"},
+        fmt={"spec": lambda n: f"[{n}](#{n})"}) if not speed.empty else "No spec run shown measured a speed-up."
+    return {
+        "devices": md_table(devices["report-devices"], headers=HEADERS),
+        "suite_error": families.suite_error(views),
+        "bases": md_table(devices["report-bases"], headers=HEADERS),
+        "speedups": "\n".join([
+            speed_md, "", *(["![each speed-up's median round and 95% interval, its claimed bounds marked]"
+                             "(figures/report-speedups.png)", ""] if chart else []),
+            "CPU against CUDA: " + ("see the CUDA rows above." if measured_cuda else
+                                    "not measured here (no spec ran on CUDA in this store).")]),
+    }
+
+
+def first_screen_tables(views: list[RunView]) -> dict[str, pd.DataFrame]:
+    """The first screen's tables, by CSV name."""
+    return {"report-devices": first_screen_mod.devices_table(views), "report-bases": by_basis(views),
+            "report-speedups": first_screen_mod.speedups_table(views)}
+
+
 def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
-           drift: list[str] | None = None, took: str = "", determinism: list[str] | None = None,
-           gpu: pd.DataFrame | None = None, standalone: dict[str, pd.DataFrame] | None = None) -> str:
-    parts = [
-        "# Reproduction report: Dive into Deep Learning, convolutional networks (PyTorch)",
-        "",
-        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `harness report` from {len(views)} recorded "
-        f"run(s) in the MLflow store `{_display_uri(uri)}`; every number below was read back from that store. "
-        "Each verdict compares a measurement with a reference value, and says where that value comes from (its "
-        "basis: printed by the source, derived from it, chosen here, or a self-check); its id links to the entry "
-        "under [References](#references) (the public source, what it printed, how the claim is read). A verdict "
-        "marked *(info)* is shown but does not decide the outcome.",
-        "",
-        "## Summary",
-        "",
-        summary_table(summary(views)),
-        "",
-        gating_counts(views) + (" " + took if took else ""),
-        "",
-        "The suite's error, per device:",
-        "",
-        *families.suite_lines(views),
-        "Verdicts by the basis of their expected value: *printed* by the cited source (quoted), *derived* from what "
-        "it printed (with the working), *chosen* by this project before or after measuring, or a *self-check* of the "
-        "harness's own arithmetic, which says nothing about the book. Gating verdicts by outcome:",
-        "",
-        md_table(by_basis(views), headers=HEADERS),
-        "",
-        TIMING_NOTE,
-        "",
-        "## Environment",
-        "",
-        md_table(environment(views)),
-        "",
-        "## CUDA",
-        "",
-        cuda_section(views),
-        "",
-    ]
-    if gpu is not None and not gpu.empty:
-        parts += [md_table(gpu, fmt={"peak_memory_mb": "{:,.0f}".format}), ""]
-    parts += determinism or []
-    if past is not None and views and views[0].figures is not None:
-        parts += history_section(past, views[0].figures)
-    parts += drift or []
-    for view in views:
-        parts += [f'<a id="{view.name}{view.suffix}"></a>', "",
-                  f"## {view.tag('harness.title') or view.name}",
-                  "",
-                  f"Spec `{view.name}` (kind `{view.kind}`, refs {view.tag('harness.refs')}), "
-                  f"run `{view.run_id}`, seeds {view.tag('seeds')}, devices {','.join(view.devices) or '-'} "
-                  f"({view.tag('device.models')}), spec hash `{view.tag('spec.hash')}`.",
-                  ""]
-        if view.spec.get("description"):
-            parts += [view.spec["description"].strip(), ""]
-        parts += [verdict_table(view), ""]
-        parts += families.family_lines(view) + families.adjustment_cost(view)
-        if view.devices:
-            parts += [registry.get(view.kind).section(view), ""]
-        else:
-            parts += ["Nothing was measured: every device was skipped, for the reasons in the table above.", ""]
-        if standalone and view.name in standalone and not view.suffix:
-            parts += runs_section(standalone[view.name])
-    parts += references_section(views)
-    return "\n".join(parts)
+           drift: list[str] | None = None, determinism: list[str] | None = None,
+           gpu: pd.DataFrame | None = None, standalone: dict[str, pd.DataFrame] | None = None,
+           suite: pd.Series | None = None, figures: Path | None = None) -> str:
+    """REPORT.md: the template (``report.md``) filled with the store's tables, figures and sections."""
+    ordered = sorted(views, key=book_order)
+    history_part = history_section(past, figures) if past is not None and figures is not None else []
+    cuda = [cuda_section(views)] + ([md_table(gpu, fmt={"peak_memory_mb": "{:,.0f}".format})]
+                                    if gpu is not None and not gpu.empty else [])
+    extra = [(a, t) for a, t, part in (("history", "History", history_part), ("drift", "Drift", drift)) if part]
+    screen = first_screen(views, suite, figures or Path(tempfile.mkdtemp()))
+    suite_id = "" if suite is None else suite["run_id"]
+    fields = {
+        "provenance": first_screen_mod.provenance(suite, views),
+        "info": int(sum((~v.verdicts["gate"].astype(bool)).sum() for v in views)),
+        **screen,
+        "contents": contents(views, extra),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "runs": len(views), "store": _display_uri(uri),
+        "summary": summary_table(summary(views, suite_id)),
+        "suite_lines": "\n".join(families.suite_lines(views)),
+        "method": METHOD, "seeds_method": SEEDS_METHOD,
+        "environment": md_table(environment(views)),
+        "cuda": "\n\n".join(cuda),
+        "determinism": "\n".join(determinism or []),
+        "history": "\n".join(['<a id="history"></a>', "", *history_part]) + "\n" if history_part else "",
+        "drift": "\n".join(['<a id="drift"></a>', "", *drift]) + "\n" if drift else "",
+        "sections": "\n".join(part for view in ordered for part in spec_section(view, standalone)),
+        "references": "\n".join(references_section(views)),
+    }
+    return TEMPLATE.substitute(fields)
+
+
+def spec_section(view: RunView, standalone: dict[str, pd.DataFrame] | None) -> list[str]:
+    """One spec run's section: what it is, its verdicts and family, then its kind's tables and figures."""
+    parts = [f'<a id="{view.name}{view.suffix}"></a>', "", f"## {view.tag('harness.title') or view.name}", "",
+             (f"Section {view.spec['section']}, " if view.spec.get("section") else "")
+             + ("a smoke test (not the book's result): " if view.spec.get("smoke") else "")
+             + f"spec `{view.name}` (kind `{view.kind}`, refs {view.tag('harness.refs')}), run `{view.run_id}`, "
+             f"seeds {view.tag('seeds')}, devices {','.join(view.devices) or '-'} ({view.tag('device.models')}), spec "
+             f"hash `{view.tag('spec.hash')}`.", ""]
+    if view.spec.get("description"):
+        parts += [view.spec["description"].strip(), ""]
+    parts += [verdict_table(view), ""]
+    parts += families.family_lines(view) + families.adjustment_cost(view)
+    if view.devices:
+        parts += [registry.get(view.kind).section(view), ""]
+        forest = families.forest(view)
+        if forest:
+            parts += [forest, ""]
+    else:
+        parts += ["Nothing was measured: every device was skipped, for the reasons in the table above.", ""]
+    if standalone and view.name in standalone and not view.suffix:
+        parts += runs_section(standalone[view.name])
+    return parts
 
 
 def references_section(views: list[RunView]) -> list[str]:
@@ -373,7 +377,7 @@ def references_section(views: list[RunView]) -> list[str]:
     cited: dict[str, dict[str, Any]] = {}
     for view in views:
         cited.update(view.cited)
-    parts = ['<a id="references"></a>', "", "## References", ""]
+    parts = []
     for ref_id in sorted(cited, key=natural_order):
         entry = cited[ref_id]
         parts += [f'<a id="ref-{ref_id.lower()}"></a>', "", f"### {ref_id}: {entry['title']}", ""]
@@ -397,6 +401,8 @@ def _display_uri(uri: str) -> str:
 
 def write_report(out_dir: Path, uri: str | None = None) -> Path:
     """Build REPORT.md and its figures from the store, then move them into ``out_dir`` whole."""
+    from harness.reading import figures as _  # noqa: F401 - its matplotlib settings, before any figure is made
+
     uri = tracking.tracking_uri(uri)
     runs = tracking.spec_runs(uri)
     if runs.empty:
@@ -410,9 +416,12 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
         pair = results.same_commit_pair(uri)
         aa = compare.drift(*pair) if pair else pd.DataFrame()
         repeated, gpu, standalone = repeats.table(views), cuda_table(views), standalone_runs(runs)
-        text = render(views, uri, past, drift_section(pair, aa), suite_time(uri), determinism_section(repeated), gpu,
-                      standalone)
-        frames = (report_tables(views, past) | {f"{name}-runs": df for name, df in standalone.items()}
+        found = results.suites(uri)
+        suite = None if found.empty else found.iloc[0]
+        text = render(views, uri, past, drift_section(pair, aa), determinism_section(repeated), gpu, standalone,
+                      suite, figures)
+        frames = (report_tables(views, past, "" if suite is None else suite["run_id"])
+                  | {f"{name}-runs": df for name, df in standalone.items()}
                   | ({"report-drift": aa} if pair else {})
                   | ({"report-determinism": repeats.by_spec(repeated)} if not repeated.empty else {})
                   | ({"report-cuda": gpu} if not gpu.empty else {}))
@@ -426,9 +435,10 @@ def write_report(out_dir: Path, uri: str | None = None) -> Path:
     return out_dir / "REPORT.md"
 
 
-def report_tables(views: list[RunView], past: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def report_tables(views: list[RunView], past: pd.DataFrame, suite_id: str = "") -> dict[str, pd.DataFrame]:
     """Every table the report shows, by CSV name: ``<spec>-<table>[-<device>]``, and ``report-*`` for its own."""
-    out = {"report-summary": summary(views), "report-bases": by_basis(views), "report-environment": environment(views)}
+    out = ({"report-summary": summary(views, suite_id), "report-environment": environment(views)}
+           | first_screen_tables(views))
     if past["suite"].nunique() >= 2:
         out["report-history"] = past
     for view in views:

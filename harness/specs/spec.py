@@ -40,6 +40,10 @@ class Spec(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str = Field(min_length=1)
     kind: str
+    section: str | None = Field(None, pattern=r"^5\.([1-9]|1[0-2])$", description="the chapter's section it "
+                                "reproduces, 5.1 to 5.12 (as the port numbers them; quote it: \"5.10\"); none for the "
+                                "harness's own checks")
+    smoke: bool = Field(False, description="a smoke test: the code runs and learns, not the book's result")
     description: str = ""
     seeds: list[int] = Field(min_length=1)
     devices: Annotated[list[Device], AfterValidator(distinct)] = Field(default=["cpu"], min_length=1)

@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -380,12 +381,25 @@ def copy_unit(source: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
 # ---- reading back ----------------------------------------------------------------
 
 
+_LOCAL_ARTIFACTS: dict[str, Path] = {}  # run id -> its artifact folder, where the store keeps artifacts on this disk
+
+
+def _found(runs: pd.DataFrame) -> pd.DataFrame:
+    """Search results, their artifact folders remembered where they lie on this disk: ``load_json`` then reads a
+    file instead of asking MLflow's artifact repository once per file (the report reads hundreds)."""
+    for run_id, uri in zip(runs.get("run_id", ()), runs.get("artifact_uri", ())):
+        parsed = urllib.parse.urlparse(str(uri))
+        if parsed.scheme in ("", "file") and parsed.path:
+            _LOCAL_ARTIFACTS[run_id] = Path(urllib.parse.unquote(parsed.path))
+    return runs
+
+
 def child_runs(parent_id: str, role: str) -> pd.DataFrame:
     """The finished runs of ``role`` (``spec``, ``unit``) directly under a run, newest first."""
-    return mlflow.search_runs(
+    return _found(mlflow.search_runs(
         search_all_experiments=True, order_by=["attributes.start_time DESC"],
         filter_string=(f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{ROLE}` = '{role}' "
-                       "and attributes.status = 'FINISHED'"))
+                       "and attributes.status = 'FINISHED'")))
 
 
 def unit_runs(spec_run_id: str) -> pd.DataFrame:
@@ -403,10 +417,14 @@ def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:
         filter_string=f"tags.`{ROLE}` = 'spec' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )
-    return runs
+    return _found(runs)
 
 
 def load_json(run_id: str, path: str) -> Any:
+    """A JSON artifact of a run: read from disk where a search found the run's artifacts there, else from MLflow."""
+    local = _LOCAL_ARTIFACTS.get(run_id)
+    if local is not None and (local / path).is_file():
+        return json.loads((local / path).read_text(encoding="utf-8"))
     return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
 
 

@@ -183,6 +183,8 @@ def test_tiny_run_records_tables_metrics_and_report(tmp_path, store, no_compile,
     ratios = (rounds["s.loop.small"] / rounds["s.unfold.small"]).tolist()  # taken within each round
     assert rounds["unfold_over_loop_claim"].tolist() == pytest.approx(ratios)
     assert measured["unfold_over_loop_claim"] == pytest.approx(sorted(ratios)[1])  # the median round
+    small = timed[timed["shape"] == "small"].set_index("impl")["speedup_over_loop"]  # the table's figure: the same one
+    assert small["unfold"] == pytest.approx(measured["unfold_over_loop_claim"], rel=1e-6)
     lenet = (rounds["s.unfold.layer"] / rounds["s.library.layer"]).tolist()
     assert measured["rounds"]["library_over_unfold_lenet_min"] == pytest.approx(lenet)
     by = timed.set_index(["shape", "impl"])["median_s"]  # the table pools the blocks of every round

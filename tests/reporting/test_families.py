@@ -62,7 +62,7 @@ def test_the_report_states_the_family_and_the_suites_error(recorded):
     assert "at most 5%); 1 exact or point check decides by its own rule." in text
     assert ("Weak (detectable shift above the spec's `useful`): B1 final_loss 1.52 (one printed draw), B1 final_loss "
             "1.19 (mean of 3 printed draws: 1, 1.05, 1.52).") in text  # the pool keeps its members' useful
-    assert "- **cpu**: 1 specs judged, 0 not reproduced at their own family error." in text
+    assert "- **cpu**: 1 specs judged, 0 not reproduced at their own family error;" in text
     assert "- **cuda**: no spec was judged here." in text
     summary = pd.read_csv(recorded / "tables" / "report-summary.csv")
     assert summary["weak"].tolist() == [2]
@@ -77,4 +77,5 @@ def test_a_real_miss_survives_the_family_and_the_suite(tmp_path, store, write_sp
     rows = pd.read_csv(out / "tables" / "edge-draws-verdicts.csv")
     assert rows["status"].tolist() == [REPRODUCED, MISSED, MISSED]  # the draw at 5 and the two draws' mean
     text = (out / "REPORT.md").read_text()
-    assert "keeps 1 as not reproduced at 5%" in text
+    assert "keeps 1 as not reproduced at a 5% false discovery rate" in text
+    assert "cpu: 1 of 1 specs not reproduced, 1 kept at the suite's 5% false discovery rate." in text  # first screen

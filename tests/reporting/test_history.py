@@ -31,7 +31,8 @@ def test_the_report_shows_history_from_two_suites_on(two_suites):
     assert "## History" not in first and not (root / "first" / "tables" / "report-history.csv").exists()
     text = (root / "reports" / "REPORT.md").read_text()
     assert "## History" in text and "![headline figures over the last suites](figures/report-history.png)" in text
-    assert re.search(r"The newest suite \(run `[0-9a-f]{8}`, 2 specs\) took \d+\.\d minutes on ", text)
+    assert re.search(r"From the suite run `[0-9a-f]{8}` \(\d{4}-\d\d-\d\d \d\d:\d\d UTC, \d+\.\d minutes\) at "
+                     r"commit", text)
     assert (root / "reports" / "figures" / "report-history.png").stat().st_size > 5000
     csv = pd.read_csv(root / "reports" / "tables" / "report-history.csv")
     assert set(csv.columns) >= {"suite", "commit", "machine", "device", "headline", "estimate", "low", "high", "n"}

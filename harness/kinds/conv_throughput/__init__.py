@@ -2,7 +2,7 @@
 
 from harness.kinds.base import Kind
 from harness.kinds.conv_throughput.measure import METRICS, Settings, run
-from harness.kinds.conv_throughput.section import derive, section, tables
+from harness.kinds.conv_throughput.section import derive, section, speedups, tables
 
 KIND = Kind(name="conv_throughput", settings=Settings, metrics=METRICS, measure=run, tables=tables, section=section,
-            derive=derive)
+            derive=derive, speedups=speedups)

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.book import ops
 from harness.judging.rounds import Rounds, recorded_rounds
+from harness.judging.stats import median
 from harness.kinds.base import Metric, timings_of
 from harness.machine import device as devices
 from harness.machine.timing import (
@@ -156,7 +157,8 @@ METRICS: tuple[Metric, ...] = (
                                              "whole output)", timed=True),
     Metric("gflops.{impl}.{shape}", "GFLOP/s", "higher", "the shape's FLOP over the pooled seconds per call",
            derived_from="s.{impl}.{shape}"),
-    Metric("speedup_over_loop.{impl}.{shape}", "x", "higher", "the loop's pooled seconds over this implementation's",
+    Metric("speedup_over_loop.{impl}.{shape}", "x", "higher", "the median over rounds of the loop's seconds over this "
+           "implementation's in the same round (the judged ratios' estimator)",
            derived_from="s.{impl}.{shape}"),
     Metric("fraction_of_peak.{impl}.{shape}", "fraction", "higher", "GFLOP/s over the ceiling's",
            derived_from="s.{impl}.{shape}"),
@@ -318,11 +320,19 @@ def _run(settings: Settings, rec: Recorder) -> dict[str, Any]:
                     "gflops": case.shape.flops / timing.median / 1e9}
         rows.append(row)
     df = pd.DataFrame(rows).reindex(columns=TABLE_COLUMNS)
-    loop_s = df[df["impl"] == "loop"].set_index("shape")["median_s"]
-    df["speedup_over_loop"] = loop_s.reindex(df["shape"]).to_numpy() / df["median_s"]
+    per_round = {(c.shape.id, c.impl): [t.median * c.scale for t in c.timings] for c in timed}
+    df["speedup_over_loop"] = [_median_ratio(per_round.get((shape, "loop")), per_round.get((shape, impl)))
+                               for shape, impl in zip(df["shape"], df["impl"])]
     df["fraction_of_peak"] = df["gflops"] / peak["gflops"]
     rec.log_table("conv_throughput", df)
     return _metrics(df, rounds, peak)
+
+
+def _median_ratio(slow: list[float] | None, fast: list[float] | None) -> float:
+    """The median over rounds of slow / fast, each round's own: the estimator of every judged ratio (``_claims``)."""
+    if not slow or not fast:
+        return math.nan
+    return median([a / b for a, b in zip(slow, fast)])
 
 
 def _strict(pick, values: list[float]) -> float:

@@ -21,6 +21,18 @@ SPEED_HEADERS = {"rounds_extra": "rounds (extra)", "harness_gflops": "harness GF
                  "training_flop_per_example": "training MFLOP / example"}
 
 
+BASELINES = {"tutorial": "the tutorial's train_{style} and DataLoader", "d2l": "d2l 1.0.3's own train_ch6"}
+
+
+def speedups(view: RunView) -> dict[str, str]:
+    """With two loops, ``speedup``: the harness loop's examples/s over the other loop's, the book's code."""
+    settings = view.spec["settings"]
+    other = other_loop(settings["loops"])
+    if other is None:
+        return {}
+    return {"speedup": "harness loop over " + BASELINES[other].format(style=settings.get("tutorial_style", "ch5"))}
+
+
 def _printed_curves(view: RunView) -> dict[str, list[float]]:
     """The tutorial's printed per-epoch curves, from the spec's own references (metric -> values)."""
     out = {}
@@ -28,6 +40,12 @@ def _printed_curves(view: RunView) -> dict[str, list[float]]:
         if ref["metric"].endswith(("test_acc_per_epoch", "train_acc_per_epoch")) and ref.get("near") is not None:
             out.setdefault(ref["metric"].split(".")[-1], ref["near"])
     return out
+
+
+def _printed_finals(view: RunView) -> list[tuple[str, float, bool]]:
+    """The printed draws of the final accuracies (metric, value, gating), from the spec's own references."""
+    return [(r["metric"], r["draw"], r.get("gate", True) is not False) for r in view.spec["references"]
+            if r["metric"].split(".")[-1] in ("test_acc", "train_acc") and r.get("draw") is not None]
 
 
 def _converged_band(view: RunView) -> tuple[float, float] | None:
@@ -145,7 +163,8 @@ def _accuracy_part(view: RunView) -> list[str]:
     from harness.reading.figures import save_figure
 
     loops = view.spec["settings"]["loops"]
-    printed = _printed_curves(view)
+    printed, finals = _printed_curves(view), _printed_finals(view)
+    epochs = view.spec["settings"].get("epochs", 1)
     fig, axes = plt.subplots(1, len(view.devices) or 1, figsize=(6.4 * max(1, len(view.devices)), 3.8), squeeze=False)
     for ax, device in zip(axes[0], view.devices):
         for seed in view.measured[device]:
@@ -159,6 +178,11 @@ def _accuracy_part(view: RunView) -> list[str]:
         for name, values in printed.items():
             ax.plot(range(1, len(values) + 1), values, "k--" if name == "test_acc_per_epoch" else "k:",
                     marker="x", label=f"tutorial printed ({name.split('_per')[0].replace('_', ' ')})")
+        for metric, value, gate in finals:
+            test = metric.endswith("test_acc")
+            ax.plot([epochs], [value], "D" if test else "d", mfc="k" if gate else "none", mec="k", ms=6, ls="")
+        if finals:
+            ax.plot([], [], "D", color="k", ls="", label="book printed, final epoch (hollow: info)")
         ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title=f"{view.name} on {device}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
@@ -166,7 +190,9 @@ def _accuracy_part(view: RunView) -> list[str]:
     return ["### Accuracy per epoch", "",
             save_figure(fig, view, "accuracy", f"accuracy per epoch of {view.name}"), "",
             "Solid/dotted lines with markers: test accuracy; faint lines: train accuracy"
-            + ("; black crosses: the tutorial's printed curve." if printed else "."), ""]
+            + ("; black crosses: the tutorial's printed curve" if printed else "")
+            + ("; black diamonds at the last epoch: the books' printed final accuracies (large: test, small: train)"
+               if finals else "") + ".", ""]
 
 
 def _first_batches_part(view: RunView) -> list[str]:
