@@ -29,6 +29,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+FAMILY_ERROR = 0.05  # a spec's family-wise error, and the suite's false discovery rate, unless a spec says otherwise
 BASES = ("printed", "derived", "chosen before measuring", "chosen after measuring", "self-check")
 COMPARISONS = ("equals", "near", "at_most", "at_least", "band", "draw")
 

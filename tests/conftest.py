@@ -9,6 +9,13 @@ import pytest
 import yaml
 
 
+@pytest.fixture(autouse=True)
+def specs_in_this_process(monkeypatch):
+    """A suite's specs run in the test's own process (the pool is off), so that what a test patches applies; the
+    pool's own tests ask for it with --jobs."""
+    monkeypatch.setenv("HARNESS_JOBS", "1")
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-scale", action="store_true",
                      help="also run tests marked scale (a local Ray cluster, a PostgreSQL-backed MLflow server)")

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.book.nets import CPU_FOLD
 from harness.book.ops import corr2d
 
 
@@ -219,7 +220,6 @@ def _folded_batch_norm(layer: nn.BatchNorm2d, h: torch.Tensor, g: int) -> torch.
     return layer(h.reshape(n_g * g, gc // g, height, width)).reshape(h.shape)
 
 
-CPU_FOLD = 4  # images per group of BatchFolded on the CPU: LeNet's 6 channels become 24, whole AVX2 vectors
 
 
 def default_fold(net: nn.Module, cuda: bool) -> int:

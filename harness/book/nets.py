@@ -3,23 +3,23 @@
 A spec's ``model`` is a name (``lenet_pad2_avg``, ``alexnet``, ...), or a mapping that starts ``from`` a name and
 changes it (``activation: relu``, ``change: {0: {padding: 0}}``), or a whole ``layers`` list with its ``input``
 shape. Input channels and features are inferred from the layer before; where a layer states them, they are
-checked. ``trace`` builds the network on the meta device and pushes one input through it, so a size mismatch is a
-one-line error naming the layer before anything runs.
+checked. ``trace`` works out every layer's output shape from its fields (no torch: validating a spec stays cheap),
+so a size mismatch is a one-line error naming the layer before anything runs; ``build`` makes the PyTorch modules,
+importing torch only then, and the tests hold the two to the same shapes.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
 from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
-from torch import nn
 
-from harness.book.models import Inception, nin_block, vgg_block
-from harness.book.modern import BatchNorm as ScratchBatchNorm
-from harness.book.modern import GlobalAvgPool2d, Skip
 from harness.schema import Strict
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Pair = Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
 Pad = Annotated[int, Field(ge=0)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
@@ -40,6 +40,19 @@ def _image(shape: Shape, what: str) -> int:
     return shape[0]
 
 
+def _slide(shape: Shape, what: str, kernel: Any, stride: Any, padding: Any, pooling: bool = False) -> tuple[int, int]:
+    """The height and width a window leaves (PyTorch's arithmetic, no dilation, rounding down), or the one-line
+    error PyTorch would raise, worded as the spec reads."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
+    h, w = shape[1] + 2 * ph, shape[2] + 2 * pw
+    where = f"{what} on an input of shape {list(shape)}"
+    if pooling and (2 * ph > kh or 2 * pw > kw):
+        raise NetError(f"{where}: padding {ph}x{pw} is more than half the {kh}x{kw} window")
+    if kh > h or kw > w:
+        raise NetError(f"{where}: the {kh}x{kw} window is larger than the padded input {h}x{w}")
+    return (h - kh) // sh + 1, (w - kw) // sw + 1
+
+
 class _ConvFields(Strict):
     """What a convolution, and the block that starts with one, are given."""
 
@@ -54,11 +67,17 @@ class Conv(_ConvFields):
     in_channels: int | None = Field(None, ge=1)
     bias: bool = True
 
-    def module(self, shape: Shape) -> nn.Module:
+    def out(self, shape: Shape) -> Shape:
         c = _image(shape, "conv")
         if self.in_channels is not None and self.in_channels != c:
             raise NetError(f"conv expects {self.in_channels} input channels, gets {c}")
-        return nn.Conv2d(c, self.channels, _pair(self.kernel), _pair(self.stride), _pair(self.padding),
+        return (self.channels, *_slide(shape, "conv", self.kernel, self.stride, self.padding))
+
+    def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        self.out(shape)
+        return nn.Conv2d(shape[0], self.channels, _pair(self.kernel), _pair(self.stride), _pair(self.padding),
                          bias=self.bias)
 
 
@@ -68,8 +87,15 @@ class Pool(Strict):
     stride: Pair | None = None  # PyTorch's default: the kernel size
     padding: Pad = 0
 
-    def module(self, shape: Shape) -> nn.Module:
+    def out(self, shape: Shape) -> Shape:
         _image(shape, self.type)
+        stride = self.kernel if self.stride is None else self.stride
+        return (shape[0], *_slide(shape, self.type, self.kernel, stride, self.padding, pooling=True))
+
+    def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        self.out(shape)
         cls = nn.MaxPool2d if self.type == "maxpool" else nn.AvgPool2d
         stride = _pair(self.stride) if self.stride is not None else None
         return cls(_pair(self.kernel), stride, _pair(self.padding))
@@ -80,8 +106,13 @@ class GlobalAvgPool(Strict):
 
     type: Literal["global_avgpool"]
 
+    def out(self, shape: Shape) -> Shape:
+        return (_image(shape, self.type), 1, 1)
+
     def module(self, shape: Shape) -> nn.Module:
-        _image(shape, self.type)
+        from harness.book.modern import GlobalAvgPool2d
+
+        self.out(shape)
         return GlobalAvgPool2d()
 
 
@@ -89,20 +120,28 @@ class AdaptiveAvgPool(Strict):
     type: Literal["adaptive_avgpool"]
     size: Pair = 1
 
+    def out(self, shape: Shape) -> Shape:
+        return (_image(shape, self.type), *_pair(self.size))
+
     def module(self, shape: Shape) -> nn.Module:
-        _image(shape, self.type)
+        from torch import nn
+
+        self.out(shape)
         return nn.AdaptiveAvgPool2d(_pair(self.size))
 
 
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+ACTIVATIONS = {"sigmoid": "Sigmoid", "relu": "ReLU", "tanh": "Tanh"}  # torch.nn's class names
 ActivationName = Literal["sigmoid", "relu", "tanh"]
 
 
 class Activation(Strict):
     type: ActivationName
 
+    def out(self, shape: Shape) -> Shape:
+        return shape
+
     def module(self, shape: Shape) -> nn.Module:
-        return ACTIVATIONS[self.type]()
+        return _after(self.type)
 
 
 class BatchNorm(Strict):
@@ -112,9 +151,17 @@ class BatchNorm(Strict):
     impl: Literal["library", "scratch"] = Field("library", description="library: nn.BatchNorm2d/1d; scratch: the "
                                                 "book's BatchNorm layer (d2l 7.5.3)")
 
-    def module(self, shape: Shape) -> nn.Module:
+    def out(self, shape: Shape) -> Shape:
         if len(shape) not in (1, 3):
             raise NetError(f"batchnorm needs an image or a flat input, gets {list(shape)}")
+        return shape
+
+    def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        from harness.book.modern import BatchNorm as ScratchBatchNorm
+
+        self.out(shape)
         if self.impl == "scratch":
             return ScratchBatchNorm(shape[0], num_dims=4 if len(shape) == 3 else 2)
         return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
@@ -124,14 +171,24 @@ class Dropout(Strict):
     type: Literal["dropout"]
     p: float = Field(0.5, ge=0, lt=1)
 
+    def out(self, shape: Shape) -> Shape:
+        return shape
+
     def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
         return nn.Dropout(self.p)
 
 
 class Flatten(Strict):
     type: Literal["flatten"]
 
+    def out(self, shape: Shape) -> Shape:
+        return (math.prod(shape),)
+
     def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
         return nn.Flatten()
 
 
@@ -141,11 +198,17 @@ class Linear(Strict):
     in_features: int | None = Field(None, ge=1)
     bias: bool = True
 
-    def module(self, shape: Shape) -> nn.Module:
+    def out(self, shape: Shape) -> Shape:
         if len(shape) != 1:
             raise NetError(f"linear needs a flat input (add a flatten before it), gets {list(shape)}")
         if self.in_features is not None and self.in_features != shape[0]:
             raise NetError(f"linear expects {self.in_features} inputs, gets {shape[0]}")
+        return (self.features,)
+
+    def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        self.out(shape)
         return nn.Linear(shape[0], self.features, bias=self.bias)
 
 
@@ -156,8 +219,20 @@ class VggBlock(Strict):
     num_convs: int = Field(ge=1, le=16)
     channels: int = Field(ge=1, le=65_536)
 
+    def parts(self) -> list[Any]:
+        """The layers d2l's vgg_block builds: 3x3 convolutions (padding 1) with ReLU, then a 2x2 max-pool."""
+        return [*(layer for _ in range(self.num_convs) for layer in (_conv(self.channels, 3, 1), Activation(
+            type="relu"))), Pool(type="maxpool", kernel=2, stride=2)]
+
+    def out(self, shape: Shape) -> Shape:
+        _image(shape, self.type)
+        return trace_layers(self.parts(), shape, "convs")[-1]
+
     def module(self, shape: Shape) -> nn.Module:
-        return vgg_block(self.num_convs, _image(shape, self.type), self.channels)
+        from harness.book.models import vgg_block
+
+        self.out(shape)
+        return vgg_block(self.num_convs, shape[0], self.channels)
 
 
 class NinBlock(_ConvFields):
@@ -165,9 +240,15 @@ class NinBlock(_ConvFields):
 
     type: Literal["nin_block"]
 
+    def out(self, shape: Shape) -> Shape:  # the first convolution sets the size; the two 1x1 keep it
+        _image(shape, self.type)
+        return (self.channels, *_slide(shape, self.type, self.kernel, self.stride, self.padding))
+
     def module(self, shape: Shape) -> nn.Module:
-        return nin_block(_image(shape, self.type), self.channels, _pair(self.kernel), _pair(self.stride),
-                         _pair(self.padding))
+        from harness.book.models import nin_block
+
+        self.out(shape)
+        return nin_block(shape[0], self.channels, _pair(self.kernel), _pair(self.stride), _pair(self.padding))
 
 
 class InceptionBlock(Strict):
@@ -179,8 +260,15 @@ class InceptionBlock(Strict):
     c3: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
     c4: int = Field(ge=1)
 
+    def out(self, shape: Shape) -> Shape:  # every path keeps the size (1x1; 3x3 pad 1; 5x5 pad 2; pool 3 pad 1)
+        _image(shape, self.type)
+        return (self.c1 + self.c2[1] + self.c3[1] + self.c4, shape[1], shape[2])
+
     def module(self, shape: Shape) -> nn.Module:
-        return Inception(_image(shape, self.type), self.c1, self.c2, self.c3, self.c4)
+        from harness.book.models import Inception
+
+        self.out(shape)
+        return Inception(shape[0], self.c1, self.c2, self.c3, self.c4)
 
 
 class Block(Strict):
@@ -188,6 +276,9 @@ class Block(Strict):
 
     type: Literal["block"]
     layers: list[Layer] = Field(min_length=1)
+
+    def out(self, shape: Shape) -> Shape:
+        return trace_layers(self.layers, shape, "layers")[-1]
 
     def module(self, shape: Shape) -> nn.Module:
         return _sequential(self.layers, shape, "layers")[0]
@@ -198,7 +289,9 @@ def _activation(name: str) -> list[Activation]:
 
 
 def _after(name: str) -> nn.Module:
-    return nn.Identity() if name == "none" else ACTIVATIONS[name]()
+    from torch import nn
+
+    return nn.Identity() if name == "none" else getattr(nn, ACTIVATIONS[name])()
 
 
 def _conv(channels: int, kernel: int, padding: int = 0, stride: Any = 1) -> Conv:
@@ -240,24 +333,38 @@ class Residual(Strict):
         return [_conv(self.channels, 3, 1, self.stride), BatchNorm(type="batchnorm"), *_activation(self.activation),
                 _conv(self.channels, 3, 1), BatchNorm(type="batchnorm")]
 
-    def module(self, shape: Shape) -> nn.Module:
-        c = _image(shape, self.type)
-        body, out = _sequential(self.body(), shape, "layers")
+    def out(self, shape: Shape) -> Shape:
+        _image(shape, self.type)
+        out = trace_layers(self.body(), shape, "layers")[-1]
         if len(out) != 3:
             raise NetError(f"residual: the body's output {list(out)} is not an image")
         if self.channels is not None and out[0] != self.channels:
             raise NetError(f"residual: the body ends with {out[0]} channels, channels says {self.channels}")
         if self.shortcut is not None:
-            shortcut, short = _sequential(self.shortcut, shape, "shortcut")
+            short = trace_layers(self.shortcut, shape, "shortcut")[-1]
         elif self.use_1x1conv:
             sh, sw = _pair(self.stride)
-            shortcut = nn.Conv2d(c, out[0], kernel_size=1, stride=(sh, sw))
             short = (out[0], (shape[1] - 1) // sh + 1, (shape[2] - 1) // sw + 1)
         else:
-            shortcut, short = nn.Identity(), shape
+            short = shape
         if short != out:
             hint = "" if self.use_1x1conv or self.shortcut else " (use_1x1conv: true matches them)"
             raise NetError(f"residual: the body's output {list(out)} and the shortcut's {list(short)} differ{hint}")
+        return out
+
+    def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        from harness.book.modern import Skip
+
+        out = self.out(shape)
+        body = _sequential(self.body(), shape, "layers")[0]
+        if self.shortcut is not None:
+            shortcut = _sequential(self.shortcut, shape, "shortcut")[0]
+        elif self.use_1x1conv:
+            shortcut = nn.Conv2d(shape[0], out[0], kernel_size=1, stride=_pair(self.stride))
+        else:
+            shortcut = nn.Identity()
         return Skip(body, shortcut, _after(self.activation), "add")
 
 
@@ -267,13 +374,21 @@ class Concat(Strict):
     type: Literal["concat"]
     layers: list[Layer] = Field(min_length=1)
 
-    def module(self, shape: Shape) -> nn.Module:
+    def out(self, shape: Shape) -> Shape:
         _image(shape, self.type)
-        body, out = _sequential(self.layers, shape, "layers")
+        out = trace_layers(self.layers, shape, "layers")[-1]
         if len(out) != 3 or out[1:] != shape[1:]:
             raise NetError(f"concat: the body's output {list(out)} does not keep the input's height and width "
                            f"{list(shape[1:])}")
-        return Skip(body, nn.Identity(), nn.Identity(), "cat")
+        return (shape[0] + out[0], *shape[1:])
+
+    def module(self, shape: Shape) -> nn.Module:
+        from torch import nn
+
+        from harness.book.modern import Skip
+
+        self.out(shape)
+        return Skip(_sequential(self.layers, shape, "layers")[0], nn.Identity(), nn.Identity(), "cat")
 
 
 class ResnetBlock(Strict):
@@ -290,6 +405,9 @@ class ResnetBlock(Strict):
         first = {} if self.first_block else {"use_1x1conv": True, "stride": 2}
         return [Residual(type="residual", channels=self.channels, activation=self.activation,
                          **(first if i == 0 else {})) for i in range(self.num_residuals)]
+
+    def out(self, shape: Shape) -> Shape:
+        return trace_layers(self.parts(), shape, "residuals")[-1]
 
     def module(self, shape: Shape) -> nn.Module:
         return _sequential(self.parts(), shape, "residuals")[0]
@@ -319,6 +437,9 @@ class DenseBlock(Strict):
                                _conv(self.growth_rate, 3, 1)]
         return [Concat(type="concat", layers=step) for _ in range(self.num_convs)]
 
+    def out(self, shape: Shape) -> Shape:
+        return trace_layers(self.parts(), shape, "convs")[-1]
+
     def module(self, shape: Shape) -> nn.Module:
         return _sequential(self.parts(), shape, "convs")[0]
 
@@ -346,6 +467,9 @@ class TransitionBlock(Strict):
         return [BatchNorm(type="batchnorm"), Activation(type=self.activation), _conv(channels, 1),
                 Pool(type="avgpool", kernel=2, stride=2)]
 
+    def out(self, shape: Shape) -> Shape:
+        return trace_layers(self.parts(shape), shape, "layers")[-1]
+
     def module(self, shape: Shape) -> nn.Module:
         return _sequential(self.parts(shape), shape, "layers")[0]
 
@@ -360,28 +484,30 @@ for _compound in (Block, Residual, Concat, DenseBlock):
 _PLACE = re.compile(r"\w+\[\d+\]")  # a nested layer's place, ``layers[2]`` or ``residuals[0]``
 
 
-def _built(layers: list[Any], shape: Shape, where: str) -> list[tuple[nn.Module, Shape]]:
-    """Each layer's module, built for the shape the layer before hands it, with its output shape (found by pushing
-    an input through a copy on the meta device)."""
+def trace_layers(layers: list[Any], shape: Shape, where: str) -> list[Shape]:
+    """Each layer's output shape for the shape the layer before hands it, worked out from the fields (no torch); a
+    mismatch is a ``NetError`` that names the layer's place (``layers[3]``, nested ones ``layers[0].layers[1]``)."""
     out = []
-    x = torch.empty((1, *shape), device="meta")
     for i, layer in enumerate(layers):
         try:
-            module = layer.module(tuple(x.shape[1:]))
-            with torch.device("meta"):
-                x = layer.module(tuple(x.shape[1:])).eval()(x)
+            shape = layer.out(shape)
         except NetError as err:
             msg = str(err)
             raise NetError(f"{where}[{i}]" + ("." if _PLACE.match(msg) else ": ") + msg) from None
-        except (RuntimeError, ValueError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise NetError(f"{where}[{i}]: {layer.type} on an input of shape {list(x.shape[1:])}: {first}") from None
-        out.append((module, tuple(x.shape[1:])))
+        out.append(shape)
     return out
+
+
+def _built(layers: list[Any], shape: Shape, where: str) -> list[tuple[nn.Module, Shape]]:
+    """Each layer's module, built for the shape the layer before hands it, with its output shape."""
+    shapes = trace_layers(layers, shape, where)
+    return [(layer.module(s), out) for layer, s, out in zip(layers, [shape, *shapes], shapes)]
 
 
 def _sequential(layers: list[Any], shape: Shape, where: str) -> tuple[nn.Sequential, Shape]:
     """The layers as one ``nn.Sequential`` for ``shape``, and its output shape."""
+    from torch import nn
+
     built = _built(layers, shape, where)
     return nn.Sequential(*(module for module, _ in built)), built[-1][1]
 
@@ -593,15 +719,29 @@ def network(model: str | Network) -> Network:
 
 
 def trace(model: str | Network, input_shape: Shape | None = None) -> list[tuple[str, Shape]]:
-    """Validate on the meta device: each top-level layer's type and output shape (no weights allocated)."""
+    """Validate without building: each top-level layer's type and output shape (``trace_layers``)."""
     shape, layers = network(model).resolved()
-    with torch.device("meta"):
-        built = _built(layers, tuple(input_shape or shape), "layers")
-    return [(layer.type, out) for layer, (_, out) in zip(layers, built)]
+    return [(layer.type, out) for layer, out in zip(layers, trace_layers(layers, tuple(input_shape or shape),
+                                                                        "layers"))]
+
+
+CPU_FOLD = 4  # images per group of models.BatchFolded on the CPU: LeNet's 6 channels become 24, whole AVX2 vectors
+FOLDABLE = ("conv", "sigmoid", "relu", "tanh", "maxpool", "avgpool")
+
+
+def foldable(model: str | Network) -> bool:
+    """Can the harness loop fold the batch into the channels (``models.foldable`` on the built network)? Plain
+    convolutions, activations, pooling and the library's batch norm, then a flatten."""
+    layers = network(model).resolved()[1]
+    flat = next((i for i, layer in enumerate(layers) if layer.type == "flatten"), None)
+    return flat is not None and all(layer.type in FOLDABLE or layer.type == "batchnorm" and layer.impl == "library"
+                                    for layer in layers[:flat])
 
 
 def build(model: str | Network, input_shape: Shape | None = None, device: str | None = None) -> nn.Sequential:
     """The network, its weights initialised by PyTorch's defaults in layer order (as the pages' code does)."""
+    import torch
+
     shape, layers = network(model).resolved()
     with torch.device(device or torch.get_default_device()):
         return _sequential(layers, tuple(input_shape or shape), "layers")[0]
@@ -624,6 +764,7 @@ def layer_tree(model: str | Network, input_shape: Shape | None = None, depth: in
     A nested row's ``layer`` is the module's path (``1.0.body.3``) and its ``type`` the module's class; ``depth``
     says how deep it sits. Parameters and FLOP of a block are its rows' sums.
     """
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     shape, layers = network(model).resolved()
@@ -652,6 +793,8 @@ def layer_tree(model: str | Network, input_shape: Shape | None = None, depth: in
 
 
 def _module_type(module: nn.Module) -> str:
+    from harness.book.modern import Skip
+
     if isinstance(module, Skip):
         return "residual" if module.join == "add" else "concat"
     return type(module).__name__
@@ -674,5 +817,5 @@ def describe(model: str | Network) -> str:
         f", {len(net.change)} change(s)" if net.change else "")
 
 
-__all__ = ["NAMED", "Layer", "ModelRef", "NetError", "Network", "build", "describe", "input_shape", "layer_table",
-           "layer_tree", "network", "parameters", "trace"]
+__all__ = ["NAMED", "Layer", "ModelRef", "NetError", "Network", "build", "describe", "foldable", "input_shape",
+           "layer_table", "layer_tree", "network", "parameters", "trace", "trace_layers"]

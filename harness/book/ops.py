@@ -11,15 +11,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.machine.work import conv_output_hw, pair  # noqa: F401 - conv_output_hw: this module's too
 
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+def edge_image() -> torch.Tensor:
+    """The pages' 6x8 image of a black stripe on white (A2), the edge kernel's input (B1-B5)."""
+    X = torch.ones((6, 8))
+    X[:, 2:6] = 0
+    return X
 
 
 def corr2d(X, K, stride=1):
     """Compute 2D cross-correlation (d2l: 计算二维互相关运算), windows ``stride`` apart."""
     h, w = K.shape
-    sh, sw = _pair(stride)
+    sh, sw = pair(stride)
     Y = torch.zeros(((X.shape[0] - h) // sh + 1, (X.shape[1] - w) // sw + 1))
     for i in range(Y.shape[0]):
         for j in range(Y.shape[1]):
@@ -39,7 +44,7 @@ def corr2d_multi_in_out(X, K, stride=1):
 
 def corr2d_multi_in_out_1x1(X, K, stride=1):
     """A 1x1 convolution is a matrix product over the channels (strided: of every s-th pixel)."""
-    sh, sw = _pair(stride)
+    sh, sw = pair(stride)
     X = X[:, ::sh, ::sw]
     c_i, h, w = X.shape
     c_o = K.shape[0]
@@ -70,19 +75,13 @@ def conv2d_library(X, K, stride=1):
     return F.conv2d(X.unsqueeze(0), K, stride=stride).squeeze(0)
 
 
-def conv_output_hw(h: int, w: int, kh: int, kw: int, padding=0, stride=1) -> tuple[int, int]:
-    """Output height and width of a convolution: floor((n + 2p - k) / s) + 1 per side."""
-    (ph, pw), (sh, sw) = _pair(padding), _pair(stride)
-    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-
-
 def conv2d_loop(X, K, padding=0, stride=1):
     """The tutorial's loop on a batch: per image, ``corr2d_multi_in_out`` on the zero-padded image.
 
     X is (N, C_i, H, W), K is (C_o, C_i, kh, kw), padding and stride as F.conv2d; the result is moved back
     to X's device (``corr2d`` builds its output on the CPU, one Python-level element at a time).
     """
-    ph, pw = _pair(padding)
+    ph, pw = pair(padding)
     if ph or pw:
         X = F.pad(X, (pw, pw, ph, ph))
     return torch.stack([corr2d_multi_in_out(x, K, stride) for x in X], 0).to(X.device)
@@ -91,7 +90,7 @@ def conv2d_loop(X, K, padding=0, stride=1):
 def corr2d_unfold(X, K, stride=1):
     """``corr2d`` (2-D X and K) without a Python loop: every window at once, as a strided view."""
     h, w = K.shape
-    sh, sw = _pair(stride)
+    sh, sw = pair(stride)
     windows = X.unfold(0, h, sh).unfold(1, w, sw)  # (H_o, W_o, h, w), a view, no copy
     return (windows * K).sum(dim=(-2, -1))
 
@@ -111,7 +110,7 @@ def conv2d_unfold(X, K, padding=0, stride=1):
 
 def conv2d_strided(X, K, padding=0, stride=1):
     """Windows as a strided view (``Tensor.unfold``, no im2col copy up front), contracted by einsum."""
-    (ph, pw), (sh, sw) = _pair(padding), _pair(stride)
+    (ph, pw), (sh, sw) = pair(padding), pair(stride)
     _, _, kh, kw = K.shape
     if ph or pw:
         X = F.pad(X, (pw, pw, ph, ph))

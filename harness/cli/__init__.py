@@ -17,10 +17,9 @@ import traceback
 
 from harness.cli import compare, report, run, specs, store
 from harness.cli.options import EXIT_BUNDLE, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_STORE
-from harness.reading.bundle import BundleError
+from harness.errors import BundleError, StoreError
 from harness.schema import first_line
 from harness.specs.spec import SpecError
-from harness.store.locks import StoreError
 
 GROUPS = (run, specs, report, compare, store)
 

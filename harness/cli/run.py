@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.markup import escape
@@ -12,10 +13,10 @@ from rich.table import Table
 
 from harness.cli.options import EXIT_INCONCLUSIVE, console, err_console, specs_argument, store_option
 from harness.cli.report import cmd_report, out_option
+from harness.errors import StoreError
 from harness.judging.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, Verdict
 from harness.schema import Device
 from harness.specs.spec import Spec, SpecError, load_specs, spec_paths
-from harness.store.locks import StoreError
 
 STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
 DEVICES = Device.__args__  # "cpu", "cuda": what a spec's devices may name
@@ -58,64 +59,157 @@ def _only_devices(paths: list[Path], specs: list[Spec], devices: str | None) -> 
     return [p for p, _ in kept], [s for _, s in kept]
 
 
-def run_many(paths: list[Path], specs: list[Spec], suite: str | None,
-             resume: bool = False, executor=None, only: list[str] | None = None) -> tuple[int, int, int, str]:
-    """Run specs (inside one parent run when ``suite`` names one) on ``executor`` (default: local), on the devices
-    ``only`` names (default: each spec's own); returns (missed, inconclusive, failed, the suite's run id or ""),
-    where a spec with a failed unit counts as failed."""
+@dataclass
+class SpecResult:
+    """What became of one spec run: its verdicts and time, the devices its data was missing on, its failed units, or
+    the error that stopped it (recorded as FAILED; the suite goes on)."""
+
+    path: Path
+    spec: Spec
+    verdicts: list[Verdict] = field(default_factory=list)
+    seconds: float = 0.0
+    absent: dict[str, list[str]] = field(default_factory=dict)  # a data set's not-found message -> its devices
+    broken: list[str] = field(default_factory=list)  # "on cpu, seed 1: why" of each failed unit
+    error: str = ""
+
+    @property
+    def missed(self) -> int:
+        return sum(v.gating_miss for v in self.verdicts)
+
+    @property
+    def inconclusive(self) -> int:
+        return sum(v.gating_inconclusive for v in self.verdicts)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error or self.broken)
+
+
+def run_one(path: Path, spec: Spec, nested: bool, executor=None, resume: bool = False,
+            only: list[str] | None = None, parent: str = "") -> SpecResult:
+    """One spec run (under the active run when ``nested``, or under the run ``parent``), its outcome collected."""
     from harness.execution.runner import run_spec
+
+    result, start = SpecResult(path, spec), time.perf_counter()
+
+    def on_seed(device, seed, reused_from):
+        what = f"reusing {spec.name} on {device}, seed {seed} from run {reused_from[:8]}" if reused_from else \
+            f"running {spec.name} on {device}, seed {seed}"
+        console.print(f"[dim]{what}[/]")
+
+    try:
+        result.verdicts = run_spec(spec, path, nested=nested, executor=executor, on_seed=on_seed, resume=resume,
+                                   on_skip=lambda device, why: result.absent.setdefault(why, []).append(device),
+                                   on_fail=lambda device, seed, why: result.broken.append(
+                                       f"on {device}, seed {seed}: {why}"),
+                                   only=only, parent=parent)
+    except StoreError:
+        raise  # the store failed: no later spec could be recorded, and no report is written
+    except Exception as exc:  # noqa: BLE001 - recorded as FAILED; the suite goes on with the next spec
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def show(result: SpecResult) -> None:
+    """A spec's verdicts as a table, its failures and skips as one line each (stderr)."""
+    if result.error:
+        err_console.print(f"harness: [bold red]error[/]: {escape(f'{result.path}: {result.error}')}")
+        return
+    for why in result.broken:
+        err_console.print(f"harness: [bold red]error[/]: {escape(f'{result.path} {why}')}")
+    print_verdicts(result.spec, result.verdicts, result.seconds)
+    for why, devices in result.absent.items():  # skipped, not failed: the exit status stays 0
+        err_console.print(f"harness: [yellow]skipped[/]: {escape(f'{result.path} on {chr(44).join(devices)}: {why}')}")
+
+
+def _pooled_worker(uri: str, experiment: str, threads: int) -> None:
+    """A pool worker: this store and experiment, ``threads`` torch threads for every unit that pins none."""
+    import torch
+
     from harness.store import tracking
 
-    missed = inconclusive = failed = 0
+    tracking.attach(uri, experiment)
+    torch.set_num_threads(threads)
 
-    def one(path: Path, spec: Spec, nested: bool) -> None:
-        nonlocal missed, inconclusive, failed
-        start = time.perf_counter()
-        def on_seed(device, seed, reused_from):
-            if reused_from:
-                console.print(f"[dim]reusing {spec.name} on {device}, seed {seed} from run {reused_from[:8]}[/]")
-            else:
-                console.print(f"[dim]running {spec.name} on {device}, seed {seed}[/]")
-        absent: dict[str, list[str]] = {}  # a data set's not-found message -> the devices it skipped
-        broken: list[str] = []
 
-        def on_fail(device, seed, why):
-            broken.append(why)
-            err_console.print(f"harness: [bold red]error[/]: {escape(f'{path} on {device}, seed {seed}: {why}')}")
+def _pooled_spec(path: Path, spec: Spec, parent: str, threads: int, resume: bool,
+                 only: list[str] | None) -> SpecResult:
+    from harness.execution.executors import Local
+
+    return run_one(path, spec, nested=False, executor=Local(threads), resume=resume, only=only, parent=parent)
+
+
+Pairs = list[tuple[Path, Spec]]
+
+
+def pooled(specs: Pairs, executor, jobs: int) -> tuple[Pairs, Pairs]:
+    """The specs to run in the pool (they time nothing and run no CUDA half here), and those to run alone."""
+    from harness.execution.units import plan_for
+
+    if jobs < 2 or executor.name != "local":
+        return [], specs
+    cuda = executor.cuda()
+    alone = [(p, s) for p, s in specs
+             if any(plan_for(s, d).refs for d in s.devices) or (cuda and "cuda" in s.devices)]
+    return [x for x in specs if x not in alone], alone
+
+
+def run_many(paths: list[Path], specs: list[Spec], suite: str | None, resume: bool = False, executor=None,
+             only: list[str] | None = None, jobs: int = 1) -> tuple[list[SpecResult], str]:
+    """Run specs (inside one parent run when ``suite`` names one) on ``executor`` (default: local), on the devices
+    ``only`` names (default: each spec's own). In a suite with ``jobs`` > 1, the specs that time nothing run in a
+    pool of ``jobs`` processes, a spec each at a time on one torch thread (or the threads it pins), after the timing
+    specs have had the machine to themselves. Returns each spec's result and the suite's run id (or "")."""
+    from harness.store import tracking
+
+    pairs = list(zip(paths, specs))
+    if not suite:
+        results = [run_one(p, s, nested=False, executor=executor, resume=resume, only=only) for p, s in pairs]
+        for result in results:
+            show(result)
+        return results, ""
+    from harness.machine import env
+
+    tags = {tracking.ROLE: "suite", "specs": ",".join(s.name for s in specs), **env.fingerprint(),
+            tracking.CODE_ID: env.code_id(), "harness.jobs": str(jobs)}
+    results: list[SpecResult] = []
+    with tracking.recorded_run(suite, tags=tags) as run:
+        suite_id = run.info.run_id
+        in_pool, alone = pooled(pairs, executor, jobs)
+        for path, spec in alone:
+            results.append(run_one(path, spec, nested=True, executor=executor, resume=resume, only=only))
+            show(results[-1])
+        if in_pool:
+            results += _run_pool(in_pool, suite_id, run.info.experiment_id, jobs, resume, only)
+        tracking.log_metrics({"specs.failed": sum(r.failed for r in results),
+                              "verdicts.gating_missed": sum(r.missed for r in results),
+                              "verdicts.gating_inconclusive": sum(r.inconclusive for r in results)})
+    return results, suite_id
+
+
+def _run_pool(specs: list[tuple[Path, Spec]], suite_id: str, experiment: str, jobs: int, resume: bool,
+              only: list[str] | None) -> list[SpecResult]:
+    """The pool: ``jobs`` fresh processes (spawned: no torch state forked), each spec shown as it ends."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import mlflow
+
+    console.print(f"[dim]{len(specs)} spec(s) that time nothing: in {jobs} processes of one thread each[/]")
+    out = []
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_pooled_worker,
+                             initargs=(mlflow.get_tracking_uri(), experiment, 1)) as pool:
+        futures = [pool.submit(_pooled_spec, path, spec, suite_id, 1, resume, only) for path, spec in specs]
         try:
-            verdicts = run_spec(spec, path, nested=nested, executor=executor, on_seed=on_seed, resume=resume,
-                                on_skip=lambda device, why: absent.setdefault(why, []).append(device),
-                                on_fail=on_fail, only=only)
-        except StoreError:
-            raise  # the store failed: no later spec could be recorded, and no report is written
-        except Exception as exc:  # recorded as FAILED; the suite goes on with the next spec
-            failed += 1
-            err_console.print(f"harness: [bold red]error[/]: {escape(f'{path}: {type(exc).__name__}: {exc}')}")
-            return
-        failed += bool(broken)
-        print_verdicts(spec, verdicts, time.perf_counter() - start)
-        for why, devices in absent.items():  # skipped, not failed: the exit status stays 0
-            where = f"{path} on {','.join(devices)}"
-            err_console.print(f"harness: [yellow]skipped[/]: {escape(f'{where}: {why}')}")
-        missed += sum(v.gating_miss for v in verdicts)
-        inconclusive += sum(v.gating_inconclusive for v in verdicts)
-
-    if suite:
-        from harness.machine import env
-
-        tags = {tracking.ROLE: "suite", "specs": ",".join(s.name for s in specs), **env.fingerprint(),
-                tracking.CODE_ID: env.code_id()}
-        with tracking.recorded_run(suite, tags=tags) as run:
-            suite_id = run.info.run_id
-            for path, spec in zip(paths, specs):
-                one(path, spec, nested=True)
-            tracking.log_metrics({"specs.failed": failed, "verdicts.gating_missed": missed,
-                                  "verdicts.gating_inconclusive": inconclusive})
-    else:
-        suite_id = ""
-        for path, spec in zip(paths, specs):
-            one(path, spec, nested=False)
-    return missed, inconclusive, failed, suite_id
+            for future in as_completed(futures):
+                out.append(future.result())  # a StoreError in a worker is raised here and ends the suite
+                show(out[-1])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return out
 
 
 def cmd_run(args, suite: str | None = None) -> int:
@@ -136,10 +230,13 @@ def cmd_run(args, suite: str | None = None) -> int:
     except ExecutorError as exc:
         raise SpecError(str(exc)) from None
     try:
-        missed, inconclusive, failed, suite_id = run_many(paths, specs, suite, resume=args.resume, executor=executor,
-                                                only=args.devices.split(",") if args.devices else None)
+        results, suite_id = run_many(paths, specs, suite, resume=args.resume, executor=executor,
+                                     only=args.devices.split(",") if args.devices else None,
+                                     jobs=pool_size(args) if suite else 1)
     finally:
         executor.close()
+    missed, inconclusive = sum(r.missed for r in results), sum(r.inconclusive for r in results)
+    failed = sum(r.failed for r in results)
     uri = tracking.tracking_uri(args.tracking_uri)
     where = (f"{uri.rstrip('/')}" if uri.startswith("http") else
              "`mlflow ui` where the store is, then http://127.0.0.1:5000")
@@ -160,6 +257,18 @@ def cmd_run(args, suite: str | None = None) -> int:
         status = max(status, cmd_report(args))
         tracking.log_folder(suite_id, Path(args.out), "report")  # the UI shows the report on the suite it sums up
     return status
+
+
+def pool_size(args) -> int:
+    """``--jobs``, else ``HARNESS_JOBS``, else one process per core for a suite run here (the pool times nothing, so
+    it may share the machine); 1 with Ray or ``--threads``."""
+    import os
+
+    if args.jobs is not None:
+        return args.jobs
+    if os.environ.get("HARNESS_JOBS"):
+        return int(os.environ["HARNESS_JOBS"])
+    return (os.cpu_count() or 1) if args.executor == "local" and not args.threads else 1
 
 
 def cmd_reproduce(args) -> int:
@@ -183,6 +292,9 @@ def run_options(sp: argparse.ArgumentParser) -> None:
                          "tasks (pip install -e '.[ray]')")
     sp.add_argument("--ray-address", metavar="ADDR",
                     help="the Ray cluster to join (e.g. auto, or ray://host:10001); default: start one here")
+    sp.add_argument("--jobs", type=int, metavar="N",
+                    help="a suite's specs that time nothing run in N processes of one thread each, after the timing "
+                         "specs (default: HARNESS_JOBS, else one per core; 1: every spec in this process, in turn)")
     sp.add_argument("--threads", type=int, metavar="N",
                     help="threads (and Ray CPUs) of each CPU unit that times nothing (default: one per core "
                          "locally, 1 on Ray); the same N gives the same curves bit for bit on either executor")

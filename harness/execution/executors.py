@@ -81,7 +81,7 @@ class Local:
                 out[unit.key] = Outcome(skipped=absent[unit.device])
                 continue
             on_start(unit)
-            out[unit.key] = execute(unit, threads=None if unit.timed else self.threads)
+            out[unit.key] = execute(unit, threads=unit.spec.threads or (None if unit.timed else self.threads))
             if out[unit.key].skipped:
                 absent[unit.device] = out[unit.key].skipped
         return out
@@ -130,7 +130,7 @@ class Ray:
     def resources(self, unit: Unit) -> dict[str, float]:
         if unit.device == "cuda":
             return {"num_cpus": 1, "num_gpus": 1}
-        return {"num_cpus": self.node_cpus() if unit.timed else self.threads, "num_gpus": 0}
+        return {"num_cpus": unit.spec.threads or (self.node_cpus() if unit.timed else self.threads), "num_gpus": 0}
 
     def run(self, units: list[Unit], on_start: OnStart) -> dict[tuple[str, int], Outcome]:
         uri = mlflow.get_tracking_uri()

@@ -102,7 +102,7 @@ def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | 
              on_seed: Callable[[str, int, str | None], None] | None = None, resume: bool = False,
              on_skip: Callable[[str, str], None] | None = None,
              on_fail: Callable[[str, int, str], None] | None = None,
-             only: Collection[str] | None = None) -> list[Verdict]:
+             only: Collection[str] | None = None, parent: str = "") -> list[Verdict]:
     """One spec -> a run holding its verdicts, summary and environment, with one child run per (device, seed).
 
     The units run on ``executor`` (default: in this process, one after another). With ``resume``, a unit that an
@@ -110,7 +110,8 @@ def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | 
     device whose task finds no data (``DataMissing``) is judged skipped with the loader's message, passed to
     ``on_skip(device, message)``, and left out of ``harness.devices_ran``. A unit that fails is passed to
     ``on_fail(device, seed, message)``; the verdicts are judged on the seeds that finished and name the missing.
-    ``only`` names the devices to run (``--devices``): the spec's others are judged skipped, saying so.
+    ``only`` names the devices to run (``--devices``): the spec's others are judged skipped, saying so. ``parent``:
+    the run to record under where it is not active in this process (a suite's pool worker).
     """
     executor = executor or Local()
     asked = [d for d in spec.devices if only is None or d in only]
@@ -122,6 +123,8 @@ def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | 
             "mlflow.source.git.commit": env.fingerprint()["git.commit"], **env.fingerprint(),
             "harness.executor": executor.name}
     reusable = tracking.finished_units(identity) if resume else {}
+    if parent:  # a pool's worker: the suite's run is the driver's, not active here
+        tags["mlflow.parentRunId"] = parent
     with tracking.recorded_run(spec.name, tags=tags, nested=nested):
         tracking.log_spec(spec, path)
         units = [Unit(spec, d, seed, {ROLE: "unit", **identity, "device": d, "seed": str(seed)})

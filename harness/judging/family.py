@@ -25,9 +25,9 @@ from dataclasses import replace
 import numpy as np
 
 from harness.judging.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, Verdict
-from harness.schema import Reference
+from harness.schema import FAMILY_ERROR, Reference
 
-ERROR = 0.05  # a spec's family-wise error, and the suite's false discovery rate, unless a spec says otherwise
+ERROR = FAMILY_ERROR
 
 
 def member(ref: Reference, timed: bool) -> bool:

@@ -6,6 +6,7 @@ kind and no metric of its own.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -77,6 +78,24 @@ class Metric:
     def speed(self) -> bool:
         """A speed (a time, a rate or a ratio of either): its changes read *faster* and *slower*."""
         return self.timed or self.unit in ("s", "ex/s", "GFLOP/s")
+
+
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: a kind's measurement code (torch and all) loads only when a unit
+    runs, so listing and validating specs, and reading runs, stay cheap."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = f"{module}.{name}"
+    return call
+
+
+def parts(package: str, *extra: str) -> dict[str, Callable[..., Any]]:
+    """A kind's code, each piece imported when first called: ``measure`` (its ``measure.run``), ``tables``,
+    ``section`` and the ``extra`` functions of its ``section`` module (``derive``, ``speedups``)."""
+    return {"measure": lazy(f"{package}.measure", "run"),
+            **{name: lazy(f"{package}.section", name) for name in ("tables", "section", *extra)}}
 
 
 def timings_of(metrics: Iterable[Metric]) -> dict[str, str]:

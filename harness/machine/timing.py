@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from harness.machine import device as devices
+from harness.machine.work import conv_flops  # noqa: F401 - counted here too, as the docstring says
 
 if TYPE_CHECKING:
     from torch.utils import benchmark
@@ -166,20 +167,6 @@ class OtherCpu:
             self.share = min(1.0, max(0.0, (busy - own) / total))
 
 
-BUSY_SHARE = 0.1
-
-
-def busy_note(shares: list[float]) -> str:
-    """A warning for the report when other processes took a noticeable share of the CPU during the timings."""
-    finite = [x for x in shares if isinstance(x, (int, float)) and math.isfinite(x)]
-    if not finite or max(finite) <= BUSY_SHARE:
-        return ""
-    return (f"**Warning: the machine was shared.** Other processes took up to {max(finite):.0%} of all CPU time "
-            f"while these timings ran (column `others`; above {BUSY_SHARE:.0%} is flagged). On a machine with few "
-            "cores, torch's threads then wait for each other and times can grow many-fold: these numbers are "
-            "not what the device can do. Re-run on a quiet machine.")
-
-
 def minor_faults() -> int | None:
     """Minor page faults of this process so far (memory touched for the first time); None where not counted."""
     try:
@@ -232,13 +219,6 @@ def time_once(fn: Callable[[], Any], device: str = "cpu") -> float:
     t0 = dev.clock()
     fn()
     return dev.clock() - t0
-
-
-def conv_flops(n: int, c_in: int, h_out: int, w_out: int, c_out: int, kh: int, kw: int) -> int:
-    """Floating-point operations of a convolution, a multiply-add counted as 2: 2*N*C_o*H_o*W_o*C_i*kh*kw."""
-    if min(n, c_in, h_out, w_out, c_out, kh, kw) < 0:
-        raise ValueError("sizes must be non-negative")
-    return 2 * n * c_out * h_out * w_out * c_in * kh * kw
 
 
 def training_flops(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:

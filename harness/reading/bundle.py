@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from pydantic import BaseModel, Field, ValidationError
 
+from harness.errors import BundleError
 from harness.reading import results
 from harness.store import tracking
 from harness.store.locks import retry_locked
@@ -31,10 +32,6 @@ IMPORTED_FROM = "harness.imported_from"
 IMPORTING = "harness.importing"  # set when an imported run is made, deleted when it is whole
 PARENT = "mlflow.parentRunId"
 MANIFEST = "runs.json"
-
-
-class BundleError(RuntimeError):
-    """A run that cannot be exported or a bundle that cannot be imported; the message is one line."""
 
 
 class Record(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -71,3 +72,17 @@ def shown_intervals(df: pd.DataFrame, units: dict[str, str], confidence: float =
             out[name] = [interval_text(r, name, unit, confidence) for _, r in df.iterrows()]
             out = out.drop(columns=[f"{name}_low", f"{name}_high", f"{name}_rounds"])
     return out
+
+
+BUSY_SHARE = 0.1
+
+
+def busy_note(shares: list[float]) -> str:
+    """A warning for the report when other processes took a noticeable share of the CPU during the timings."""
+    finite = [x for x in shares if isinstance(x, (int, float)) and math.isfinite(x)]
+    if not finite or max(finite) <= BUSY_SHARE:
+        return ""
+    return (f"**Warning: the machine was shared.** Other processes took up to {max(finite):.0%} of all CPU time "
+            f"while these timings ran (column `others`; above {BUSY_SHARE:.0%} is flagged). On a machine with few "
+            "cores, torch's threads then wait for each other and times can grow many-fold: these numbers are "
+            "not what the device can do. Re-run on a quiet machine.")

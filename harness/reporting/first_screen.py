@@ -54,12 +54,12 @@ def speedups_table(views: list[RunView]) -> pd.DataFrame:
         mine = v[v["metric"].isin(labels) & (v["status"] != SKIPPED)]
         for (device, metric), claims in mine.groupby(["device", "metric"], sort=False):
             first = claims.iloc[0]
-            rows.append({"speedup": labels[metric], "spec": view.name, "device": device, "metric": metric,
+            rows.append({"compared": labels[metric], "spec": view.name, "device": device, "metric": metric,
                          "estimate": first["estimate"], "low": first["low"], "high": first["high"],
                          "rounds": first["rounds"], "measured": first["measured"],
                          "claims": "; ".join(f"{c.expected}{'' if c.gate else ' (info)'} {MARK.get(c.status, '')}"
                                              for c in claims.itertuples())})
-    return pd.DataFrame(rows, columns=["speedup", "spec", "device", "metric", "estimate", "low", "high", "rounds",
+    return pd.DataFrame(rows, columns=["compared", "spec", "device", "metric", "estimate", "low", "high", "rounds",
                                        "measured", "claims"])
 
 
@@ -82,7 +82,7 @@ def speedups_figure(df: pd.DataFrame, path: Path) -> bool:
             if bound is not None:
                 ax.plot([float(bound.replace(",", ""))], [yy], "|", color="C3", ms=14, mew=2)
     ax.plot([], [], "|", color="C3", ms=10, mew=2, label="claimed bound")
-    ax.set_yticks(y, [f"{r.speedup} [{r.spec}, {r.device}]" for r in shown.itertuples()], fontsize=8)
+    ax.set_yticks(y, [f"{r.compared} [{r.spec}, {r.device}]" for r in shown.itertuples()], fontsize=8)
     ax.set(xscale="log", xlabel="speed-up (x)")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

@@ -1,7 +1,7 @@
 """Two runs of one spec, code, machine and seed: did they give the same learning curves, bit for bit?
 
 For each unit of a spec run it finds the newest other finished unit run with the same spec hash, code id, device,
-device model, torch and seed (units copied by ``--resume`` are not runs), and compares the curves its kind
+device model, torch, thread count and seed (units copied by ``--resume`` are not runs), and compares the curves its kind
 declares (``CURVES``) point by point. The report's Determinism section reads the result, per device.
 """
 
@@ -18,7 +18,7 @@ from harness.store import tracking
 if TYPE_CHECKING:
     from harness.reading.view import RunView
 
-SAME = (tracking.SPEC_HASH, tracking.CODE_ID, "device", "device.model", "torch", "seed")
+SAME = (tracking.SPEC_HASH, tracking.CODE_ID, "device", "device.model", "torch", "torch.threads", "seed")
 COLUMNS = ["spec", "device", "device_model", "seed", "run", "repeat", "curves", "points", "identical",
            "max_abs_difference"]
 

@@ -295,8 +295,8 @@ def first_screen(views: list[RunView], suite: pd.Series | None, figures: Path) -
     speed = devices["report-speedups"]
     chart = first_screen_mod.speedups_figure(speed, figures / "report-speedups.png")
     measured_cuda = (speed["device"] == "cuda").any()
-    speed_md = md_table(speed[["speedup", "spec", "device", "measured", "claims"]], headers={
-        "speedup": "speed-up", "measured": "median round (95% CI)", "claims": "claimed bound, verdict"},
+    speed_md = md_table(speed[["compared", "spec", "device", "measured", "claims"]], headers={
+        "compared": "speed-up", "measured": "median round (95% CI)", "claims": "claimed bound, verdict"},
         fmt={"spec": lambda n: f"[{n}](#{n})"}) if not speed.empty else "No spec run shown measured a speed-up."
     return {
         "devices": md_table(devices["report-devices"], headers=HEADERS),

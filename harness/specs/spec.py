@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, field_validator
 
-from harness.judging.family import ERROR
 from harness.kinds import registry
 from harness.schema import (
+    FAMILY_ERROR,
     TIMING_COMPARISONS,
     Device,
     Reference,
@@ -48,10 +48,14 @@ class Spec(Strict):
     seeds: list[int] = Field(min_length=1)
     devices: Annotated[list[Device], AfterValidator(distinct)] = Field(default=["cpu"], min_length=1)
     deterministic: bool = True
+    threads: int | None = Field(None, ge=1, le=1024, description="torch's CPU threads for every unit of this spec, "
+                                "where its curves are meant to match that count; default: the executor's (one in a "
+                                "suite's pool, all cores for a timing spec)")
     settings: Any = None
     timing: TimingPolicy = Field(default_factory=TimingPolicy)
-    family_error: float = Field(ERROR, gt=0, lt=0.5, description="the chance that the spec is called not reproduced "
-                                "on a device while every claim holds there (Holm over its claims judged at a level)")
+    family_error: float = Field(FAMILY_ERROR, gt=0, lt=0.5, description="the chance that the spec is called not "
+                                "reproduced on a device while every claim holds there (Holm over its claims judged at "
+                                "a level)")
     references: list[Reference] = Field(min_length=1)
     headlines: list[str] | None = Field(None, description="metrics the History follows (default: the kind's)")
     _cited: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)  # the cited entries, set by parse_spec

@@ -23,6 +23,8 @@ import psutil
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 
+from harness.errors import StoreError
+
 LOCK_WAIT_S = 120.0  # how long a write may keep meeting a locked database before it gives up
 CREATE_WAIT_S = 600.0  # how long a runner waits for another to create or upgrade the store
 HEARTBEAT_S = 30.0
@@ -31,10 +33,6 @@ HOST, PID, STARTED, HEARTBEAT = "harness.host", "harness.pid", "harness.pid_star
 ENDED_BY = "harness.ended_by"
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class StoreError(RuntimeError):
-    """A store that cannot be reached, read or written (not a database, no server, a full disk): one line."""
 
 
 class StoreLocked(StoreError):

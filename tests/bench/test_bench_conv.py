@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.book import ops
-from harness.kinds.conv_throughput.measure import Settings, Shape
+from harness.kinds.conv_throughput.settings import Settings, Shape
 from harness.machine import device as devices
 from harness.specs.spec import load_spec
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -228,3 +230,44 @@ def test_layer_tree_opens_blocks_and_its_rows_add_up():
     assert sum(r["parameters"] for r in steps) == top[1]["parameters"]
     assert sum(r["forward FLOP"] for r in steps) == top[1]["forward FLOP"]
     assert [r for r in deep if r["depth"] == 0] == top
+
+
+def _meta_shapes(model, input_shape=None) -> list[tuple[int, ...]]:
+    """Each top-level layer's output shape, found by PyTorch on the meta device: the oracle for ``trace``."""
+    shape = tuple(input_shape or nets.input_shape(model))
+    net = nets.build(model, shape, device="meta").eval()
+    x, out = torch.empty((1, *shape), device="meta"), []
+    for layer in net:
+        x = layer(x)
+        out.append(tuple(x.shape[1:]))
+    return out
+
+
+def _spec_models():
+    from harness.specs.spec import load_specs
+
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    for spec in load_specs([str(root), str(root / "studies"), str(root / "peer")]):
+        model = getattr(spec.settings, "model", None)
+        if model is not None:
+            size = getattr(spec.settings, "resize", None)
+            shape = getattr(spec.settings, "input_shape", None) or ((1, size, size) if size else None)
+            yield spec.name, model, shape
+
+
+@pytest.mark.parametrize("name", list(nets.NAMED))
+def test_trace_works_out_the_shapes_pytorch_computes(name):
+    """``trace`` needs no torch: its arithmetic is held to PyTorch's own, network by network."""
+    assert [out for _, out in nets.trace(name)] == _meta_shapes(name)
+
+
+def test_every_spec_network_traces_as_pytorch_runs_it():
+    for spec, model, shape in _spec_models():
+        assert [out for _, out in nets.trace(model, shape)] == _meta_shapes(model, shape), spec
+
+
+@pytest.mark.parametrize("name", list(nets.NAMED))
+def test_foldable_is_what_the_built_network_says(name):
+    from harness.book.models import foldable
+
+    assert nets.foldable(name) == foldable(nets.build(name, device="meta"))

@@ -386,3 +386,31 @@ def test_a_corrupt_dataset_still_fails_the_spec(write_spec, store, tmp_path, mon
     patch_measure(monkeypatch, corrupt)
     assert main(["run", str(write_spec(SPEC))]) == 1
     assert list(runs()["status"]) == ["FAILED"] and list(runs(role="unit")["status"]) == ["FAILED"] * 2
+
+
+def test_a_suites_specs_that_time_nothing_run_in_a_pool_of_one_thread_processes(tmp_path, store, write_spec):
+    """--jobs 2: the edge kernel (it times nothing) runs in a spawned worker on one torch thread, under the suite's
+    run, and its curves are the ones the same spec gives in this process on one thread."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "edge-small.yaml").write_text(yaml.safe_dump(SPEC | {"devices": ["cpu"]}, sort_keys=False))
+    assert main(["reproduce", str(specs), "--jobs", "2", "--no-report"]) == 0
+    suite = runs(role="suite")
+    spec = runs()
+    assert len(suite) == 1 and suite["tags.harness.jobs"].iloc[0] == "2"
+    assert set(spec["tags.mlflow.parentRunId"]) == {suite["run_id"].iloc[0]}
+    units = runs(role="unit")
+    assert set(units["tags.torch.threads"]) == {"1"} and set(units["status"]) == {"FINISHED"}
+    pooled = tracking.metric_history(units["run_id"].iloc[0], "loss")["value"].tolist()
+    assert main(["run", str(specs / "edge-small.yaml"), "--threads", "1"]) == 0
+    alone = runs(role="unit").iloc[0]  # newest: seed 1 or 0 of the run here
+    twin = units[units["tags.seed"] == alone["tags.seed"]]["run_id"].iloc[0]
+    assert tracking.metric_history(alone["run_id"], "loss")["value"].tolist() == \
+        tracking.metric_history(twin, "loss")["value"].tolist()
+    assert pooled
+
+
+def test_a_spec_may_pin_its_threads(tmp_path, store, write_spec):
+    path = write_spec(SPEC | {"devices": ["cpu"], "threads": 1, "seeds": [0]})
+    assert main(["run", str(path)]) == 0
+    assert set(runs(role="unit")["tags.torch.threads"]) == {"1"}

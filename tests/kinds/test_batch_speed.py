@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from harness.cli import main
 from harness.judging.rounds import Plan
 from harness.kinds.batch_speed import KIND, measure
-from harness.kinds.batch_speed.measure import Settings
 from harness.kinds.batch_speed.section import shown, tables
+from harness.kinds.batch_speed.settings import Settings
 from harness.machine.timing import minor_faults
 from harness.reading.markdown import of_seed
 from harness.reading.view import RunView

@@ -9,7 +9,7 @@ import pytest
 
 from harness.judging.rounds import Plan
 from harness.kinds.calibration import KIND
-from harness.kinds.calibration.measure import Settings
+from harness.kinds.calibration.settings import Settings
 from harness.schema import TimingPolicy
 from harness.specs.spec import load_spec
 

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from harness.cli import main
 from harness.kinds.conv_throughput import KIND, measure
-from harness.kinds.conv_throughput.measure import Settings, Shape, library_backend
+from harness.kinds.conv_throughput.measure import library_backend
 from harness.kinds.conv_throughput.section import _breakeven, _calls, _ceiling_text, derive, shown, tables
+from harness.kinds.conv_throughput.settings import Settings, Shape
 from harness.reading.markdown import of_seed
 from harness.reading.view import RunView
 from harness.specs.spec import SpecError, load_spec
@@ -283,4 +284,4 @@ def test_derive_leaves_samples_without_seconds_alone():
     samples = pd.DataFrame([{"device": "cpu", "metric": "library_over_loop_claim", "basis": "rounds",
                              "values": [60.0], "seeds": []}])
     assert derive(FakeView(), samples).equals(samples)
-    assert KIND.derive is derive and KIND.headlines == ["library_over_loop_claim"]
+    assert KIND.derive(FakeView(), samples).equals(samples) and KIND.headlines == ["library_over_loop_claim"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.book.ops import corr2d
+from harness.book.ops import corr2d, edge_image
 from harness.kinds.edge_kernel import KIND
-from harness.kinds.edge_kernel.measure import Settings, diagonal_image, train_handwritten, train_nn_conv2d
-from harness.kinds.worked_examples.measure import edge_image
+from harness.kinds.edge_kernel.measure import diagonal_image, image, train_handwritten, train_nn_conv2d
+from harness.kinds.edge_kernel.settings import IMAGE_SHAPES, Settings
 from harness.machine.seeding import seed_everything
 from harness.specs.spec import load_spec
 
@@ -134,3 +134,7 @@ def test_the_learned_table_and_the_loss_figure(memory_recorder, tmp_path):
     figure = tmp_path / f"{spec.name}-loss.png"
     assert f"](figures/{figure.name})" in text and figure.stat().st_size > 1000
     assert markdown_rows(text) == len(learned) + 2
+
+
+def test_the_settings_know_each_images_shape_without_building_it():
+    assert {name: tuple(image(name).shape) for name in IMAGE_SHAPES} == IMAGE_SHAPES

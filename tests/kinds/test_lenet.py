@@ -68,7 +68,10 @@ def test_settings_are_strict():
                                                  "init": "xavier"}).loops == ["harness", "d2l"]
 
 
-@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("lenet-*.yaml")), ids=lambda p: p.stem)
+SHIPPED = sorted([*EXPERIMENTS.glob("lenet-*.yaml"), EXPERIMENTS / "studies" / "lenet-c2-same-order.yaml"])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_specs_load(path):
     spec = load_spec(path)
     assert spec.kind == "lenet" and "cuda" in spec.devices

@@ -11,7 +11,7 @@ from harness.book import data as D
 from harness.cli import main
 from harness.kinds import lenet, registry
 from harness.kinds.modern_cnn import KIND
-from harness.kinds.modern_cnn.measure import Settings
+from harness.kinds.modern_cnn.settings import Settings
 from harness.reading.view import RunView
 from harness.reporting.report import write_report
 from harness.reporting.tables import table

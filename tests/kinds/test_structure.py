@@ -8,7 +8,7 @@ import pytest
 
 from harness.judging.verdict import check_one
 from harness.kinds.structure import KIND
-from harness.kinds.structure.measure import Settings
+from harness.kinds.structure.settings import Settings
 from harness.specs.spec import SpecError, load_spec
 
 from .memory_view import MemoryView, markdown_rows

@@ -172,7 +172,8 @@ def test_the_cublas_setting_is_in_place_before_torch_touches_cuda():
 
 
 def test_resizing_a_batch_at_a_time_gives_the_whole_set_resized_at_once():
-    from harness.kinds.lenet.measure import Settings, resizer
+    from harness.kinds.lenet.measure import resizer
+    from harness.kinds.lenet.settings import Settings
 
     x = torch.rand(70, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     settings = Settings.model_validate({"model": "nin", "resize": 67, "optimizer": "sgd", "lr": 0.1, "epochs": 1})
@@ -184,7 +185,7 @@ def test_resizing_a_batch_at_a_time_gives_the_whole_set_resized_at_once():
 
 def test_a_whole_lenet_unit_takes_cudas_branches_on_the_fake(fake, tiny, memory_recorder, clock_reads, tmp_path):
     from harness.kinds.modern_cnn import KIND
-    from harness.kinds.modern_cnn.measure import Settings
+    from harness.kinds.modern_cnn.settings import Settings
 
     settings = Settings.model_validate({
         "model": "nin", "resize": 67, "train_examples": 64, "test_examples": 40, "optimizer": "adam", "lr": 0.001,

@@ -168,7 +168,7 @@ def test_other_cpu_reads_proc():
 
 
 def test_busy_note():
-    from harness.machine.timing import busy_note
+    from harness.reading.markdown import busy_note
 
     assert busy_note([0.0, 0.05]) == "" and busy_note([]) == "" and busy_note([math.nan]) == ""
     assert "shared" in busy_note([0.0, 0.5]) and "50%" in busy_note([math.nan, 0.5])

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from harness.kinds.base import timings_of
-from harness.kinds.batch_speed.measure import METRICS
-from harness.machine.timing import busy_note
+from harness.kinds.batch_speed.settings import METRICS
+from harness.reading.markdown import busy_note
 
 if TYPE_CHECKING:
     from harness.reading.view import RunView

@@ -1,7 +1,6 @@
 """H4: the timing rule's own error rates, on synthetic rounds with a known truth (a self-check)."""
 
-from harness.kinds.base import Kind
-from harness.kinds.calibration.measure import METRICS, Settings, run
-from harness.kinds.calibration.section import section, tables
+from harness.kinds.base import Kind, parts
+from harness.kinds.calibration.settings import METRICS, Settings
 
-KIND = Kind(name="calibration", settings=Settings, metrics=METRICS, measure=run, tables=tables, section=section)
+KIND = Kind(name="calibration", settings=Settings, metrics=METRICS, **parts(__name__))

@@ -10,8 +10,8 @@ import pandas as pd
 
 from harness.judging.stats import is_finite_number, number
 from harness.kinds.base import timings_of
-from harness.kinds.conv_throughput.measure import METRICS
-from harness.machine.timing import busy_note
+from harness.kinds.conv_throughput.settings import METRICS
+from harness.reading.markdown import busy_note
 
 if TYPE_CHECKING:
     from harness.reading.view import RunView

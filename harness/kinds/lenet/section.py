@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from harness.book.models import CPU_FOLD
+from harness.book.nets import CPU_FOLD
 from harness.judging.stats import METHOD
-from harness.kinds.lenet.measure import other_loop, series_key
+from harness.kinds.lenet.settings import other_loop, series_key
 from harness.reading.markdown import interval_columns, md_table, shown_intervals, sig
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 from harness.kinds.base import Kind
 from harness.kinds.lenet import KIND as LENET
-from harness.kinds.modern_cnn.measure import Settings
+from harness.kinds.modern_cnn.settings import Settings
 
 KIND = Kind(name="modern_cnn", settings=Settings, metrics=LENET.metrics, measure=LENET.measure, tables=LENET.tables,
             section=LENET.section, curves=LENET.curves, speedups=LENET.speedups)

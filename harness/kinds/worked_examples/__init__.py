@@ -1,7 +1,6 @@
 """A1-A15: the book's worked convolution, pooling, LeNet-shape, batch-norm and skip-block examples."""
 
-from harness.kinds.base import Kind
-from harness.kinds.worked_examples.measure import METRICS, Settings, run
-from harness.kinds.worked_examples.section import section, tables
+from harness.kinds.base import Kind, parts
+from harness.kinds.worked_examples.settings import METRICS, Settings
 
-KIND = Kind(name="worked_examples", settings=Settings, metrics=METRICS, measure=run, tables=tables, section=section)
+KIND = Kind(name="worked_examples", settings=Settings, metrics=METRICS, **parts(__name__))

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.kinds.lenet import measure as lenet
+from harness.kinds.lenet import settings as lenet
 
 
 class Settings(lenet.Settings):
