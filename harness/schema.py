@@ -65,7 +65,8 @@ class Reference(Strict):
     at_most: float | None = None
     at_least: float | None = None
     band: list[float] | None = Field(default=None, min_length=2, max_length=2)
-    draw: float | None = None
+    draw: float | list[float] | None = Field(None, description="one printed run's value, or its curve: a value per "
+                                             "epoch, each judged against the seeds' values of that epoch")
     atol: float = Field(default=0.0, ge=0)
     rtol: float = Field(default=0.0, ge=0)
     tol: float = Field(default=0.0, ge=0)
@@ -103,8 +104,10 @@ class Reference(Strict):
             raise ValueError("band must be [low, high] with low <= high")
         for key in ("at_most", "at_least", "draw"):
             value = getattr(self, key)
-            if value is not None and not math.isfinite(value):
+            if value is not None and not all(map(math.isfinite, value if isinstance(value, list) else [value])):
                 raise ValueError(f"{key} must be finite")
+        if isinstance(self.draw, list) and not self.draw:
+            raise ValueError("draw must be a number or a non-empty list of numbers (a value per epoch)")
         if self.over == "interval" and given[0] in ("equals", "draw") or self.over == "interval" and (
                 isinstance(self.near, list)):
             raise ValueError("over: interval judges the mean of one number per seed: use near (a number), at_least, "

@@ -41,10 +41,10 @@ def two_sided(ref: Reference, timed: bool) -> bool:
 
 
 def pools(refs: Iterable[Reference], device: str) -> list[list[Reference]]:
-    """Several editions' printed draws of one run: the gating draws of one metric on ``device``, two or more."""
+    """Several editions' printed draws of one run: the gating draws of one number on ``device``, two or more."""
     groups: dict[str, list[Reference]] = {}
     for ref in refs:
-        if ref.comparison == "draw" and ref.gates_on(device):
+        if ref.comparison == "draw" and not isinstance(ref.draw, list) and ref.gates_on(device):
             groups.setdefault(ref.metric, []).append(ref)
     return [group for group in groups.values() if len(group) > 1]
 

@@ -117,6 +117,8 @@ def expected_text(ref: Reference) -> str:
     if c == "band":
         return f"[{_g(ref.band[0])}, {_g(ref.band[1])}]"
     if c == "draw":
+        if isinstance(ref.draw, list):
+            return f"{_fmt(ref.draw)} (one printed curve)"
         return f"{_g(ref.draw)} (one printed draw)"
     return ("<= " if c == "at_most" else ">= ") + _g(getattr(ref, c))
 
@@ -282,6 +284,8 @@ def judge_draws(refs: list[Reference], device: str, values: list[Any], confidenc
     Its p-value is the predictive one (``significance.draw_p``), its detectable shift that of the book's mean."""
     draws = [r.draw for r in refs]
     k, level = len(draws), 1 - confidence if level is None else level
+    if isinstance(draws[0], list):
+        return _judge_curve(refs[0], device, values, confidence, level)
     x = [float(v) for v in values]
     iv = _prediction(x, confidence, k)
     base = _base(refs[0], device, confidence)
@@ -310,6 +314,33 @@ def judge_draws(refs: list[Reference], device: str, values: list[Any], confidenc
                    **base,
                    p_value=float(significance.draw_p(x, draws)),
                    detectable_shift=significance.draw_shift(len(x), sd, level, k))
+
+
+def _judge_curve(ref: Reference, device: str, values: list[Any], confidence: float, level: float) -> Verdict:
+    """A printed curve (a value per epoch) against the seeds' curves, epoch by epoch on each epoch's prediction
+    interval; one claim: its p-value the smallest epoch's times the epochs (Bonferroni over the curve), its
+    detectable shift the largest of the epochs' at level / epochs (a departure at any one epoch)."""
+    base = _base(ref, device, confidence)
+    curves = [list(map(float, v)) for v in values]
+    epochs = len(ref.draw)
+    if any(len(c) != epochs for c in curves):
+        return Verdict(measured=f"curves of {sorted({len(c) for c in curves})} epochs", status=MISSED,
+                       own_status=MISSED, detail=f"the printed curve has {epochs} epochs", **base)
+    x = np.asarray(curves).T  # epochs x seeds
+    if x.shape[1] < 2:
+        return Verdict(measured="1 seed's curve", status=INCONCLUSIVE, own_status=INCONCLUSIVE,
+                       detail="no interval, 1 seed", **base)
+    p = np.atleast_1d(significance.draw_p(x, np.asarray(ref.draw)[:, None]))
+    p_value = min(1.0, float(p.min()) * epochs)
+    outside = [f"epoch {e + 1} ({ref.draw[e]:g}, p {p[e]:.2g})" for e in range(epochs) if p[e] < 1 - confidence]
+    status = MISSED if p_value < 1 - confidence else REPRODUCED
+    shift = max(significance.draw_shift(x.shape[1], float(np.std(row, ddof=1)), level / epochs) for row in x)
+    detail = ("each epoch's printed value against where one more seed would fall at that epoch: "
+              + (f"outside at {', '.join(outside)}" if outside else "every epoch inside")
+              + f"; the curve's p-value {p_value:.2g} (the smallest epoch's x {epochs})")
+    return Verdict(measured=f"{_fmt(x.mean(axis=1).tolist())} (mean of {x.shape[1]} seeds)", status=status,
+                   own_status=status, detail=detail, rounds=x.shape[1], p_value=p_value, detectable_shift=shift,
+                   **base)
 
 
 def _prediction(values: list[float], confidence: float, k: int) -> Interval:

@@ -141,3 +141,16 @@ def test_the_runs_test_keeps_its_level_on_independent_rounds():
     assert np.mean(p <= 0.05) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
     ar = [stats.runs_p(np.cumsum(rng.normal(size=20))) for _ in range(300)]  # a random walk: long spells
     assert np.mean(np.array(ar) <= 0.05) > 0.5
+
+
+def test_a_printed_curve_is_judged_epoch_by_epoch_as_one_claim():
+    """Seeds 0, 1, 2 at each of two epochs: the curve's p-value is its smallest epoch's times the epochs."""
+    seeds = {0: [0.0, 10.0], 1: [1.0, 11.0], 2: [2.0, 12.0]}
+    edge = 1 + sps.t.ppf(0.975, 2) * math.sqrt(4 / 3)  # on epoch 1's 95% prediction interval: p 0.05
+    v = judge(ref(metric="curve", draw=[edge, 11.0]), "cpu", seeds)
+    assert v.p_value == pytest.approx(0.1) and v.status == REPRODUCED
+    far = judge(ref(metric="curve", draw=[1.0, 30.0]), "cpu", seeds)
+    assert far.status == MISSED and "outside at epoch 2" in far.detail
+    assert judge(ref(metric="curve", draw=[1.0]), "cpu", seeds).status == MISSED  # a curve of another length
+    with pytest.raises(ValueError, match="draw must be"):
+        ref(draw=[])

@@ -97,7 +97,7 @@ def test_tutorial_optimisation_in_the_specs():
     assert (c2.model, c2.optimizer, c2.lr, c2.batch_size, c2.epochs, c2.init) == \
         ("lenet_pad2_avg", "sgd", 0.9, 256, 10, "xavier")
     assert (c3.model, c3.optimizer, c3.lr, c3.batch_size, c3.epochs) == ("lenet_pad2_max", "adam", 0.001, 256, 5)
-    assert c3.eval_first_batches >= c3.chance_batches >= 15
+    assert c3.eval_first_batches >= c3.chance_batches == 14  # the lines the notebook printed whole
     loops = load_spec(EXPERIMENTS / "lenet-loops.yaml").settings
     assert loops.loops == ["harness", "tutorial"] and loops.tutorial_workers == 4
 

@@ -67,6 +67,7 @@ def pool_examples() -> dict[str, Any]:
     out["maxpool_w3"] = nn.MaxPool2d(3)(X)[0, 0]
     out["maxpool_w3_p1_s2"] = nn.MaxPool2d(3, padding=1, stride=2)(X)[0, 0]
     out["maxpool_w23_s23_p01"] = nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))(X)[0, 0]
+    out["maxpool_w24_p12_s23"] = nn.MaxPool2d((2, 4), padding=(1, 2), stride=(2, 3))(X)[0, 0]  # the port's 5.4
     X = torch.cat((X, X + 1), 1)
     out["maxpool_2ch"] = nn.MaxPool2d(3, padding=1, stride=2)(X)[0]
 

@@ -55,6 +55,7 @@ METRICS: tuple[Metric, ...] = (
     _output("maxpool_w3", "nn.MaxPool2d(3) on the 4x4 input"),
     _output("maxpool_w3_p1_s2", "nn.MaxPool2d(3, padding=1, stride=2) on the 4x4 input"),
     _output("maxpool_w23_s23_p01", "nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1)) on the 4x4 input"),
+    _output("maxpool_w24_p12_s23", "nn.MaxPool2d((2, 4), padding=(1, 2), stride=(2, 3)) on the 4x4 input"),
     _output("maxpool_2ch", "nn.MaxPool2d(3, padding=1, stride=2) on two channels"),
     _output("conv_pool_shapes", "output shapes of a padded convolution and a strided pool"),
     _output("lenet_d2l_shapes", "d2l LeNet's output shape after each layer"),
