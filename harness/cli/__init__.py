@@ -1,4 +1,4 @@
-"""The ``harness`` command: run, reproduce, list, show, report, compare, server, export, import.
+"""The ``harness`` command: run, reproduce, list, show, report, compare, check, server, export, import.
 
 Exit status: 0 no gating reference was decisively not reproduced; 1 one was (unless --allow-miss) or a run failed;
 2 a bad spec or bad arguments; 3 with --strict, a gating timing reference stayed inconclusive; 4 the store cannot be
@@ -15,13 +15,13 @@ import signal
 import sys
 import traceback
 
-from harness.cli import compare, report, run, specs, store
+from harness.cli import check, compare, report, run, specs, store
 from harness.cli.options import EXIT_BUNDLE, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_STORE
 from harness.errors import BundleError, StoreError
 from harness.schema import first_line
 from harness.specs.spec import SpecError
 
-GROUPS = (run, specs, report, compare, store)
+GROUPS = (run, specs, report, compare, check, store)
 
 __all__ = ["EXIT_INCONCLUSIVE", "main", "parser"]
 

@@ -112,6 +112,22 @@ def _no_speedups(view: RunView) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Located:
+    """Where a printed number sits among a run's measurements (``Kind.locate``): the metric (``test_acc``,
+    ``test_acc_per_epoch[3]``), each seed's value of it, whether it is for information only (a throughput: machines
+    differ), or why it is not compared at all (``why``, with no values)."""
+
+    metric: str
+    values: tuple[float, ...] = ()
+    info: bool = False
+    why: str = ""
+
+
+def _nowhere(view: RunView, device: str, quantity: str, at: int | None, form: str) -> Located | None:
+    return None
+
+
+@dataclass(frozen=True)
 class Kind:
     """A kind of experiment: what a spec's ``settings`` hold, how one (device, seed) is measured, what it measures
     (its metric table), and how a recorded run reads back as tables and as its report section.
@@ -120,6 +136,10 @@ class Kind:
     ``rounds``); ``tables(view)`` gives a recorded run's tables (numbers, snake_case columns with their units);
     ``section(view)`` its markdown. ``curves`` are the metric histories two runs of one seed must repeat bit for bit;
     ``derive(view, samples)`` may add samples computed from recorded ones (old stores included).
+    ``speedups(view)`` names the metrics of a recorded run that are speed-ups against a baseline, each with what it
+    divides by what: the report's first screen shows those its spec names among its headlines.
+    ``locate(view, device, quantity, at, format)`` says where a number a book's line printed (``harness check``)
+    sits among a recorded run's measurements, or None where the kind measures no such thing.
     """
 
     name: str
@@ -131,6 +151,7 @@ class Kind:
     curves: tuple[str, ...] = ()
     derive: Callable[[RunView, pd.DataFrame], pd.DataFrame] = field(default=_no_derived)
     speedups: Callable[[RunView], dict[str, str]] = field(default=_no_speedups)
+    locate: Callable[[RunView, str, str, int | None, str], Located | None] = field(default=_nowhere)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]

@@ -3,4 +3,4 @@
 from harness.kinds.base import Kind, parts
 from harness.kinds.edge_kernel.settings import METRICS, Settings
 
-KIND = Kind(name="edge_kernel", settings=Settings, metrics=METRICS, **parts(__name__), curves=("loss",))
+KIND = Kind(name="edge_kernel", settings=Settings, metrics=METRICS, **parts(__name__, "locate"), curves=("loss",))

@@ -3,6 +3,6 @@
 from harness.kinds.base import Kind, parts
 from harness.kinds.lenet.settings import LOOPS, METRICS, Settings
 
-KIND = Kind(name="lenet", settings=Settings, metrics=METRICS, **parts(__name__, "speedups"),
+KIND = Kind(name="lenet", settings=Settings, metrics=METRICS, **parts(__name__, "speedups", "locate"),
             curves=tuple(f"{p}{m}" for p in ("", *(f"{loop}." for loop in LOOPS))
                          for m in ("loss", "train_acc", "test_acc")))

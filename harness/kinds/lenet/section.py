@@ -8,6 +8,7 @@ import pandas as pd
 
 from harness.book.nets import CPU_FOLD
 from harness.judging.stats import METHOD
+from harness.kinds.base import Located
 from harness.kinds.lenet.settings import other_loop, series_key
 from harness.reading.markdown import interval_columns, md_table, shown_intervals, sig
 
@@ -31,6 +32,27 @@ def speedups(view: RunView) -> dict[str, str]:
     if other is None:
         return {}
     return {"speedup": "harness loop over " + BASELINES[other].format(style=settings.get("tutorial_style", "ch5"))}
+
+
+def locate(view: RunView, device: str, quantity: str, at: int | None, form: str) -> Located | None:
+    """A training line's number among the run's: the final value, or an earlier epoch's from the per-epoch curve;
+    a throughput for information; a train_ch5 loss not at all (its scale changed between the port's versions)."""
+    seeds = view.measured.get(device, {})
+    epochs = view.spec["settings"]["epochs"]
+    if quantity == "examples_per_s":
+        return Located(quantity, tuple(float(m[quantity]) for m in seeds.values()), info=True)
+    if quantity not in ("loss", "train_acc", "test_acc"):
+        return None
+    if quantity == "loss" and form == "train_ch5":
+        return Located("loss", why="train_ch5 printed its loss on two scales (its printed runs divide the sum of "
+                                   "the batch means by the examples, its code since by the batches), and a line "
+                                   "does not say which")
+    if at is None or at == epochs:
+        return Located(quantity, tuple(float(m[quantity]) for m in seeds.values()))
+    if not 1 <= at <= epochs:
+        return Located(quantity, why=f"epoch {at}: this run trained {epochs} epochs")
+    curve = f"{quantity}_per_epoch"
+    return Located(f"{curve}[{at - 1}]", tuple(float(m[curve][at - 1]) for m in seeds.values()))
 
 
 def _printed_curves(view: RunView) -> dict[str, list[float]]:

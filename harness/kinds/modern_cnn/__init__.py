@@ -5,4 +5,4 @@ from harness.kinds.lenet import KIND as LENET
 from harness.kinds.modern_cnn.settings import Settings
 
 KIND = Kind(name="modern_cnn", settings=Settings, metrics=LENET.metrics, measure=LENET.measure, tables=LENET.tables,
-            section=LENET.section, curves=LENET.curves, speedups=LENET.speedups)
+            section=LENET.section, curves=LENET.curves, speedups=LENET.speedups, locate=LENET.locate)
