@@ -130,7 +130,7 @@ def server(session: nox.Session) -> None:
     session.install(*where, "mlflow>=2.14", "psycopg[binary]>=3.1")  # no torch: it runs no experiment
     session.install(*where, "-e", ".", "--no-deps")
     ensure_postgres(session)
-    session.run("python", "-m", "harness.server", *session.posargs)
+    session.run("python", "-m", "harness.store.server", *session.posargs)
 
 
 @nox.session

@@ -212,10 +212,6 @@ def first_line(err: BaseException, default: str = "") -> str:
     return (str(err).strip().splitlines() or [default])[0]
 
 
-def current_name(name: str, renamed: dict[str, str]) -> str:
-    """A metric's name today, from the one it was recorded under: each dotted part renamed on its own
-    (``tutorial.examples_per_sec`` -> ``tutorial.examples_per_s``)."""
-    return ".".join(renamed.get(part, part) for part in name.split("."))
 
 
 def distinct(values: list[Any]) -> list[Any]:

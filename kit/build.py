@@ -91,7 +91,7 @@ def plan(specs_dir: Path) -> dict[str, list[dict]]:
     """The suites the node runs: every spec's CUDA half; one repeat of a LeNet spec (are its CUDA curves the
     same twice?); the book's F1-F4 on one seed (``full``: every seed, a longer run)."""
     cuda = sorted(p for p in specs_dir.glob("*.yaml") if "cuda" in load_spec(p).devices)
-    modern = [p for p in cuda if load_spec(p).kind == "modern_cnn"]
+    modern = [p for p in cuda if getattr(load_spec(p).settings, "resize", None)]  # 5.6-5.12's networks, resized
     rel = [str(p.relative_to(specs_dir.parent)) for p in cuda if p not in modern]
     book = [str(p.relative_to(specs_dir.parent)) for p in modern]
     return {"suites": [{"name": "cuda", "specs": rel, "args": []},

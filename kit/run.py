@@ -76,7 +76,7 @@ def install(site: Path) -> None:
     wheels = KIT / "wheels"
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        # Resolved against the node's installed packages: the report lists only what is missing or too old.
+        # RunSet against the node's installed packages: the report lists only what is missing or too old.
         out = subprocess.run(pip + ["install", "--dry-run", "--quiet", "--no-index", "--find-links", str(wheels),
                                     "--report", str(report), "-r", str(KIT / "requirements.txt")],
                              capture_output=True, text=True, env=os.environ | {"PIP_BREAK_SYSTEM_PACKAGES": "1"})

@@ -20,6 +20,7 @@ from packaging.requirements import Requirement
 from harness.book import data as D
 from harness.cli import main
 from harness.machine import env
+from harness.store import tags as tag
 from harness.store import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,7 @@ def test_the_kit_installs_offline_runs_on_the_cpu_and_its_bundle_fills_the_repor
     assert main(["import", str(bundle)]) == 0
     spec = tracking.spec_runs().iloc[0]
     assert spec["tags.harness.spec"] == "worked-convolution" and spec["tags.verdict"] == "reproduced"
-    assert spec[f"tags.{tracking.CODE_ID}"] == env.code_id()  # the node had no .git: BUILD.json said it
+    assert spec[f"tags.{tag.CODE_ID}"] == env.code_id()  # the node had no .git: BUILD.json said it
     assert spec["tags.executable"] == str(python)  # it ran in the node's Python
     assert main(["report", "--out", str(tmp_path / "reports")]) == 0
     assert "worked-convolution" in (tmp_path / "reports" / "REPORT.md").read_text()

@@ -2,7 +2,7 @@
 
 ``D2lLoop`` runs the package's ``train_ch6`` as the book calls it (it initialises the network, builds its SGD, draws
 its Animator and times its batches) in a process of its own, paused after each epoch's test evaluation, so that one
-run can interleave it with the harness loop an epoch at a time, as ``harness.kinds.lenet`` does with the tutorial's
+run can interleave it with the harness loop an epoch at a time, as ``harness.kinds.training`` does with the tutorial's
 loop. Its own process keeps what the package does (its DataLoader forks four workers twice an epoch, its prints) out
 of the process that times the harness loop; only one of the two computes at a time. Two of the package's names are
 wrapped there, to see its epochs: ``evaluate_accuracy_gpu`` (timed, then the pause) and ``Animator`` (its ``add``

@@ -3,7 +3,7 @@
 ``HarnessLoop`` is this harness's loop: the tutorial's model, initialisation, optimiser, learning rate, batch size,
 epochs, loss and fresh shuffle every epoch, with only the way the work is done changed. ``TutorialLoop`` is the
 book's DataLoader pipeline and loop, kept as the baseline. Both run one epoch a call of ``epoch()``, so that one
-run can interleave them (``harness.kinds.lenet``); docs/internals.md ("The harness loop") lists the changes.
+run can interleave them (``harness.kinds.training``); docs/internals.md ("The harness loop") lists the changes.
 """
 
 from __future__ import annotations

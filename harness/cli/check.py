@@ -10,6 +10,7 @@ from rich.table import Table
 
 from harness.cli.options import EXIT_INCONCLUSIVE, console, store_option
 from harness.specs.spec import SpecError, load_specs
+from harness.store import tags as tag
 
 
 def _lines(args) -> list[str]:
@@ -30,14 +31,14 @@ def _view(args, spec, path: Path):
 
     tracking.connect(args.tracking_uri)
     runs = tracking.spec_runs(args.tracking_uri)
-    mine = runs[runs[f"tags.{tracking.SPEC_NAME}"] == spec.name] if not runs.empty else runs
+    mine = runs[runs[f"tags.{tag.SPEC_NAME}"] == spec.name] if not runs.empty else runs
     if mine.empty and args.run:
         from harness.cli.run import run_one, show
         from harness.execution.executors import Local
 
         show(run_one(path, spec, nested=False, executor=Local()))
         runs = tracking.spec_runs(args.tracking_uri)
-        mine = runs[runs[f"tags.{tracking.SPEC_NAME}"] == spec.name]
+        mine = runs[runs[f"tags.{tag.SPEC_NAME}"] == spec.name]
     if mine.empty:
         raise RuntimeError(f"{tracking.tracking_uri(args.tracking_uri)} holds no finished run of {spec.name}: add "
                            f"--run to run it first ({len(spec.seeds)} seeds), or `harness run {path}`")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
@@ -17,6 +17,10 @@ from harness.errors import StoreError
 from harness.judging.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED, Verdict
 from harness.schema import Device
 from harness.specs.spec import Spec, SpecError, load_specs, spec_paths
+from harness.store import tags as tag
+
+if TYPE_CHECKING:
+    from harness.execution.runner import SpecResult
 
 STYLE = {REPRODUCED: "green", MISSED: "bold red", INCONCLUSIVE: "magenta", SKIPPED: "yellow"}
 DEVICES = Device.__args__  # "cpu", "cuda": what a spec's devices may name
@@ -59,56 +63,25 @@ def _only_devices(paths: list[Path], specs: list[Spec], devices: str | None) -> 
     return [p for p, _ in kept], [s for _, s in kept]
 
 
-@dataclass
-class SpecResult:
-    """What became of one spec run: its verdicts and time, the devices its data was missing on, its failed units, or
-    the error that stopped it (recorded as FAILED; the suite goes on)."""
-
-    path: Path
-    spec: Spec
-    verdicts: list[Verdict] = field(default_factory=list)
-    seconds: float = 0.0
-    absent: dict[str, list[str]] = field(default_factory=dict)  # a data set's not-found message -> its devices
-    broken: list[str] = field(default_factory=list)  # "on cpu, seed 1: why" of each failed unit
-    error: str = ""
-
-    @property
-    def missed(self) -> int:
-        return sum(v.gating_miss for v in self.verdicts)
-
-    @property
-    def inconclusive(self) -> int:
-        return sum(v.gating_inconclusive for v in self.verdicts)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.error or self.broken)
-
-
 def run_one(path: Path, spec: Spec, nested: bool, executor=None, resume: bool = False,
             only: list[str] | None = None, parent: str = "") -> SpecResult:
-    """One spec run (under the active run when ``nested``, or under the run ``parent``), its outcome collected."""
-    from harness.execution.runner import run_spec
+    """One spec run (under the active run when ``nested``, or under the run ``parent``); an error that stopped it
+    is the result's ``error`` (the run is recorded FAILED, and a suite goes on)."""
+    from harness.execution.runner import SpecResult, run_spec
 
-    result, start = SpecResult(path, spec), time.perf_counter()
-
-    def on_seed(device, seed, reused_from):
+    def progress(device, seed, reused_from):
         what = f"reusing {spec.name} on {device}, seed {seed} from run {reused_from[:8]}" if reused_from else \
             f"running {spec.name} on {device}, seed {seed}"
         console.print(f"[dim]{what}[/]")
 
+    start = time.perf_counter()
     try:
-        result.verdicts = run_spec(spec, path, nested=nested, executor=executor, on_seed=on_seed, resume=resume,
-                                   on_skip=lambda device, why: result.absent.setdefault(why, []).append(device),
-                                   on_fail=lambda device, seed, why: result.broken.append(
-                                       f"on {device}, seed {seed}: {why}"),
-                                   only=only, parent=parent)
+        return run_spec(spec, path, nested=nested, executor=executor, progress=progress, resume=resume, only=only,
+                        parent=parent)
     except StoreError:
         raise  # the store failed: no later spec could be recorded, and no report is written
     except Exception as exc:  # noqa: BLE001 - recorded as FAILED; the suite goes on with the next spec
-        result.error = f"{type(exc).__name__}: {exc}"
-    result.seconds = time.perf_counter() - start
-    return result
+        return SpecResult(path, spec, seconds=time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}")
 
 
 def show(result: SpecResult) -> None:
@@ -171,8 +144,8 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None, resume: bo
         return results, ""
     from harness.machine import env
 
-    tags = {tracking.ROLE: "suite", "specs": ",".join(s.name for s in specs), **env.fingerprint(),
-            tracking.CODE_ID: env.code_id(), "harness.jobs": str(jobs)}
+    tags = {tag.ROLE: tag.SUITE, tag.SPECS: ",".join(s.name for s in specs), **env.fingerprint(),
+            tag.CODE_ID: env.code_id(), tag.JOBS: str(jobs)}
     results: list[SpecResult] = []
     with tracking.recorded_run(suite, tags=tags) as run:
         suite_id = run.info.run_id

@@ -9,8 +9,9 @@ holding measurements, and this one holds none).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,9 @@ from harness.judging.verdict import (
 from harness.kinds import registry
 from harness.machine import env
 from harness.specs.spec import Spec
+from harness.store import tags as tag
 from harness.store import tracking
-from harness.store.tracking import ROLE, SPEC_NAME
 
-MISSING_TAG = "harness.units_failed"
 Executor = Local | Ray
 
 
@@ -68,10 +68,10 @@ def _judge_device(spec: Spec, device: str, by_seed: dict[int, dict[str, Any]], f
     return verdicts
 
 
-def _copy(unit: Unit, source: str, on_seed: Callable[[str, int, str | None], None] | None) -> Outcome:
+def _copy(unit: Unit, source: str, progress: Progress | None) -> Outcome:
     """A unit an earlier run finished (``--resume``), copied under this spec run."""
-    if on_seed:
-        on_seed(unit.device, unit.seed, source)
+    if progress:
+        progress(unit.device, unit.seed, source)
     values = tracking.copy_unit(source, unit.name, unit.tags | where_it_ran(unit.device))
     return Outcome(values=values, model=env.device_model(unit.device))
 
@@ -82,11 +82,11 @@ def _record(verdicts: list[Verdict], measured: dict[str, dict[int, Any]], outcom
     A run with a failed unit is recorded whole but ends FAILED, so reports keep the last complete run.
     """
     models = {d: o.model for (d, _), o in outcomes.items() if d in measured and o.model}
-    tracking.set_tags({"harness.devices_ran": ",".join(measured), "device": ",".join(measured),
+    tracking.set_tags({tag.DEVICES_RAN: ",".join(measured), tag.DEVICE: ",".join(measured),
                        "device.models": "; ".join(f"{d}: {m}" for d, m in models.items())})
     missing = [f"{d} seed {s}: {o.error}" for (d, s), o in sorted(outcomes.items()) if o.error]
     if missing:
-        tracking.set_tags({MISSING_TAG: "; ".join(missing)[:5000]})
+        tracking.set_tags({tag.UNITS_FAILED: "; ".join(missing)[:5000]})
         tracking.end_incomplete()
     tracking.log_dict(measured, "measured.json")
     tracking.log_dict([v.as_dict() for v in verdicts], "verdicts.json")
@@ -98,40 +98,68 @@ def _record(verdicts: list[Verdict], measured: dict[str, dict[int, Any]], outcom
     tracking.set_tags({"verdict": overall(verdicts), "verdict.counts": json.dumps(counts)})
 
 
+@dataclass
+class SpecResult:
+    """What became of one spec run: its verdicts and time, the devices its data was missing on, its failed units, or
+    the error that stopped it (set by the caller that caught it; the run is recorded FAILED)."""
+
+    path: Path
+    spec: Spec
+    verdicts: list[Verdict] = field(default_factory=list)
+    seconds: float = 0.0
+    absent: dict[str, list[str]] = field(default_factory=dict)  # a data set's not-found message -> its devices
+    broken: list[str] = field(default_factory=list)  # "on cpu, seed 1: why" of each failed unit
+    error: str = ""
+
+    @property
+    def missed(self) -> int:
+        return sum(v.gating_miss for v in self.verdicts)
+
+    @property
+    def inconclusive(self) -> int:
+        return sum(v.gating_inconclusive for v in self.verdicts)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error or self.broken)
+
+
+Progress = Callable[[str, int, str | None], None]  # (device, seed, the run it is reused from or None), as each starts
+
+
 def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | None = None,
-             on_seed: Callable[[str, int, str | None], None] | None = None, resume: bool = False,
-             on_skip: Callable[[str, str], None] | None = None,
-             on_fail: Callable[[str, int, str], None] | None = None,
-             only: Collection[str] | None = None, parent: str = "") -> list[Verdict]:
+             progress: Progress | None = None, resume: bool = False, only: Collection[str] | None = None,
+             parent: str = "") -> SpecResult:
     """One spec -> a run holding its verdicts, summary and environment, with one child run per (device, seed).
 
     The units run on ``executor`` (default: in this process, one after another). With ``resume``, a unit that an
     earlier run of the same spec, code and environment finished is copied from there instead of run again. A
-    device whose task finds no data (``DataMissing``) is judged skipped with the loader's message, passed to
-    ``on_skip(device, message)``, and left out of ``harness.devices_ran``. A unit that fails is passed to
-    ``on_fail(device, seed, message)``; the verdicts are judged on the seeds that finished and name the missing.
-    ``only`` names the devices to run (``--devices``): the spec's others are judged skipped, saying so. ``parent``:
-    the run to record under where it is not active in this process (a suite's pool worker).
+    device whose task finds no data (``DataMissing``) is judged skipped with the loader's message (``absent``), and
+    left out of ``harness.devices_ran``. A unit that fails is named in ``broken``; the verdicts are judged on the
+    seeds that finished and name the missing. ``only`` names the devices to run (``--devices``): the spec's others
+    are judged skipped, saying so. ``parent``: the run to record under where it is not active in this process (a
+    suite's pool worker).
     """
+    result, start = SpecResult(path, spec), time.perf_counter()
     executor = executor or Local()
     asked = [d for d in spec.devices if only is None or d in only]
     ran = [d for d in asked if d != "cuda" or executor.cuda()]
-    identity = {SPEC_NAME: spec.name, "harness.kind": spec.kind, tracking.SPEC_HASH: spec.hash,
-                tracking.CODE_ID: env.code_id(), tracking.ENV_HASH: env.env_hash()}
-    tags = {ROLE: "spec", **identity, "harness.title": spec.title, "harness.refs": ",".join(spec.ref_ids),
-            "harness.devices_ran": ",".join(ran), "seeds": ",".join(map(str, spec.seeds)), "device": ",".join(ran),
+    identity = {tag.SPEC_NAME: spec.name, tag.KIND: spec.kind, tag.SPEC_HASH: spec.hash,
+                tag.CODE_ID: env.code_id(), tag.ENV_HASH: env.env_hash()}
+    tags = {tag.ROLE: tag.SPEC, **identity, tag.TITLE: spec.title, tag.REFS: ",".join(spec.ref_ids),
+            tag.DEVICES_RAN: ",".join(ran), tag.SEEDS: ",".join(map(str, spec.seeds)), tag.DEVICE: ",".join(ran),
             "mlflow.source.git.commit": env.fingerprint()["git.commit"], **env.fingerprint(),
-            "harness.executor": executor.name}
+            tag.EXECUTOR: executor.name}
     reusable = tracking.finished_units(identity) if resume else {}
     if parent:  # a pool's worker: the suite's run is the driver's, not active here
         tags["mlflow.parentRunId"] = parent
     with tracking.recorded_run(spec.name, tags=tags, nested=nested):
         tracking.log_spec(spec, path)
-        units = [Unit(spec, d, seed, {ROLE: "unit", **identity, "device": d, "seed": str(seed)})
+        units = [Unit(spec, d, seed, {tag.ROLE: tag.UNIT, **identity, tag.DEVICE: d, tag.SEED: str(seed)})
                  for d in ran for seed in spec.seeds]
-        outcomes = {u.key: _copy(u, reusable[u.key], on_seed) for u in units if u.key in reusable}
+        outcomes = {u.key: _copy(u, reusable[u.key], progress) for u in units if u.key in reusable}
         todo = [u for u in units if u.key not in reusable]
-        outcomes |= executor.run(todo, lambda u: on_seed and on_seed(u.device, u.seed, None))
+        outcomes |= executor.run(todo, lambda u: progress and progress(u.device, u.seed, None))
         verdicts: list[Verdict] = []
         measured: dict[str, dict[int, dict[str, Any]]] = {}
         for device in spec.devices:
@@ -140,16 +168,15 @@ def run_spec(spec: Spec, path: Path, nested: bool = False, executor: Executor | 
                       else executor.no_gpu if device in asked else f"not asked for here (--devices {','.join(only)})")
             if absent:
                 verdicts += [skipped(ref, device, absent) for ref in spec.references]
-                if on_skip and device in ran:
-                    on_skip(device, absent)
+                if device in ran:
+                    result.absent.setdefault(absent, []).append(device)
                 continue
             failed = {seed: o.error for seed, o in got.items() if o.error}
-            for seed, error in failed.items():
-                if on_fail:
-                    on_fail(device, seed, error)
+            result.broken += [f"on {device}, seed {seed}: {error}" for seed, error in failed.items()]
             done = {seed: o.values for seed, o in got.items() if o.values is not None}
             if done:
                 measured[device] = done
             verdicts += _judge_device(spec, device, done, failed)
         _record(verdicts, measured, outcomes)
-    return verdicts
+    result.verdicts, result.seconds = verdicts, time.perf_counter() - start
+    return result

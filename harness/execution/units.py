@@ -21,10 +21,10 @@ from harness.machine import env
 from harness.machine.device import PEAK_MEMORY
 from harness.machine.seeding import seed_everything
 from harness.specs.spec import Spec
+from harness.store import tags as tag
 from harness.store import tracking
-from harness.store.tracking import ROLE, Recorder
+from harness.store.tracking import Recorder
 
-SKIPPED_TAG = "harness.skipped"
 UNIT_ENV = ("cpu.model", "gpu.model", "torch", "torch.threads", "platform", "python")
 
 
@@ -107,7 +107,7 @@ def run_unit(unit: Unit, run_id: str | None = None) -> dict[str, Any]:
                 tracking.log_metrics({PEAK_MEMORY: peak / 2**20})
         except DataMissing as exc:  # nothing measured, nothing failed: the run ends FINISHED, marked skipped
             absent = exc
-            tracking.set_tags({ROLE: "skipped", SKIPPED_TAG: str(exc)[:5000]})
+            tracking.set_tags({tag.ROLE: tag.SKIPPED_UNIT, tag.SKIP_REASON: str(exc)[:5000]})
         else:
             missing = sorted({r.metric for r in spec.references} - set(values))
             if missing:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.schema import Strict, current_name
+from harness.schema import Strict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,7 @@ class Metric:
     ``name`` is a metric, or a family with ``{placeholders}`` (``update_s.b{batch}``: one metric per batch size).
     ``timed``: measured in rounds and judged on their interval. ``derived_from``: computed from another metric's
     values (``harness compare`` judges that one instead). ``headline``: a figure the report's History follows when
-    a spec names none. ``formerly``: the names it had in stores written before, read as this one.
+    a spec names none. A former name is read as today's in ``harness.reading.renames``, nowhere here.
     """
 
     name: str
@@ -43,7 +43,6 @@ class Metric:
     timed: bool = False
     derived_from: str = ""
     headline: bool = False
-    formerly: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
@@ -123,7 +122,7 @@ class Located:
     why: str = ""
 
 
-def _nowhere(view: RunView, device: str, quantity: str, at: int | None, form: str) -> Located | None:
+def _nowhere(view: RunView, device: str, label: str, at: int | None, form: str) -> Located | None:
     return None
 
 
@@ -138,7 +137,7 @@ class Kind:
     ``derive(view, samples)`` may add samples computed from recorded ones (old stores included).
     ``speedups(view)`` names the metrics of a recorded run that are speed-ups against a baseline, each with what it
     divides by what: the report's first screen shows those its spec names among its headlines.
-    ``locate(view, device, quantity, at, format)`` says where a number a book's line printed (``harness check``)
+    ``locate(view, device, label, at, format)`` says where a number a book's line printed (``harness check``)
     sits among a recorded run's measurements, or None where the kind measures no such thing.
     """
 
@@ -159,15 +158,11 @@ class Kind:
             raise ValueError(f"kind {self.name}: a metric is declared twice")
 
     def metric(self, name: str) -> Metric | None:
-        """The entry that covers ``name`` (a plain name first, then a family), or its former name's entry."""
+        """The entry that covers ``name``: a plain name first, then a family."""
         exact = {m.name: m for m in self.metrics}
-        for candidate in dict.fromkeys((name, self.current(name))):
-            if candidate in exact:
-                return exact[candidate]
-            found = next((m for m in self.metrics if m.family and m.covers(candidate)), None)
-            if found:
-                return found
-        return None
+        if name in exact:
+            return exact[name]
+        return next((m for m in self.metrics if m.family and m.covers(name)), None)
 
     @property
     def names(self) -> list[str]:
@@ -182,15 +177,6 @@ class Kind:
     @property
     def headlines(self) -> list[str]:
         return [m.name for m in self.metrics if m.headline]
-
-    @property
-    def renamed(self) -> dict[str, str]:
-        """Former metric names (of stores written before) and the names they go by now."""
-        return {old: m.name for m in self.metrics for old in m.formerly}
-
-    def current(self, name: str) -> str:
-        """A metric's name now, from any name it was recorded under (``harness.schema.current_name``)."""
-        return current_name(name, self.renamed)
 
     def undeclared(self, names: Iterable[str]) -> list[str]:
         """The names the metric table does not cover (the timing rule's own ``rounds`` and ``rounds_info`` aside)."""

@@ -24,12 +24,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from harness.errors import BundleError
 from harness.reading import results
+from harness.store import tags as tag
 from harness.store import tracking
 from harness.store.locks import retry_locked
 
 FORMAT = "harness-bundle/1"
-IMPORTED_FROM = "harness.imported_from"
-IMPORTING = "harness.importing"  # set when an imported run is made, deleted when it is whole
 PARENT = "mlflow.parentRunId"
 MANIFEST = "runs.json"
 
@@ -177,9 +176,9 @@ def _check(runs: list[Record], folder: Path, name: str) -> None:
 
 def _already(client: MlflowClient, experiment_id: str) -> tuple[dict[str, str], dict[str, str]]:
     """Runs this store imported before, by their id in the store they came from: those whole, those not."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{IMPORTED_FROM}` != ''", max_results=50000)
-    whole = {r.data.tags[IMPORTED_FROM]: r.info.run_id for r in runs if IMPORTING not in r.data.tags}
-    return whole, {r.data.tags[IMPORTED_FROM]: r.info.run_id for r in runs if IMPORTING in r.data.tags}
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{tag.IMPORTED_FROM}` != ''", max_results=50000)
+    whole = {r.data.tags[tag.IMPORTED_FROM]: r.info.run_id for r in runs if tag.IMPORTING not in r.data.tags}
+    return whole, {r.data.tags[tag.IMPORTED_FROM]: r.info.run_id for r in runs if tag.IMPORTING in r.data.tags}
 
 
 def import_bundle(source: BinaryIO, name: str, uri: str | None = None) -> tuple[int, int]:
@@ -202,13 +201,13 @@ def _import(client: MlflowClient, experiment: str, records: list[Record], artifa
     new_ids, broken = _already(client, experiment)
     skipped = 0
     for rec in records:
-        origin = rec.tags.get(IMPORTED_FROM, rec.run_id)  # a run passed on keeps where it began
+        origin = rec.tags.get(tag.IMPORTED_FROM, rec.run_id)  # a run passed on keeps where it began
         if origin in new_ids or rec.run_id in new_ids:
             new_ids[rec.run_id] = new_ids.get(origin) or new_ids[rec.run_id]
             skipped += 1
             continue
         _delete(client, [broken[key] for key in (origin, rec.run_id) if key in broken])  # an import that died
-        tags = {k: v for k, v in rec.tags.items() if k != PARENT} | {IMPORTED_FROM: origin, IMPORTING: "true"}
+        tags = {k: v for k, v in rec.tags.items() if k != PARENT} | {tag.IMPORTED_FROM: origin, tag.IMPORTING: "true"}
         if PARENT in rec.tags:
             tags[PARENT] = new_ids[rec.tags[PARENT]]
         run_id = client.create_run(experiment, start_time=rec.start_time, tags=tags, run_name=rec.name).info.run_id
@@ -225,7 +224,7 @@ def _fill(client: MlflowClient, run_id: str, rec: Record, artifacts: Path) -> No
     if artifacts.is_dir() and any(artifacts.iterdir()):
         client.log_artifacts(run_id, str(artifacts))
     client.set_terminated(run_id, rec.status, end_time=rec.end_time)
-    client.delete_tag(run_id, IMPORTING)
+    client.delete_tag(run_id, tag.IMPORTING)
 
 
 def _delete(client: MlflowClient, run_ids: list[str]) -> None:

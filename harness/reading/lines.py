@@ -18,7 +18,7 @@ FORMATS = {
     "train_ch6": re.compile(rf"loss ({NUMBER}), train acc ({NUMBER}), test acc ({NUMBER})"),
     "throughput": re.compile(rf"({NUMBER}) examples/sec on (\S+)"),
     "edge": re.compile(rf"(epoch|Step|step|batch) (\d+), loss ({NUMBER})"),
-    "kernel": re.compile(rf"tensor\(\[\[\s*({NUMBER}(?:,\s*{NUMBER})*)\s*\]\]\)"),
+    "tensor": re.compile(rf"tensor\(\[\[\s*({NUMBER}(?:,\s*{NUMBER})*)\s*\]\]\)"),
 }
 
 
@@ -28,10 +28,11 @@ class LineError(ValueError):
 
 @dataclass(frozen=True)
 class Printed:
-    """One number a line carries: what it is (``test_acc``, ``loss``, ``examples_per_s``, ``kernel.0``), the epoch
-    or step it was printed at (None: the final one), the format it came in, and the line itself."""
+    """One number a line carries: its label as printed (``test acc``, ``loss``, ``examples/sec``, ``weight 0`` of a
+    kernel), the epoch or step it was printed at (None: the final one), the format it came in, and the line itself.
+    Which of a run's metrics it is, is the kind's to say (``Kind.locate``)."""
 
-    quantity: str
+    label: str
     value: float
     at: int | None
     format: str
@@ -46,16 +47,16 @@ def parse_line(line: str) -> list[Printed]:
     if m := FORMATS["train_ch5"].fullmatch(text):
         epoch = int(m.group(1))
         return [Printed(q, float(m.group(i)), epoch, "train_ch5", text)
-                for q, i in (("loss", 2), ("train_acc", 3), ("test_acc", 4), ("epoch_s", 5))]
+                for q, i in (("loss", 2), ("train acc", 3), ("test acc", 4), ("time", 5))]
     if m := FORMATS["train_ch6"].fullmatch(text):
         return [Printed(q, float(m.group(i)), None, "train_ch6", text)
-                for q, i in (("loss", 1), ("train_acc", 2), ("test_acc", 3))]
+                for q, i in (("loss", 1), ("train acc", 2), ("test acc", 3))]
     if m := FORMATS["throughput"].fullmatch(text):
-        return [Printed("examples_per_s", float(m.group(1)), None, "throughput", text)]
+        return [Printed("examples/sec", float(m.group(1)), None, "throughput", text)]
     if m := FORMATS["edge"].fullmatch(text):
         return [Printed("loss", float(m.group(3)), int(m.group(2)), "edge", text)]
-    if m := FORMATS["kernel"].fullmatch(text):
-        return [Printed(f"kernel.{i}", float(v), None, "kernel", text) for i, v in enumerate(m.group(1).split(","))]
+    if m := FORMATS["tensor"].fullmatch(text):
+        return [Printed(f"weight {i}", float(v), None, "tensor", text) for i, v in enumerate(m.group(1).split(","))]
     shown = text if len(text) <= 60 else text[:57] + "..."
     raise LineError(f"not a line the books print: {shown!r} (known: train_ch5's 'epoch 5, loss 0.0012, train acc "
                     "0.891, test acc 0.859, time 2.8 sec', train_ch6's 'loss 0.469, train acc 0.823, test acc 0.779' "

@@ -15,8 +15,9 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
+from harness.reading import renames
 from harness.reading.view import RunView
-from harness.schema import current_name
+from harness.store import tags as tag
 from harness.store import tracking
 
 ENDED = ("FINISHED", "FAILED")  # a suite that ended FAILED still holds the spec runs that finished
@@ -35,7 +36,7 @@ def _experiment(tracking_uri: str | None) -> str:
 
 def suites(tracking_uri: str | None = None) -> pd.DataFrame:
     """The suite runs (one per ``harness reproduce``) that ended, newest first, with their tags."""
-    runs = mlflow.search_runs([_experiment(tracking_uri)], filter_string=f"tags.`{tracking.ROLE}` = 'suite'",
+    runs = mlflow.search_runs([_experiment(tracking_uri)], filter_string=f"tags.`{tag.ROLE}` = '{tag.SUITE}'",
                               order_by=["attributes.start_time DESC"])
     return runs[runs["status"].isin(ENDED)].reset_index(drop=True) if not runs.empty else runs
 
@@ -58,11 +59,11 @@ def _row(run_id: str) -> pd.Series:
 
 
 @dataclass
-class Resolved:
-    """What a reference named: a suite or one spec run, the spec runs it holds by spec name, and its tags."""
+class RunSet:
+    """The runs a reference named: a suite or one spec run (``role``), the spec runs it holds by spec name."""
 
     ref: str
-    kind: str  # "suite" or "spec"
+    role: str  # tags.SUITE or tags.SPEC
     row: pd.Series
     runs: dict[str, pd.Series]
 
@@ -70,11 +71,10 @@ class Resolved:
     def label(self) -> str:
         started = pd.Timestamp(self.row["start_time"]).strftime("%Y-%m-%d %H:%M")
         commit = str(self.row.get("tags.git.commit") or "?")[:10]
-        return f"{self.kind} {self.row['run_id'][:8]} ({self.row.get('tags.mlflow.runName', '')}, {started}, {commit})"
+        return f"{self.role} {self.row['run_id'][:8]} ({self.row.get('tags.mlflow.runName', '')}, {started}, {commit})"
 
     def tag(self, name: str) -> str:
-        value = self.row.get(f"tags.{name}")
-        return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+        return tag.value(self.row, name)
 
 
 def _git_commit(ref: str) -> str | None:
@@ -87,7 +87,7 @@ def _git_commit(ref: str) -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
-def resolve(ref: str, tracking_uri: str | None = None) -> Resolved:
+def resolve(ref: str, tracking_uri: str | None = None) -> RunSet:
     """``latest`` (the newest suite; ``latest~1`` the one before), a suite or spec run (its id or first characters),
     or a git commit (the newest suite that ran at it: a hash or its first characters, or anything ``git rev-parse``
     knows here)."""
@@ -106,12 +106,12 @@ def resolve(ref: str, tracking_uri: str | None = None) -> Resolved:
         except ResultsError:
             pass
         else:
-            if row.get(f"tags.{tracking.ROLE}") == "suite":
+            if tag.value(row, tag.ROLE) == tag.SUITE:
                 return of_suite(row)
-            if row.get(f"tags.{tracking.ROLE}") == "spec":
+            if tag.value(row, tag.ROLE) == tag.SPEC:
                 if row["status"] != "FINISHED":
                     raise ResultsError(f"{ref}: spec run {row['run_id'][:8]} ended {row['status']}, not FINISHED")
-                return Resolved(ref, "spec", row, {row[f"tags.{tracking.SPEC_NAME}"]: row})
+                return RunSet(ref, tag.SPEC, row, {tag.value(row, tag.SPEC_NAME): row})
             raise ResultsError(f"{ref}: run {row['run_id'][:8]} is a unit run: give its suite or spec run")
     commit = ref if re.fullmatch(r"[0-9a-f]{7,40}", ref) else _git_commit(ref)
     if commit and not all_suites.empty:
@@ -123,10 +123,10 @@ def resolve(ref: str, tracking_uri: str | None = None) -> Resolved:
     raise ResultsError(f"{ref}: not a run id (its first 6 characters or more), a git commit, or latest")
 
 
-SAME_CODE_AND_MACHINE = (f"tags.{tracking.CODE_ID}", "tags.cpu.model", "tags.gpu.model", "tags.torch.threads")
+SAME_CODE_AND_MACHINE = (f"tags.{tag.CODE_ID}", "tags.cpu.model", "tags.gpu.model", "tags.torch.threads")
 
 
-def same_commit_pair(tracking_uri: str | None = None) -> tuple[Resolved, Resolved] | None:
+def same_commit_pair(tracking_uri: str | None = None) -> tuple[RunSet, RunSet] | None:
     """The newest two suites that ran the same code on one kind of machine (an A/A pair), older first."""
     found = suites(tracking_uri)
     if found.empty or not set(SAME_CODE_AND_MACHINE) <= set(found.columns):
@@ -137,11 +137,11 @@ def same_commit_pair(tracking_uri: str | None = None) -> tuple[Resolved, Resolve
     return None
 
 
-def of_suite(row: pd.Series, ref: str = "") -> Resolved:
+def of_suite(row: pd.Series, ref: str = "") -> RunSet:
     """A suite run and the finished spec runs under it."""
-    runs = tracking.child_runs(row["run_id"], "spec")
-    by_name = {name: group.iloc[0] for name, group in runs.groupby(f"tags.{tracking.SPEC_NAME}")} if len(runs) else {}
-    return Resolved(ref or row["run_id"], "suite", row, by_name)
+    runs = tracking.child_runs(row["run_id"], tag.SPEC)
+    by_name = {name: group.iloc[0] for name, group in runs.groupby(tag.column(tag.SPEC_NAME))} if len(runs) else {}
+    return RunSet(ref or row["run_id"], tag.SUITE, row, by_name)
 
 
 # ---- samples: what compare and the history judge ---------------------------------------------------------
@@ -167,19 +167,15 @@ def samples(row: pd.Series, metrics: set[str] | None = None) -> pd.DataFrame:
                     per_seed.setdefault(metric, {})[int(seed)] = float(value)
             unit = view.units.get((device, str(seed)))
             for key in sorted(client.get_run(unit).data.metrics) if unit else []:
-                if key.startswith("round.") and key[6:] not in timed and (metrics is None or key[6:] in metrics):
+                name = renames.current(key[6:])
+                if key.startswith("round.") and name not in timed and (metrics is None or name in metrics):
                     history = tracking.metric_history(unit, key)
-                    rounds.setdefault(key[6:], []).extend(history["value"].tolist())
+                    rounds.setdefault(name, []).extend(history["value"].tolist())
         out += [{"device": device, "metric": k, "basis": "rounds", "values": v, "seeds": []}
                 for k, v in rounds.items() if metrics is None or k in metrics]
         out += [{"device": device, "metric": k, "basis": "seeds", "values": list(v.values()), "seeds": list(v)}
                 for k, v in per_seed.items() if metrics is None or k in metrics]
     return pd.DataFrame(out, columns=["device", "metric", "basis", "values", "seeds"])
-
-
-def current_names(samples: pd.DataFrame, renamed: dict[str, str]) -> pd.DataFrame:
-    """Samples under the names their metrics go by today (a store written before a rename holds the old ones)."""
-    return samples.assign(metric=[current_name(m, renamed) for m in samples["metric"]])
 
 
 def machine(row: pd.Series, device: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from harness.judging.stats import Interval, rounds_interval
-from harness.schema import current_name
+from harness.reading import renames
+from harness.store import tags as tag
 from harness.store import tracking
 
 VERDICT_DEFAULTS: dict[str, Any] = {"gate": True, "family": 0, "adjusted_p": float("nan"),
@@ -27,7 +27,6 @@ class RunView:
     row: pd.Series
     figures: Path | None = None  # where section() saves its PNGs (None: tables only, no figures)
     suffix: str = ""  # told apart in figure names when a spec shows two runs (a CPU and a CUDA one)
-    renamed: dict[str, str] = field(default_factory=dict)  # the kind's former metric names -> today's
     _read: dict[tuple[str, str, str], pd.DataFrame] = field(default_factory=dict, repr=False)  # unit reads
 
     @property
@@ -35,20 +34,19 @@ class RunView:
         return self.row["run_id"]
 
     def tag(self, name: str, default: str = "") -> str:
-        value = self.row.get(f"tags.{name}")
-        return default if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+        return tag.value(self.row, name) or default
 
     @property
     def name(self) -> str:
-        return self.tag(tracking.SPEC_NAME)
+        return self.tag(tag.SPEC_NAME)
 
     @property
     def kind(self) -> str:
-        return self.tag("harness.kind")
+        return self.tag(tag.KIND)
 
     @property
     def devices(self) -> list[str]:
-        return [d for d in self.tag("harness.devices_ran").split(",") if d]
+        return [d for d in self.tag(tag.DEVICES_RAN).split(",") if d]
 
     @cached_property
     def spec(self) -> dict[str, Any]:
@@ -63,27 +61,15 @@ class RunView:
         """The interval of a timing's rounds at the spec's confidence level, the one its verdicts use."""
         return rounds_interval(values, self.confidence)
 
-    def now(self, name: str) -> str:
-        """A metric's name today, from the one it was recorded under."""
-        return current_name(name, self.renamed)
-
-    def former(self, name: str) -> list[str]:
-        """``name`` and the names a store written before a rename may hold it under."""
-        olds: dict[str, list[str]] = {}
-        for old, new in self.renamed.items():
-            olds.setdefault(new, []).append(old)
-        parts = [[p, *olds.get(p, [])] for p in name.split(".")]
-        return [".".join(choice) for choice in itertools.product(*parts)]
-
     @cached_property
     def measured(self) -> dict[str, dict[str, dict[str, Any]]]:
         """What each (device, seed) measured, by today's metric names."""
         raw = tracking.load_json(self.run_id, "measured.json")
 
         def renamed(values: dict[str, Any]) -> dict[str, Any]:
-            out = {self.now(k): v for k, v in values.items()}
+            out = {renames.current(k): v for k, v in values.items()}
             if isinstance(out.get("rounds"), dict):
-                out["rounds"] = {self.now(k): v for k, v in out["rounds"].items()}
+                out["rounds"] = {renames.current(k): v for k, v in out["rounds"].items()}
             return out
 
         return {device: {seed: renamed(m) for seed, m in seeds.items()} for device, seeds in raw.items()}
@@ -120,7 +106,7 @@ class RunView:
     def series(self, name: str, device: str, seed: int | str) -> pd.DataFrame:
         """A metric of one unit as (step, value), under today's name or a former one (read once, then copies)."""
         unit = self.unit(device, seed)
-        for candidate in self.former(name):
+        for candidate in renames.former(name):
             found = self._once("series", candidate, unit, tracking.metric_history)
             if not found.empty:
                 return found

@@ -59,10 +59,10 @@ def check(view: RunView, printed: list[Printed], device: str | None = None) -> A
     error = float(view.spec.get("family_error", family.ERROR))
     rows, located = [], []
     for p in printed:
-        found = kind.locate(view, device, p.quantity, p.at, p.format)
+        found = kind.locate(view, device, p.label, p.at, p.format)
         located.append(found)
-        where = p.quantity + (f" at {p.at}" if p.at is not None else "")
-        row = {"printed": where, "quantity": found.metric if found else p.quantity, "value": p.value,
+        where = p.label + (f" at {p.at}" if p.at is not None else "")
+        row = {"printed": where, "quantity": found.metric if found else "-", "value": p.value,
                "seeds": len(found.values) if found else 0, "book": _book(view, found.metric) if found else ""}
         if found is None or found.why:
             row["verdict"] = NOT_COMPARED + (f": {found.why}" if found else f": {view.name} measures no such thing")

@@ -17,13 +17,14 @@ from harness.judging.stats import Interval, median, number, ratio_interval, seed
 from harness.kinds import registry
 from harness.kinds.base import Metric
 from harness.reading import results
+from harness.store import tags as tag
 
 THRESHOLD = 0.05  # relative: a timing within 5% either way, a value within 5% of A's, is not a change
 DRIFT_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 FALSE_CALLS = 0.05  # in an A/A pair, at most this fraction of timings may be called faster or slower
 ABS_FLOOR = 1e-6  # values this close count as equal whatever their size (a loss of 1e-9 against 1.1e-9)
 ENV_KEYS = ["git.commit", "git.dirty", "lock", "torch", "torch.cuda", "cudnn", "python", "numpy", "scipy", "cpu.model",
-            "cpu.count", "gpu.model", "torch.threads", "platform", "harness.executor"]
+            "cpu.count", "gpu.model", "torch.threads", "platform", tag.EXECUTOR]
 NO_CHANGE, INCONCLUSIVE = "no change", "inconclusive"
 HOW = ("timings: B / A of the median rounds, within both sides' confidence sequences at half the error each; "
        "other values: B - A of the means over seeds, Student's t (paired by seed) or Welch's t.")
@@ -41,7 +42,7 @@ class Direction:
 
 def entry(kind: str, metric: str) -> Metric | None:
     """The kind's metric table entry for ``metric`` (None for an unknown kind or a metric it no longer declares)."""
-    found = registry.KINDS.get(kind)
+    found = registry.get(kind, required=False)
     return found.metric(metric) if found else None
 
 
@@ -52,12 +53,6 @@ def direction(kind: str, metric: str, timing: bool) -> Direction:
         return Direction(0, "higher", "lower")
     good, bad = ("faster", "slower") if timing or declared.speed else ("better", "worse")
     return Direction(declared.sign, good, bad) if declared.sign > 0 else Direction(declared.sign, bad, good)
-
-
-def current_names(kind: str, samples: pd.DataFrame) -> pd.DataFrame:
-    """Samples with the names their metrics go by now (a store written before a rename keeps the old ones)."""
-    found = registry.KINDS.get(kind)
-    return results.current_names(samples, found.renamed) if found else samples
 
 
 def _timing(a: list[float], b: list[float], threshold: float, confidence: float) -> tuple[Interval, float, float]:
@@ -107,8 +102,8 @@ def _without_repeats(both: pd.DataFrame) -> pd.DataFrame:
 def compare_runs(spec: str, a: pd.Series, b: pd.Series, threshold: float = THRESHOLD,
                  confidence: float = 0.95) -> pd.DataFrame:
     """Every (device, metric) two runs of one spec both measured: A, B, the change, its interval, the verdict."""
-    kind = str(b.get("tags.harness.kind") or a.get("tags.harness.kind") or "")
-    sa, sb = (current_names(kind, results.samples(run)) for run in (a, b))
+    kind = tag.value(b, tag.KIND) or tag.value(a, tag.KIND)
+    sa, sb = (results.samples(run) for run in (a, b))
     both = sa.merge(sb, on=["device", "metric", "basis"], suffixes=(" A", " B"))
     derived = [bool((e := entry(kind, m)) and e.derived_from) for m in both["metric"]]
     both = both[~pd.Series(derived, index=both.index, dtype=bool)]
@@ -135,7 +130,7 @@ def compare_runs(spec: str, a: pd.Series, b: pd.Series, threshold: float = THRES
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def compare(a: results.Resolved, b: results.Resolved, threshold: float = THRESHOLD,
+def compare(a: results.RunSet, b: results.RunSet, threshold: float = THRESHOLD,
             confidence: float = 0.95) -> pd.DataFrame:
     """Every spec both sides hold, compared metric by metric."""
     frames = [compare_runs(name, a.runs[name], b.runs[name], threshold, confidence)
@@ -144,7 +139,7 @@ def compare(a: results.Resolved, b: results.Resolved, threshold: float = THRESHO
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
-def environment(a: results.Resolved, b: results.Resolved) -> pd.DataFrame:
+def environment(a: results.RunSet, b: results.RunSet) -> pd.DataFrame:
     """The environment of each side, the keys that differ first."""
     rows = [{"key": k, "A": a.tag(k) or "-", "B": b.tag(k) or "-"} for k in ENV_KEYS]
     df = pd.DataFrame(rows)
@@ -181,7 +176,7 @@ def called(df: pd.DataFrame, threshold: float) -> pd.Series:
     return (df["low"] > high) | (df["high"] < low)
 
 
-def drift(a: results.Resolved, b: results.Resolved, thresholds: tuple[float, ...] = DRIFT_THRESHOLDS,
+def drift(a: results.RunSet, b: results.RunSet, thresholds: tuple[float, ...] = DRIFT_THRESHOLDS,
           confidence: float = 0.95) -> pd.DataFrame:
     """An A/A pair (two suites of one commit on one machine, so nothing real changed): at each noise threshold,
     how many of the compared numbers a comparison calls a change, timings and per-seed values apart.

@@ -45,7 +45,7 @@ def speedups_table(views: list[RunView]) -> pd.DataFrame:
     (spec, device, metric), its interval, and every claim on it with its bound and verdict."""
     rows = []
     for view in views:
-        kind = registry.KINDS.get(view.kind)
+        kind = registry.get(view.kind, required=False)
         if kind is None:
             continue
         named = {h.metric for h in history.spec_headlines(view)}

@@ -38,7 +38,7 @@ COLUMNS = ["suite", "started", "commit", "headline", "unit", "device", "machine"
 
 def spec_headlines(view: RunView) -> list[Headline]:
     """The figures a spec run's spec names as its headlines, or, where it names none, its kind's."""
-    kind = registry.KINDS.get(view.kind)
+    kind = registry.get(view.kind, required=False)
     if kind is None:
         return []
     names = view.spec.get("headlines")
@@ -46,7 +46,7 @@ def spec_headlines(view: RunView) -> list[Headline]:
             for metric in (kind.headlines if names is None else names)]
 
 
-def headlines(suite: results.Resolved) -> list[Headline]:
+def headlines(suite: results.RunSet) -> list[Headline]:
     """The figures a suite's specs name as their headlines, or, where a spec names none, its kind's."""
     return [h for _, row in sorted(suite.runs.items()) for h in spec_headlines(RunView(row))]
 
@@ -62,7 +62,7 @@ def _headline_rows(row: pd.Series, figures: list[Headline], when: pd.Series) -> 
     or the run's own) gives the id, start and commit they are filed under."""
     view = RunView(row)
     kind = registry.get(view.kind)
-    samples = results.current_names(kind.derive(view, results.samples(row)), kind.renamed)
+    samples = kind.derive(view, results.samples(row))
     rows = []
     for headline in figures:
         for _, sample in samples[samples["metric"] == headline.metric].iterrows():

@@ -13,12 +13,13 @@ import mlflow
 import pandas as pd
 
 from harness.kinds import registry
+from harness.store import tags as tag
 from harness.store import tracking
 
 if TYPE_CHECKING:
     from harness.reading.view import RunView
 
-SAME = (tracking.SPEC_HASH, tracking.CODE_ID, "device", "device.model", "torch", "torch.threads", "seed")
+SAME = (tag.SPEC_HASH, tag.CODE_ID, "device", "device.model", "torch", "torch.threads", "seed")
 COLUMNS = ["spec", "device", "device_model", "seed", "run", "repeat", "curves", "points", "identical",
            "max_abs_difference"]
 
@@ -28,17 +29,17 @@ def twin(unit: pd.Series) -> str | None:
     if any(pd.isna(unit.get(f"tags.{k}")) for k in SAME):
         return None
     where = " and ".join(f"tags.`{k}` = '{unit[f'tags.{k}']}'" for k in SAME)
-    found = mlflow.search_runs(filter_string=f"tags.`{tracking.ROLE}` = 'unit' and {where} and "
+    found = mlflow.search_runs(filter_string=f"tags.`{tag.ROLE}` = '{tag.UNIT}' and {where} and "
                                              "attributes.status = 'FINISHED'",
                                order_by=["attributes.start_time DESC"], search_all_experiments=True)
     if found.empty:
         return None
-    reused = found.get(f"tags.{tracking.REUSED_FROM}", pd.Series(index=found.index, dtype=object))
+    reused = found.get(f"tags.{tag.REUSED_FROM}", pd.Series(index=found.index, dtype=object))
     found = found[(found["run_id"] != unit["run_id"]) & reused.isna()]
     return None if found.empty else found.iloc[0]["run_id"]
 
 
-def compare(a: str, b: str, curves: tuple[str, ...]) -> dict[str, object]:
+def curve_differences(a: str, b: str, curves: tuple[str, ...]) -> dict[str, object]:
     """How many curves and points two unit runs share, whether they are equal, and the largest difference."""
     n_curves = points = 0
     worst = 0.0
@@ -60,16 +61,16 @@ def table(views: list[RunView]) -> pd.DataFrame:
     """One row per unit of ``views`` that has a repeat in the store, for kinds that declare curves."""
     rows = []
     for view in views:
-        curves = registry.KINDS[view.kind].curves if view.kind in registry.KINDS else ()
+        curves = getattr(registry.get(view.kind, required=False), "curves", ())
         if not curves:
             continue
         for _, unit in tracking.unit_runs(view.run_id).iterrows():
-            if not pd.isna(unit.get(f"tags.{tracking.REUSED_FROM}")):
+            if not pd.isna(unit.get(f"tags.{tag.REUSED_FROM}")):
                 continue  # a copy of an earlier run (--resume), not a run of its own
             other = twin(unit)
             if other is None:
                 continue
-            got = compare(unit["run_id"], other, curves)
+            got = curve_differences(unit["run_id"], other, curves)
             if got["curves"]:
                 rows.append({"spec": view.name, "device": unit["tags.device"],
                              "device_model": unit["tags.device.model"], "seed": unit["tags.seed"],

@@ -28,6 +28,7 @@ from harness.reading.view import RunView
 from harness.reporting import compare, families, history, repeats, tables
 from harness.reporting import first_screen as first_screen_mod
 from harness.schema import BASES, natural_order
+from harness.store import tags as tag
 from harness.store import tracking
 
 VERDICT_COLUMNS = ["ref", "metric", "device", "basis", "expected", "measured", "tolerance", "status",
@@ -83,7 +84,7 @@ def summary(views: list[RunView], suite_id: str = "") -> pd.DataFrame:
         counts = gating["status"].value_counts()
         rows.append({
             "section": v.spec.get("section") or "-", "spec": f"{v.name}{v.suffix}", "smoke": bool(v.spec.get("smoke")),
-            "refs": v.tag("harness.refs"), "kind": v.kind, "devices": ",".join(v.devices) or "-",
+            "refs": v.tag(tag.REFS), "kind": v.kind, "devices": ",".join(v.devices) or "-",
             "seeds": v.tag("seeds"), **{column(s): int(counts.get(s, 0)) for s in STATUSES},
             "info": int((~v.verdicts["gate"].astype(bool)).sum()), "weak": int((gating["weak"]).sum()),
             "verdict": overall(v.verdicts.itertuples()), "wall_s": _rounded(_seconds(v.row)),
@@ -198,10 +199,10 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
     views: list[RunView] = []
     if runs.empty:
         return views
-    for _, group in runs.groupby(f"tags.{tracking.SPEC_NAME}", sort=True):
+    for _, group in runs.groupby(f"tags.{tag.SPEC_NAME}", sort=True):
         newest = tables.view(group.iloc[0], figures)
         views.append(newest)
-        ran = group["tags.harness.devices_ran"].fillna("").str.split(",")
+        ran = group[tag.column(tag.DEVICES_RAN)].fillna("").str.split(",")
         for device in ("cpu", "cuda"):
             if device in newest.devices:
                 continue
@@ -215,7 +216,7 @@ def standalone_runs(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """For each spec whose newest run was made outside a suite (``harness run``) and that has run more than once:
     the headline figures of its last runs (``history.runs_of_spec``)."""
     out = {}
-    for name, group in runs.groupby(f"tags.{tracking.SPEC_NAME}", sort=True):
+    for name, group in runs.groupby(f"tags.{tag.SPEC_NAME}", sort=True):
         parent = group.iloc[0].get("tags.mlflow.parentRunId")
         if len(group) >= 2 and not (isinstance(parent, str) and parent):
             df = history.runs_of_spec(group)
@@ -251,7 +252,7 @@ def history_section(df: pd.DataFrame, figures: Path) -> list[str]:
             md_table(history.pivot(df)), ""]
 
 
-def drift_section(pair: tuple[results.Resolved, results.Resolved] | None, table: pd.DataFrame) -> list[str]:
+def drift_section(pair: tuple[results.RunSet, results.RunSet] | None, table: pd.DataFrame) -> list[str]:
     """How many changes `harness compare` calls between two suites of one commit and machine, by threshold."""
     if pair is None:
         return []
@@ -350,10 +351,10 @@ def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
 
 def spec_section(view: RunView, standalone: dict[str, pd.DataFrame] | None) -> list[str]:
     """One spec run's section: what it is, its verdicts and family, then its kind's tables and figures."""
-    parts = [f'<a id="{view.name}{view.suffix}"></a>', "", f"## {view.tag('harness.title') or view.name}", "",
+    parts = [f'<a id="{view.name}{view.suffix}"></a>', "", f"## {view.tag(tag.TITLE) or view.name}", "",
              (f"Section {view.spec['section']}, " if view.spec.get("section") else "")
              + ("a smoke test (not the book's result): " if view.spec.get("smoke") else "")
-             + f"spec `{view.name}` (kind `{view.kind}`, refs {view.tag('harness.refs')}), run `{view.run_id}`, "
+             + f"spec `{view.name}` (kind `{view.kind}`, refs {view.tag(tag.REFS)}), run `{view.run_id}`, "
              f"seeds {view.tag('seeds')}, devices {','.join(view.devices) or '-'} ({view.tag('device.models')}), spec "
              f"hash `{view.tag('spec.hash')}`.", ""]
     if view.spec.get("description"):

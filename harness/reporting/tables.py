@@ -13,13 +13,13 @@ import pandas as pd
 from harness.kinds import registry
 from harness.reading.results import ResultsError, resolve
 from harness.reading.view import RunView
+from harness.store import tags as tag
 from harness.store import tracking
 
 
 def view(row: pd.Series, figures: Path | None = None, suffix: str = "") -> RunView:
-    """A recorded spec run as its kind reads it: metrics recorded under former names go by today's."""
-    kind = registry.KINDS.get(str(row.get("tags.harness.kind")))
-    return RunView(row, figures, suffix, renamed=kind.renamed if kind else {})
+    """A recorded spec run, read back."""
+    return RunView(row, figures, suffix)
 
 
 def view_tables(view: RunView) -> dict[str, pd.DataFrame]:
@@ -38,13 +38,13 @@ def _spec_row(spec: str, tracking_uri: str | None, run: str | None, suite: str |
         raise ResultsError("give run or suite, not both")
     if run or suite:
         found = resolve(run or suite, tracking_uri)  # type: ignore[arg-type]
-        if run and found.kind != "spec":
+        if run and found.role != tag.SPEC:
             raise ResultsError(f"run {run}: not a spec run (a suite is given as suite=)")
         if spec not in found.runs:
             raise ResultsError(f"{found.label} holds no finished run of spec {spec!r}")
         return found.runs[spec]
     runs = tracking.spec_runs(tracking_uri)
-    mine = runs[runs[f"tags.{tracking.SPEC_NAME}"] == spec] if not runs.empty else runs
+    mine = runs[runs[f"tags.{tag.SPEC_NAME}"] == spec] if not runs.empty else runs
     if mine.empty:
         raise ResultsError(f"{tracking.tracking_uri(tracking_uri)} holds no finished run of spec {spec!r}")
     return mine.iloc[0]

@@ -24,13 +24,12 @@ from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 
 from harness.errors import StoreError
+from harness.store.tags import ENDED_BY, HEARTBEAT, HOST, PID, STARTED
 
 LOCK_WAIT_S = 120.0  # how long a write may keep meeting a locked database before it gives up
 CREATE_WAIT_S = 600.0  # how long a runner waits for another to create or upgrade the store
 HEARTBEAT_S = 30.0
 STALE_S = 600.0  # a run on another host with no heartbeat for this long has lost its process
-HOST, PID, STARTED, HEARTBEAT = "harness.host", "harness.pid", "harness.pid_started", "harness.heartbeat"
-ENDED_BY = "harness.ended_by"
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m harness.store.server``: ``harness server`` for a machine with MLflow and psycopg only."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m harness.server", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m harness.store.server", description=__doc__.splitlines()[0])
     add_arguments(p)
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -30,6 +30,7 @@ from harness.judging.rounds import Plan
 from harness.judging.stats import is_finite_number
 from harness.machine import device as devices
 from harness.store import opening
+from harness.store import tags as tag
 from harness.store.locks import (
     HEARTBEATS,
     StoreError,
@@ -43,9 +44,6 @@ from harness.store.locks import (
 
 EXPERIMENT = "d2l-cnn-chapter"
 DEFAULT_DB = "mlflow.db"
-ROLE, SPEC_NAME = "harness.role", "harness.spec"
-CODE_ID, ENV_HASH, SPEC_HASH = "code.id", "env.hash", "spec.hash"
-REUSED_FROM = "harness.reused_from"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow 3: open on runs, not GenAI traces
 
 for _name in ("mlflow", "alembic", "mlflow.store.db.utils"):
@@ -349,10 +347,10 @@ def finished_units(tags: dict[str, str]) -> dict[tuple[str, int], str]:
 
     A unit that finished inside a spec run that was later killed or failed counts: it finished.
     """
-    keys = (SPEC_NAME, SPEC_HASH, CODE_ID, ENV_HASH)
+    keys = (tag.SPEC_NAME, tag.SPEC_HASH, tag.CODE_ID, tag.ENV_HASH)
     where = " and ".join(f"tags.`{k}` = '{tags[k]}'" for k in keys)
-    runs = mlflow.search_runs(filter_string=f"tags.`{ROLE}` = 'unit' and attributes.status = 'FINISHED' and {where}",
-                              order_by=["attributes.start_time DESC"])
+    units = f"tags.`{tag.ROLE}` = '{tag.UNIT}' and attributes.status = 'FINISHED'"
+    runs = mlflow.search_runs(filter_string=f"{units} and {where}", order_by=["attributes.start_time DESC"])
     found: dict[tuple[str, int], str] = {}
     for _, run in runs.iterrows():
         found.setdefault((run["tags.device"], int(run["tags.seed"])), run["run_id"])
@@ -367,7 +365,7 @@ def copy_unit(source: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
     client = MlflowClient()
     src = client.get_run(source)
     with tempfile.TemporaryDirectory() as tmp:
-        with recorded_run(name, tags=tags | {REUSED_FROM: source}, nested=True) as run:
+        with recorded_run(name, tags=tags | {tag.REUSED_FROM: source}, nested=True) as run:
             target = run.info.run_id
             params = [Param(k, v) for k, v in src.data.params.items()]
             points = [m for key in src.data.metrics for m in client.get_metric_history(source, key)]
@@ -398,13 +396,13 @@ def child_runs(parent_id: str, role: str) -> pd.DataFrame:
     """The finished runs of ``role`` (``spec``, ``unit``) directly under a run, newest first."""
     return _found(mlflow.search_runs(
         search_all_experiments=True, order_by=["attributes.start_time DESC"],
-        filter_string=(f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{ROLE}` = '{role}' "
+        filter_string=(f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{tag.ROLE}` = '{role}' "
                        "and attributes.status = 'FINISHED'")))
 
 
 def unit_runs(spec_run_id: str) -> pd.DataFrame:
     """The finished unit runs (one per device and seed) under a spec run."""
-    return child_runs(spec_run_id, "unit")
+    return child_runs(spec_run_id, tag.UNIT)
 
 
 def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:
@@ -414,7 +412,7 @@ def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:
         return pd.DataFrame()
     runs = mlflow.search_runs(
         experiment_ids=[exp_id],
-        filter_string=f"tags.`{ROLE}` = 'spec' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`{tag.ROLE}` = '{tag.SPEC}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )
     return _found(runs)

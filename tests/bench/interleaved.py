@@ -17,8 +17,8 @@ from harness.execution.units import plan_for
 from harness.judging.rounds import Rounds, run_rounds
 from harness.judging.stats import METHOD, rounds_interval
 from harness.judging.verdict import judge_timing
-from harness.kinds.lenet.measure import close_loops, make_loops
-from harness.kinds.lenet.settings import other_loop
+from harness.kinds.training.measure import close_loops, make_loops
+from harness.kinds.training.settings import other_loop
 from harness.machine import device as devices
 from harness.specs.spec import load_spec
 

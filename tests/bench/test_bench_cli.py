@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BAD = "name: x\nkind: lenet\n"
+BAD = "name: x\nkind: training\n"
 
 
 def harness(*args: str) -> subprocess.CompletedProcess:

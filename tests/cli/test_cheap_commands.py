@@ -34,7 +34,7 @@ def test_listing_every_spec_loads_nothing_heavy():
     assert heavy_after(code) == []
 
 
-@pytest.mark.parametrize("text", ["name: x\nkind: lenet\n", "name: bad\ntitle: t\nkind: lenet\nseeds: [0]\n"
+@pytest.mark.parametrize("text", ["name: x\nkind: training\n", "name: bad\ntitle: t\nkind: training\nseeds: [0]\n"
                                   "settings: {model: lenet_pad2_avg, optimizer: sgd, lr: 0.9, epochs: 1, "
                                   "batch_size: 0}\nreferences: [{metric: test_acc, source: C2, basis: derived, "
                                   "working: w, at_least: 0.1}]\n"])

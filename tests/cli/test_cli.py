@@ -70,7 +70,7 @@ def test_a_cpu_run_prints_nothing_on_stderr_but_its_own_lines(tmp_path, write_sp
     paths = [write_spec(CONV | {"timing": {"rounds": 3, "max_rounds": 3, "budget_s": 0}})]
     if D.DEBIAN_DIR.is_dir() or os.environ.get(D.ENV_DIR):
         paths.append(write_spec({
-            "name": "lenet-one-epoch", "title": "one epoch of each loop", "kind": "lenet", "seeds": [0],
+            "name": "lenet-one-epoch", "title": "one epoch of each loop", "kind": "training", "seeds": [0],
             "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 1,
                          "loops": ["harness", "tutorial"]},
             "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}))

@@ -172,8 +172,8 @@ def test_the_cublas_setting_is_in_place_before_torch_touches_cuda():
 
 
 def test_resizing_a_batch_at_a_time_gives_the_whole_set_resized_at_once():
-    from harness.kinds.lenet.measure import resizer
-    from harness.kinds.lenet.settings import Settings
+    from harness.kinds.training.measure import resizer
+    from harness.kinds.training.settings import Settings
 
     x = torch.rand(70, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     settings = Settings.model_validate({"model": "nin", "resize": 67, "optimizer": "sgd", "lr": 0.1, "epochs": 1})
@@ -184,12 +184,12 @@ def test_resizing_a_batch_at_a_time_gives_the_whole_set_resized_at_once():
 
 
 def test_a_whole_lenet_unit_takes_cudas_branches_on_the_fake(fake, tiny, memory_recorder, clock_reads, tmp_path):
-    from harness.kinds.modern_cnn import KIND
-    from harness.kinds.modern_cnn.settings import Settings
+    from harness.kinds.training import KIND
+    from harness.kinds.training.settings import Settings
 
     settings = Settings.model_validate({
-        "model": "nin", "resize": 67, "train_examples": 64, "test_examples": 40, "optimizer": "adam", "lr": 0.001,
-        "batch_size": 32, "epochs": 1, "data_dir": str(tiny.root), "progress": False})
+        "recipe": "train_ch6", "model": "nin", "resize": 67, "train_examples": 64, "test_examples": 40,
+        "optimizer": "adam", "lr": 0.001, "batch_size": 32, "epochs": 1, "data_dir": str(tiny.root), "progress": False})
     out = KIND.run(settings, memory_recorder(device="cuda"))
     assert 0 <= out["test_acc"] <= 1 and out["harness.matmul_peak_gflops"] > 0
     assert synchronised(fake.calls) and harness_readers(clock_reads) == {devices.__name__}

@@ -18,6 +18,7 @@ from mlflow.entities import ViewType
 
 from harness.cli import main
 from harness.reading import bundle
+from harness.store import tags as tag
 from harness.store import tracking
 from harness.store.locks import StoreError
 from tests.execution.test_runner import SPEC
@@ -306,14 +307,14 @@ def test_an_import_killed_half_way_is_finished_by_the_next(recorded, here, tmp_p
         mp.setattr(bundle, "_delete", lambda client, run_ids: None)  # killed: nothing cleans up
         assert main(["import", "--tracking-uri", there, "good.tgz"]) == 4
     left = imported(there)
-    assert sorted(bundle.IMPORTING in r.data.tags for r in left) == [False, True]  # one whole, one half-made
+    assert sorted(tag.IMPORTING in r.data.tags for r in left) == [False, True]  # one whole, one half-made
     capsys.readouterr()
     assert main(["import", "--tracking-uri", there, "good.tgz"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("imported 1 run(s) into ") and "; 1 were already there" in out
     runs = imported(there)
-    assert len(runs) == 2 and not any(bundle.IMPORTING in r.data.tags for r in runs)
-    assert {r.info.run_id for r in runs} > {r.info.run_id for r in left if bundle.IMPORTING not in r.data.tags}
+    assert len(runs) == 2 and not any(tag.IMPORTING in r.data.tags for r in runs)
+    assert {r.info.run_id for r in runs} > {r.info.run_id for r in left if tag.IMPORTING not in r.data.tags}
     assert snapshot(there) == snapshot(here)
 
 

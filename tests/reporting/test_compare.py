@@ -77,10 +77,10 @@ def test_a_git_commit_names_the_newest_suite_at_it(two_suites, monkeypatch):
     suites = results.suites(uri)
     commit = suites["tags.git.commit"].iloc[0]
     found = results.resolve(commit[:8], uri)
-    assert found.kind == "suite" and found.row["run_id"] == suites["run_id"].iloc[0]
+    assert found.role == "suite" and found.row["run_id"] == suites["run_id"].iloc[0]
     spec_run = found.runs["edge-small"]["run_id"]
     single = results.resolve(spec_run[:10], uri)
-    assert single.kind == "spec" and list(single.runs) == ["edge-small"]
+    assert single.role == "spec" and list(single.runs) == ["edge-small"]
 
 
 @pytest.mark.parametrize("iv, verdict", [
@@ -96,15 +96,15 @@ def test_three_way_verdict_on_a_timing(iv, verdict):
 
 
 def test_directions_follow_the_metric():
-    assert compare.direction("lenet", "test_acc", timing=False).up == "better"
+    assert compare.direction("training", "test_acc", timing=False).up == "better"
     assert compare.direction("edge_kernel", "final_loss", timing=False).up == "worse"
     assert compare.direction("conv_throughput", "unfold_over_loop_claim", timing=True).up == "faster"
     assert compare.direction("batch_speed", "epoch_s_b1", timing=True).up == "slower"
     assert compare.direction("batch_speed", "epoch_ratio_1_over_10", timing=True).up == "higher"
     assert compare.direction("batch_speed", "update_s.b10", timing=True).up == "slower"
     assert compare.direction("batch_speed", "examples_per_s_max", timing=True).up == "faster"
-    assert compare.direction("lenet", "epoch_s", timing=False).up == "slower"
-    assert compare.direction("lenet", "harness.fraction_of_peak", timing=True).up == "faster"
+    assert compare.direction("training", "epoch_s", timing=False).up == "slower"
+    assert compare.direction("training", "harness.fraction_of_peak", timing=True).up == "faster"
 
 
 def test_each_number_is_compared_once():

@@ -11,6 +11,7 @@ import torch
 from harness.cli import main
 from harness.kinds import registry
 from harness.reporting import report
+from harness.store import tags as tag
 from tests.execution.test_runner import SPEC
 
 
@@ -118,10 +119,10 @@ def test_the_cuda_table_names_the_gpu_the_nodes_libraries_and_the_peak_memory(st
     experiment = tracking.connect(store)
     client = MlflowClient(store)
     spec = client.create_run(experiment, tags={
-        tracking.ROLE: "spec", tracking.SPEC_NAME: "lenet-c1", "harness.devices_ran": "cuda",
+        tag.ROLE: "spec", tag.SPEC_NAME: "lenet-c1", "harness.devices_ran": "cuda",
         "gpu.model": "NVIDIA H200", "torch": "2.11.0+cu130", "torch.cuda": "13.0", "cudnn": "91900"}).info.run_id
     for seed, peak in ((0, 812.5), (1, 1024.0)):
-        unit = client.create_run(experiment, tags={tracking.ROLE: "unit", "mlflow.parentRunId": spec, "device": "cuda",
+        unit = client.create_run(experiment, tags={tag.ROLE: "unit", "mlflow.parentRunId": spec, "device": "cuda",
                                                    "seed": str(seed), "device.tf32_cudnn": "true"}).info.run_id
         client.log_metric(unit, PEAK_MEMORY, peak)
         client.set_terminated(unit)

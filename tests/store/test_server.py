@@ -17,10 +17,10 @@ import pytest
 from harness.store import server as srv
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNERS = [["edge-kernel-handwritten.yaml", "worked-convolution.yaml"],
-           ["edge-kernel-nn-conv2d.yaml", "worked-pooling.yaml"],
-           ["edge-kernel-transposed-2x1.yaml", "worked-lenet-shapes.yaml"],
-           ["edge-kernel-large-target.yaml", "edge-kernel-transposed-1x2.yaml"]]
+RUNNERS = [["edge-kernel-nn-conv2d.yaml", "worked-convolution.yaml"],  # curves, tables and figures through it
+           ["structure-nin.yaml", "worked-pooling.yaml"],
+           ["worked-batch-norm.yaml", "worked-lenet-shapes.yaml"],
+           ["structure-alexnet.yaml", "worked-skip-blocks.yaml"]]
 
 
 def free_port() -> int:

@@ -70,7 +70,7 @@ def short_suite(tmp_path, monkeypatch):
     make_dataset(tmp_path / "idx", monkeypatch, n_train=512, n_test=200)
     specs = tmp_path / "specs"
     specs.mkdir()
-    lenet = {"name": "lenet-tiny", "title": "LeNet, three seeds, generated data", "kind": "lenet",
+    lenet = {"name": "lenet-tiny", "title": "LeNet, three seeds, generated data", "kind": "training",
              "seeds": [0, 1, 2],
              "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.003, "batch_size": 64,
                           "epochs": 3, "data_dir": str(tmp_path / "idx"), "progress": False},

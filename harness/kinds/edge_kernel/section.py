@@ -13,17 +13,17 @@ if TYPE_CHECKING:
     from harness.reading.view import RunView
 
 
-def locate(view: RunView, device: str, quantity: str, at: int | None, form: str) -> Located | None:
+def locate(view: RunView, device: str, label: str, at: int | None, form: str) -> Located | None:
     """An edge-kernel line's number among the run's: the loss at the last step or a checkpoint, a kernel's weight."""
     seeds = view.measured.get(device, {})
     settings = view.spec["settings"]
-    if quantity.startswith("kernel."):
-        i = int(quantity.split(".")[1])
+    if label.startswith("weight "):
+        i = int(label.split()[1])
         flat = [[w for row in m["kernel"] for w in row] for m in seeds.values()]
         if not flat or i >= len(flat[0]):
-            return Located(quantity, why=f"the learned kernel has {len(flat[0]) if flat else 0} weights")
+            return Located(label, why=f"the learned kernel has {len(flat[0]) if flat else 0} weights")
         return Located(f"kernel weight {i}", tuple(f[i] for f in flat))
-    if quantity != "loss" or at is None:
+    if label != "loss" or at is None:
         return None
     if at == settings["steps"]:
         return Located("final_loss", tuple(float(m["final_loss"]) for m in seeds.values()))

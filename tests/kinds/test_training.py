@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from harness.book import data as D
 from harness.cli import main
 from harness.kinds import registry
-from harness.kinds.lenet import KIND
-from harness.kinds.lenet import measure as lenet
+from harness.kinds.training import KIND
+from harness.kinds.training import measure as lenet
 from harness.reading.view import RunView
 from harness.reporting.report import write_report
 from harness.reporting.tables import table
@@ -29,17 +29,16 @@ BASE = {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_registered():
-    assert registry.KINDS["lenet"] is KIND and {"test_acc", "speedup", "early_test_acc_max"} <= set(KIND.names)
+def test_registered_and_read_under_its_former_names():
+    assert registry.get("lenet") is registry.get("modern_cnn") is registry.get("training") is KIND  # older stores
+    assert {"test_acc", "speedup", "early_test_acc_max"} <= set(KIND.names)
 
 
-def test_the_metric_table_names_each_loop_and_the_former_names():
+def test_the_metric_table_names_each_loop():
     assert {"harness.test_acc", "tutorial.test_acc_per_epoch", "harness.examples_per_s"} <= set(KIND.names)
     assert KIND.timings == {"examples_per_s": " ex/s", "harness.examples_per_s": " ex/s",
                             "tutorial.examples_per_s": " ex/s", "d2l.examples_per_s": " ex/s", "speedup": "x",
                             "harness.gflops": " GFLOP/s", "harness.fraction_of_peak": "%"}
-    assert KIND.current("tutorial.examples_per_sec") == "tutorial.examples_per_s"
-    assert KIND.current("seconds_per_epoch") == KIND.current("epoch_seconds") == "epoch_s"
     assert KIND.metric("speedup").sign == 1 and KIND.metric("tutorial.loss").sign == -1
     assert KIND.metric("test_acc_gap").sign == 0 and KIND.headlines == []
     assert KIND.curves == ("loss", "train_acc", "test_acc", "harness.loss", "harness.train_acc", "harness.test_acc",
@@ -74,7 +73,7 @@ SHIPPED = sorted([*EXPERIMENTS.glob("lenet-*.yaml"), EXPERIMENTS / "studies" / "
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_specs_load(path):
     spec = load_spec(path)
-    assert spec.kind == "lenet" and "cuda" in spec.devices
+    assert spec.kind == "training" and "cuda" in spec.devices
     if path.stem in ("lenet-c1", "lenet-c3"):
         assert len(spec.seeds) >= 3
         assert any(r.gate and r.over == "mean" and r.band for r in spec.references)
@@ -103,7 +102,7 @@ def test_tutorial_optimisation_in_the_specs():
 
 
 def test_unknown_metric_is_a_spec_error(tmp_path):
-    data = {"name": "x", "title": "x", "kind": "lenet", "seeds": [0], "settings": BASE,
+    data = {"name": "x", "title": "x", "kind": "training", "seeds": [0], "settings": BASE,
             "references": [{"metric": "accuracy", "source": "C1", "basis": "chosen before measuring", "at_least": 0.5}]}
     with pytest.raises(SpecError, match="unknown metric 'accuracy'"):
         parse_spec(data, tmp_path / "x.yaml")
@@ -114,7 +113,7 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
     make_dataset(tmp_path / "idx", monkeypatch, n_train=256, n_test=100)
     D.clear_cache()
     spec = {
-        "name": "lenet-tiny", "title": "tiny LeNet", "kind": "lenet", "seeds": [0, 1], "devices": ["cpu", "cuda"],
+        "name": "lenet-tiny", "title": "tiny LeNet", "kind": "training", "seeds": [0, 1], "devices": ["cpu", "cuda"],
         "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 2,
                      "loops": ["harness", "tutorial"], "tutorial_workers": 0, "eval_first_batches": 3,
                      "chance_batches": 2, "data_dir": str(tmp_path / "idx"), "progress": False, "profile": True},
@@ -176,7 +175,7 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
 def test_a_network_written_in_the_spec(tmp_path):
     relu = lenet.Settings.model_validate(BASE | {"model": {"from": "lenet_pad2_avg", "activation": "relu"}})
     assert relu.input_shape == (1, 28, 28)
-    data = {"name": "x", "title": "x", "kind": "lenet", "seeds": [0], "settings": BASE | {"model": {
+    data = {"name": "x", "title": "x", "kind": "training", "seeds": [0], "settings": BASE | {"model": {
         "input": [1, 28, 28], "layers": [{"type": "conv", "channels": 16, "kernel": 5}, {"type": "relu"},
                                          {"type": "flatten"}, {"type": "linear", "features": 10, "in_features": 400}]}},
         "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "at_least": 0.5}]}

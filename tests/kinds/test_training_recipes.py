@@ -1,4 +1,5 @@
-"""F1-F4 and their smoke tests: the book's recipe in the specs, a tiny run through MLflow, the CUDA skip."""
+"""The train_ch6 recipe (F1-F4) and the smoke tests: the book's recipe in the specs, a tiny run through MLflow, the
+CUDA skip."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import torch
 
 from harness.book import data as D
 from harness.cli import main
-from harness.kinds import lenet, registry
-from harness.kinds.modern_cnn import KIND
-from harness.kinds.modern_cnn.settings import Settings
+from harness.kinds.training import KIND
+from harness.kinds.training.settings import Settings
 from harness.reading.view import RunView
 from harness.reporting.report import write_report
 from harness.reporting.tables import table
@@ -26,10 +26,16 @@ BOOK = {"alexnet": ("alexnet", 224, 0.01), "vgg": ("vgg11_small", 224, 0.05), "n
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_registered_with_the_lenet_kinds_measurement():
-    assert registry.KINDS["modern_cnn"] is KIND and KIND.settings is Settings
-    assert (KIND.metrics, KIND.measure, KIND.tables, KIND.section, KIND.curves) == (
-        lenet.KIND.metrics, lenet.KIND.measure, lenet.KIND.tables, lenet.KIND.section, lenet.KIND.curves)
+def test_the_recipe_sets_the_books_defaults_and_a_field_set_wins():
+    ch6 = Settings.model_validate({"recipe": "train_ch6", "model": "alexnet", "resize": 224, "lr": 0.01})
+    assert (ch6.init, ch6.optimizer, ch6.batch_size, ch6.epochs, ch6.ceiling, ch6.fold) == (
+        "xavier", "sgd", 128, 10, True, 1)
+    short = Settings.model_validate({"recipe": "train_ch6", "model": "nin", "resize": 96, "lr": 0.1, "epochs": 3})
+    assert (short.epochs, short.batch_size) == (3, 128)
+    ch5 = Settings.model_validate({"model": "lenet_pad2_avg", "optimizer": "sgd", "lr": 0.9, "epochs": 10})
+    assert (ch5.recipe, ch5.init, ch5.batch_size, ch5.ceiling, ch5.fold) == ("train_ch5", "default", 256, False, None)
+    with pytest.raises(ValueError, match="recipe"):
+        Settings.model_validate({"recipe": "train_ch7", "model": "alexnet", "lr": 0.01})
 
 
 @pytest.mark.parametrize("name", sorted(BOOK))
@@ -81,9 +87,9 @@ def test_a_tiny_run_records_speed_against_the_ceiling(tmp_path, store, monkeypat
     make_dataset(tmp_path / "idx", monkeypatch, n_train=128, n_test=40)
     D.clear_cache()
     path = write_spec({
-        "name": "nin-tiny", "title": "tiny NiN", "kind": "modern_cnn", "seeds": [0], "devices": ["cpu", "cuda"],
-        "settings": {"model": "nin", "resize": 67, "train_examples": 64, "optimizer": "adam", "lr": 0.001,
-                     "batch_size": 32, "epochs": 2, "data_dir": str(tmp_path / "idx"), "progress": False},
+        "name": "nin-tiny", "title": "tiny NiN", "kind": "training", "seeds": [0], "devices": ["cpu", "cuda"],
+        "settings": {"recipe": "train_ch6", "model": "nin", "resize": 67, "train_examples": 64, "optimizer": "adam",
+                     "lr": 0.001, "batch_size": 32, "epochs": 2, "data_dir": str(tmp_path / "idx"), "progress": False},
         "references": [{"metric": "test_acc", "source": "H2", "basis": "chosen before measuring", "at_least": 0.0}]})
     assert main(["run", str(path)]) == 0
     run = tracking.spec_runs().iloc[0]
@@ -103,5 +109,5 @@ def test_a_tiny_run_records_speed_against_the_ceiling(tmp_path, store, monkeypat
 
 
 def test_fold_is_off_by_default():
-    s = Settings.model_validate({"model": "alexnet", "resize": 224, "lr": 0.01})
+    s = Settings.model_validate({"recipe": "train_ch6", "model": "alexnet", "resize": 224, "lr": 0.01})
     assert s.fold == 1 and s.batch_size == 128 and s.optimizer == "sgd" and s.input_shape == (1, 224, 224)

@@ -1,12 +1,16 @@
-"""The lenet kind's settings and metric table: what a spec may ask of a trained network, and what a run measures.
+"""The training kind's settings and metric table: what a spec may ask of a network trained on Fashion-MNIST, and
+what a run measures.
 
-Without torch: validating a spec reads this, not the training code (``measure``).
+``recipe`` names the book's recipe a spec starts from: ``train_ch5`` (5.5-5.12: LeNet, the port's later networks;
+batch 256, PyTorch's own init) or ``train_ch6`` (d2l's 7.1-7.7: xavier init, SGD, batch 128, 10 epochs, the
+matmul ceiling measured, no fold). A field the spec sets wins over its recipe. Without torch: validating a spec
+reads this, not the training code (``measure``).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -18,7 +22,15 @@ LOOPS = ("harness", "tutorial", "d2l")  # this harness's loop, the pages' loop, 
 GAPS = ("loss", "train_acc", "test_acc")  # with two loops: harness minus the other, per seed (``test_acc_gap``)
 
 
+RECIPES: dict[str, dict[str, Any]] = {
+    "train_ch5": {},
+    "train_ch6": {"init": "xavier", "optimizer": "sgd", "batch_size": 128, "epochs": 10, "ceiling": True, "fold": 1},
+}
+
+
 class Settings(Strict):
+    recipe: Literal["train_ch5", "train_ch6"] = Field("train_ch5", description="the book's recipe the other "
+                                                      "fields default to (the module's docstring)")
     model: nets.ModelRef = Field(description="a named network (harness.book.nets.NAMED) or a network definition")
     dataset: Literal["fashion-mnist", "mnist"] = "fashion-mnist"
     resize: int | None = Field(None, ge=8, le=512, description="images resized to resize x resize, a batch at a time")
@@ -58,6 +70,14 @@ class Settings(Strict):
         """One example's (C, H, W) as the network sees it."""
         return (1, self.resize or 28, self.resize or 28)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: Any) -> Any:
+        """The recipe's defaults under the fields the spec sets."""
+        if isinstance(data, dict) and data.get("recipe") in RECIPES:
+            return RECIPES[data["recipe"]] | data
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         size = self.resize or 28
@@ -92,7 +112,7 @@ class Settings(Strict):
 def _each_loop(*metrics: Metric) -> tuple[Metric, ...]:
     """Each metric under its plain name (the first loop's) and as each loop's own (``tutorial.test_acc``)."""
     return tuple(m for metric in metrics for m in (metric, *(
-        replace(metric, name=f"{loop}.{metric.name}", meaning=f"{metric.meaning} ({loop} loop)", formerly=())
+        replace(metric, name=f"{loop}.{metric.name}", meaning=f"{metric.meaning} ({loop} loop)")
         for loop in LOOPS)))
 
 
@@ -108,10 +128,9 @@ METRICS: tuple[Metric, ...] = (
         Metric("train_acc", "fraction", "higher", "training accuracy of an epoch (step = epoch); the final epoch's"),
         Metric("test_acc", "fraction", "higher", "test accuracy after an epoch (step = epoch); the final epoch's"),
         Metric("epoch_s", "s", "lower", "wall seconds of an epoch, training pass and test evaluation "
-               "(step = epoch); their mean over the epochs", formerly=("seconds_per_epoch", "epoch_seconds")),
+               "(step = epoch); their mean over the epochs"),
         Metric("examples_per_s", "ex/s", "higher", "training examples / seconds of a training pass, data loading "
-               "included, test evaluation excluded (step = epoch); the median round", timed=True,
-               formerly=("examples_per_sec",)),
+               "included, test evaluation excluded (step = epoch); the median round", timed=True),
         Metric("loss_per_epoch", "", "lower", "the mean training loss of every epoch"),
         Metric("train_acc_per_epoch", "fraction", "higher", "the training accuracy of every epoch"),
         Metric("test_acc_per_epoch", "fraction", "higher", "the test accuracy after every epoch"),

@@ -23,7 +23,7 @@ from harness.book.peer import D2lLoop
 from harness.book.train import HarnessLoop, TutorialLoop, end_epoch, progress_bar
 from harness.judging.rounds import recorded_rounds
 from harness.kinds.base import timings_of
-from harness.kinds.lenet.settings import GAPS, METRICS, Settings, other_loop, series_key
+from harness.kinds.training.settings import GAPS, METRICS, Settings, other_loop, series_key
 from harness.machine import device as devices
 from harness.machine.timing import matmul_peak, profile_ops, training_flops
 

@@ -1,4 +1,4 @@
-"""The lenet kind's report: accuracy per epoch against the printed curve, every seed, the first batches, speed."""
+"""The training kind's report: accuracy per epoch against the printed curve, every seed, the first batches, speed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 from harness.book.nets import CPU_FOLD
 from harness.judging.stats import METHOD
 from harness.kinds.base import Located
-from harness.kinds.lenet.settings import other_loop, series_key
+from harness.kinds.training.settings import other_loop, series_key
 from harness.reading.markdown import interval_columns, md_table, shown_intervals, sig
 
 if TYPE_CHECKING:
@@ -34,14 +34,20 @@ def speedups(view: RunView) -> dict[str, str]:
     return {"speedup": "harness loop over " + BASELINES[other].format(style=settings.get("tutorial_style", "ch5"))}
 
 
-def locate(view: RunView, device: str, quantity: str, at: int | None, form: str) -> Located | None:
+PRINTED = {"loss": "loss", "train acc": "train_acc", "test acc": "test_acc", "examples/sec": "examples_per_s",
+           "time": "epoch_s"}  # a printed label -> the metric it is
+
+
+def locate(view: RunView, device: str, label: str, at: int | None, form: str) -> Located | None:
     """A training line's number among the run's: the final value, or an earlier epoch's from the per-epoch curve;
-    a throughput for information; a train_ch5 loss not at all (its scale changed between the port's versions)."""
+    a throughput or an epoch's time for information; a train_ch5 loss not at all (its scale changed between the
+    port's versions)."""
     seeds = view.measured.get(device, {})
     epochs = view.spec["settings"]["epochs"]
-    if quantity == "examples_per_s":
-        return Located(quantity, tuple(float(m[quantity]) for m in seeds.values()), info=True)
-    if quantity not in ("loss", "train_acc", "test_acc"):
+    quantity = PRINTED.get(label)
+    if quantity in ("examples_per_s", "epoch_s"):  # a machine's speed, shown beside this one's
+        return Located(quantity, tuple(float(m[quantity]) for m in seeds.values() if quantity in m), info=True)
+    if quantity is None:
         return None
     if quantity == "loss" and form == "train_ch5":
         return Located("loss", why="train_ch5 printed its loss on two scales (its printed runs divide the sum of "
