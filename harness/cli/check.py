@@ -10,7 +10,6 @@ from rich.table import Table
 
 from harness.cli.options import EXIT_INCONCLUSIVE, console, store_option
 from harness.specs.spec import SpecError, load_specs
-from harness.store import tags as tag
 
 
 def _lines(args) -> list[str]:
@@ -26,23 +25,28 @@ def _lines(args) -> list[str]:
 
 def _view(args, spec, path: Path):
     """The spec's newest finished run in the store; with ``--run``, a run of it first if there is none."""
+    from harness.reading.results import ResultsError
     from harness.reporting import tables
     from harness.store import tracking
 
+    def newest():
+        try:
+            return tables.newest_run(spec.name, args.tracking_uri)
+        except ResultsError:
+            return None
+
     tracking.connect(args.tracking_uri)
-    runs = tracking.spec_runs(args.tracking_uri)
-    mine = runs[runs[f"tags.{tag.SPEC_NAME}"] == spec.name] if not runs.empty else runs
-    if mine.empty and args.run:
+    row = newest()
+    if row is None and args.run:
         from harness.cli.run import run_one, show
         from harness.execution.executors import Local
 
         show(run_one(path, spec, nested=False, executor=Local()))
-        runs = tracking.spec_runs(args.tracking_uri)
-        mine = runs[runs[f"tags.{tag.SPEC_NAME}"] == spec.name]
-    if mine.empty:
+        row = newest()
+    if row is None:
         raise RuntimeError(f"{tracking.tracking_uri(args.tracking_uri)} holds no finished run of {spec.name}: add "
                            f"--run to run it first ({len(spec.seeds)} seeds), or `harness run {path}`")
-    return tables.view(mine.iloc[0])
+    return tables.view(row)
 
 
 def cmd_check(args) -> int:

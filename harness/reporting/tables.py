@@ -43,8 +43,13 @@ def _spec_row(spec: str, tracking_uri: str | None, run: str | None, suite: str |
         if spec not in found.runs:
             raise ResultsError(f"{found.label} holds no finished run of spec {spec!r}")
         return found.runs[spec]
+    return newest_run(spec, tracking_uri)
+
+
+def newest_run(spec: str, tracking_uri: str | None = None) -> pd.Series:
+    """The newest finished run of the spec called ``spec`` in the store."""
     runs = tracking.spec_runs(tracking_uri)
-    mine = runs[runs[f"tags.{tag.SPEC_NAME}"] == spec] if not runs.empty else runs
+    mine = runs[runs[tag.column(tag.SPEC_NAME)] == spec] if not runs.empty else runs
     if mine.empty:
         raise ResultsError(f"{tracking.tracking_uri(tracking_uri)} holds no finished run of spec {spec!r}")
     return mine.iloc[0]
