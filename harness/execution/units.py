@@ -16,9 +16,8 @@ from harness.book.data import DataMissing
 from harness.judging import family
 from harness.judging.rounds import Plan
 from harness.kinds import registry
+from harness.machine import PEAK_MEMORY, env
 from harness.machine import device as devices
-from harness.machine import env
-from harness.machine.device import PEAK_MEMORY
 from harness.machine.seeding import seed_everything
 from harness.specs.spec import Spec
 from harness.store import tags as tag

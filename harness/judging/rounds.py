@@ -24,7 +24,6 @@ from harness.judging import significance
 from harness.judging.family import ERROR, holm
 from harness.judging.stats import median
 from harness.judging.verdict import claim_range
-from harness.machine import device as devices
 from harness.schema import Reference, TimingPolicy
 
 RoundFn = Callable[[int], dict[str, float]]
@@ -155,6 +154,8 @@ def run_rounds(one_round: RoundFn, plan: Plan, first: int | None = None,
 
 def recorded_rounds(rec: RoundsRecorder, one_round: RoundFn, first: int | None = None) -> Rounds:
     """``run_rounds`` under the recorder's plan, each round logged as it ends and the rounds kept as a table."""
+    from harness.machine import device as devices  # torch: only where rounds are run, not where they are read
+
     out = run_rounds(one_round, rec.plan, first, on_round=rec.log_round, clock=devices.get(rec.device).clock)
     rec.log_table("rounds", out.table())
     return out

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-PEAK_MEMORY = "device.peak_memory_mb"  # the metric a unit records on CUDA
+from harness.machine import PEAK_MEMORY  # noqa: F401 - the metric a unit records on CUDA
 
 
 @cache

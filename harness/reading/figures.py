@@ -1,6 +1,18 @@
-"""Figures for the report: matplotlib without a display, saved beside REPORT.md."""
+"""Figures for the report: matplotlib without a display, saved beside REPORT.md.
+
+Inside ``drawing()`` the files are drawn by worker processes while the report goes on reading the store (drawing is
+most of a report's time, and a 2-core machine has a core free); outside it, each is drawn at once.
+"""
 
 from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import matplotlib
 
@@ -11,11 +23,64 @@ from mlflow import MlflowClient  # noqa: E402
 
 from harness.reading.view import RunView  # noqa: E402
 
+DPI = 110
+_DRAWING: list[tuple[object, list]] = []  # (worker pool, [(job, run id or "", path)]) while ``drawing`` is open
 
-def write(fig, path) -> None:
-    """A figure as a PNG, drawn once (constrained layout, not ``bbox_inches="tight"``, which draws it twice)."""
-    fig.savefig(path, dpi=110)
+
+def _draw(data: bytes, path: str) -> None:
+    """In a worker: a pickled figure drawn to its file."""
+    pickle.loads(data).savefig(path, dpi=DPI)
+
+
+def _pool(workers: int):
+    """Worker processes forked now, while this process has one thread (forking beside threads can deadlock)."""
+    if workers < 1 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork").Pool(workers)
+
+
+@contextmanager
+def drawing(workers: int | None = None) -> Iterator[None]:
+    """Within it, figures are drawn in the background; on leaving, every file is on disk and logged on its run."""
+    pool = _pool(max(1, (os.cpu_count() or 2) - 1) if workers is None else workers)
+    pending: list = []
+    _DRAWING.append((pool, pending))
+    try:
+        yield
+        for job, run_id, path in pending:
+            job.get()
+            if run_id:
+                MlflowClient().log_artifact(run_id, str(path), "figures")
+    finally:
+        _DRAWING.pop()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _submit(fig, path: Path, run_id: str) -> bool:
+    """Hand a figure to the open ``drawing``'s workers; False when there are none or it does not pickle."""
+    if not _DRAWING or _DRAWING[-1][0] is None:
+        return False
+    try:
+        data = pickle.dumps(fig)
+    except Exception:  # an artist that does not pickle (a lambda formatter): drawn here instead
+        return False
     plt.close(fig)
+    pool, pending = _DRAWING[-1]
+    pending.append((pool.apply_async(_draw, (data, str(path))), run_id, path))
+    return True
+
+
+def write(fig, path, run_id: str = "") -> None:
+    """A figure as a PNG, drawn once (constrained layout, not ``bbox_inches="tight"``, which draws it twice), and
+    logged as ``figures/<name>.png`` on run ``run_id`` where one is given."""
+    if _submit(fig, Path(path), run_id):
+        return
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    if run_id:
+        MlflowClient().log_artifact(run_id, str(path), "figures")
 
 
 def save_figure(fig, view: RunView, stem: str, alt: str) -> str:
@@ -23,7 +88,5 @@ def save_figure(fig, view: RunView, stem: str, alt: str) -> str:
     which MLflow's UI shows; a view of no recorded run has none), and return its markdown image line. The figure is
     drawn once: the file the report links is the file the run holds."""
     path, link = view.figure_path(stem)
-    write(fig, path)
-    if view.run_id:
-        MlflowClient().log_artifact(view.run_id, str(path), "figures")
+    write(fig, path, view.run_id or "")
     return f"![{alt}]({link})"

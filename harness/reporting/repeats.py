@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import mlflow
 import pandas as pd
 
 from harness.kinds import registry
@@ -28,10 +27,7 @@ def twin(unit: pd.Series) -> str | None:
     """The newest other finished unit run that repeats ``unit`` (a row of ``tracking.unit_runs``), if any."""
     if any(pd.isna(unit.get(f"tags.{k}")) for k in SAME):
         return None
-    where = " and ".join(f"tags.`{k}` = '{unit[f'tags.{k}']}'" for k in SAME)
-    found = mlflow.search_runs(filter_string=f"tags.`{tag.ROLE}` = '{tag.UNIT}' and {where} and "
-                                             "attributes.status = 'FINISHED'",
-                               order_by=["attributes.start_time DESC"], search_all_experiments=True)
+    found = tracking.finished_runs({tag.ROLE: tag.UNIT} | {k: unit[f"tags.{k}"] for k in SAME})
     if found.empty:
         return None
     reused = found.get(f"tags.{tag.REUSED_FROM}", pd.Series(index=found.index, dtype=object))

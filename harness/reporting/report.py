@@ -21,7 +21,7 @@ import pandas as pd
 from harness.judging.stats import METHOD, SEEDS_METHOD
 from harness.judging.verdict import SKIPPED, STATUSES, overall
 from harness.kinds import registry
-from harness.machine.device import PEAK_MEMORY
+from harness.machine import PEAK_MEMORY
 from harness.reading import results
 from harness.reading.markdown import md_table
 from harness.reading.view import RunView
@@ -199,16 +199,14 @@ def select_views(runs: pd.DataFrame, figures: Path) -> list[RunView]:
     views: list[RunView] = []
     if runs.empty:
         return views
-    for _, group in runs.groupby(f"tags.{tag.SPEC_NAME}", sort=True):
-        newest = tables.view(group.iloc[0], figures)
+    ran = runs[tag.column(tag.DEVICES_RAN)].fillna("").str.split(",")
+    for rows in runs.groupby(f"tags.{tag.SPEC_NAME}", sort=True).indices.values():  # positions, newest first
+        newest = tables.view(runs.iloc[rows[0]], figures)
         views.append(newest)
-        ran = group[tag.column(tag.DEVICES_RAN)].fillna("").str.split(",")
         for device in ("cpu", "cuda"):
-            if device in newest.devices:
-                continue
-            on = group[[device in d for d in ran]]
-            if not on.empty:
-                views.append(tables.view(on.iloc[0], figures, suffix=f"-{device}-run"))
+            on = [i for i in rows if device in ran.iat[i]]
+            if device not in newest.devices and on:
+                views.append(tables.view(runs.iloc[on[0]], figures, suffix=f"-{device}-run"))
     return views
 
 
@@ -289,10 +287,12 @@ def contents(views: list[RunView], extra: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def first_screen(views: list[RunView], suite: pd.Series | None, figures: Path) -> dict[str, str]:
+def first_screen(views: list[RunView], suite: pd.Series | None, figures: Path,
+                 frames: dict[str, pd.DataFrame] | None = None) -> dict[str, str]:
     """The answers: per device, the claims reproduced or not, and why some did not run; the suite's error; by basis;
-    the speed-ups against the book's own code, as a table and a chart. Also the tables, for the CSVs."""
-    devices = first_screen_tables(views)
+    the speed-ups against the book's own code, as a table and a chart (from ``frames``, the report's tables, where
+    they are made already)."""
+    devices = frames if frames is not None else first_screen_tables(views)
     speed = devices["report-speedups"]
     chart = first_screen_mod.speedups_figure(speed, figures / "report-speedups.png")
     measured_cuda = (speed["device"] == "cuda").any()
@@ -320,33 +320,41 @@ def first_screen_tables(views: list[RunView]) -> dict[str, pd.DataFrame]:
 def render(views: list[RunView], uri: str, past: pd.DataFrame | None = None,
            drift: list[str] | None = None, determinism: list[str] | None = None,
            gpu: pd.DataFrame | None = None, standalone: dict[str, pd.DataFrame] | None = None,
-           suite: pd.Series | None = None, figures: Path | None = None) -> str:
-    """REPORT.md: the template (``report.md``) filled with the store's tables, figures and sections."""
-    ordered = sorted(views, key=book_order)
+           suite: pd.Series | None = None, figures: Path | None = None, sections: str | None = None,
+           frames: dict[str, pd.DataFrame] | None = None) -> str:
+    """REPORT.md: the template (``report.md``) filled with the store's tables, figures and sections (``sections``
+    and ``frames``, the spec sections and the report's tables, where the caller made them already)."""
     history_part = history_section(past, figures) if past is not None and figures is not None else []
     cuda = [cuda_section(views)] + ([md_table(gpu, fmt={"peak_memory_mb": "{:,.0f}".format})]
                                     if gpu is not None and not gpu.empty else [])
     extra = [(a, t) for a, t, part in (("history", "History", history_part), ("drift", "Drift", drift)) if part]
-    screen = first_screen(views, suite, figures or Path(tempfile.mkdtemp()))
     suite_id = "" if suite is None else suite["run_id"]
+    frames = frames if frames is not None else report_tables(views, past if past is not None else pd.DataFrame(
+        {"suite": []}), suite_id)
+    screen = first_screen(views, suite, figures or Path(tempfile.mkdtemp()), frames)
     fields = {
         "provenance": first_screen_mod.provenance(suite, views),
         "info": int(sum((~v.verdicts["gate"].astype(bool)).sum() for v in views)),
         **screen,
         "contents": contents(views, extra),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "runs": len(views), "store": _display_uri(uri),
-        "summary": summary_table(summary(views, suite_id)),
+        "summary": summary_table(frames["report-summary"]),
         "suite_lines": "\n".join(families.suite_lines(views)),
         "method": METHOD, "seeds_method": SEEDS_METHOD,
-        "environment": md_table(environment(views)),
+        "environment": md_table(frames["report-environment"]),
         "cuda": "\n\n".join(cuda),
         "determinism": "\n".join(determinism or []),
         "history": "\n".join(['<a id="history"></a>', "", *history_part]) + "\n" if history_part else "",
         "drift": "\n".join(['<a id="drift"></a>', "", *drift]) + "\n" if drift else "",
-        "sections": "\n".join(part for view in ordered for part in spec_section(view, standalone)),
+        "sections": spec_sections(views, standalone) if sections is None else sections,
         "references": "\n".join(references_section(views)),
     }
     return TEMPLATE.substitute(fields)
+
+
+def spec_sections(views: list[RunView], standalone: dict[str, pd.DataFrame] | None) -> str:
+    """Every spec run's section, in the book's order."""
+    return "\n".join(part for view in sorted(views, key=book_order) for part in spec_section(view, standalone))
 
 
 def spec_section(view: RunView, standalone: dict[str, pd.DataFrame] | None) -> list[str]:
@@ -401,31 +409,39 @@ def _display_uri(uri: str) -> str:
 
 
 def write_report(out_dir: Path, uri: str | None = None) -> Path:
-    """Build REPORT.md and its figures from the store, then move them into ``out_dir`` whole."""
-    from harness.reading import figures as _  # noqa: F401 - its matplotlib settings, before any figure is made
-
+    """Build REPORT.md and its figures from one read of the store, then move them into ``out_dir`` whole."""
     uri = tracking.tracking_uri(uri)
-    runs = tracking.spec_runs(uri)
-    if runs.empty:
-        raise RuntimeError(f"no finished runs in {uri}: run `harness reproduce` first")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with tracking.one_read(uri):
+        runs = tracking.spec_runs(uri)
+        if runs.empty:
+            raise RuntimeError(f"no finished runs in {uri}: run `harness reproduce` first")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _build(out_dir, uri, runs)
+
+
+def _build(out_dir: Path, uri: str, runs: pd.DataFrame) -> Path:
+    """The report of ``runs`` built in a folder beside ``out_dir``, then moved into it whole."""
+    from harness.reading import figures  # its matplotlib settings, before any figure is made
+
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
-        figures = Path(tmp) / "figures"
-        figures.mkdir()
-        views = select_views(runs, figures)
-        past = history.history(uri)
-        pair = results.same_commit_pair(uri)
-        aa = compare.drift(*pair) if pair else pd.DataFrame()
-        repeated, gpu, standalone = repeats.table(views), cuda_table(views), standalone_runs(runs)
-        found = results.suites(uri)
-        suite = None if found.empty else found.iloc[0]
-        text = render(views, uri, past, drift_section(pair, aa), determinism_section(repeated), gpu, standalone,
-                      suite, figures)
-        frames = (report_tables(views, past, "" if suite is None else suite["run_id"])
-                  | {f"{name}-runs": df for name, df in standalone.items()}
-                  | ({"report-drift": aa} if pair else {})
-                  | ({"report-determinism": repeats.by_spec(repeated)} if not repeated.empty else {})
-                  | ({"report-cuda": gpu} if not gpu.empty else {}))
+        drawn = Path(tmp) / "figures"
+        drawn.mkdir()
+        with figures.drawing():  # every figure on disk and logged once this block ends
+            views, standalone = select_views(runs, drawn), standalone_runs(runs)
+            sections = spec_sections(views, standalone)  # first: their figures are drawn while the rest is read
+            past = history.history(uri)
+            pair = results.same_commit_pair(uri)
+            aa = compare.drift(*pair) if pair else pd.DataFrame()
+            repeated, gpu = repeats.table(views), cuda_table(views)
+            found = results.suites(uri)
+            suite = None if found.empty else found.iloc[0]
+            frames = (report_tables(views, past, "" if suite is None else suite["run_id"])
+                      | {f"{name}-runs": df for name, df in standalone.items()}
+                      | ({"report-drift": aa} if pair else {})
+                      | ({"report-determinism": repeats.by_spec(repeated)} if not repeated.empty else {})
+                      | ({"report-cuda": gpu} if not gpu.empty else {}))
+            text = render(views, uri, past, drift_section(pair, aa), determinism_section(repeated), gpu, standalone,
+                          suite, drawn, sections, frames)
         tables.write_csv(frames, Path(tmp) / "tables")
         (Path(tmp) / "REPORT.md").write_text(text + "\n", encoding="utf-8")
         for folder in ("figures", "tables"):

@@ -28,7 +28,6 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from harness.judging.rounds import Plan
 from harness.judging.stats import is_finite_number
-from harness.machine import device as devices
 from harness.store import opening
 from harness.store import tags as tag
 from harness.store.locks import (
@@ -270,6 +269,8 @@ class Recorder:
     plan: Plan = field(default=None, repr=False)  # type: ignore[assignment]  # None: set in __post_init__
 
     def __post_init__(self) -> None:
+        from harness.machine import device as devices  # torch: only where a unit is recorded, not where runs are read
+
         devices.assert_real(self.device)
         if self.plan is None:
             self.plan = Plan(device=self.device)
@@ -392,12 +393,45 @@ def _found(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
+RUN_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]  # what a search finds
+_ONE_READ: list[list[dict[str, Any]]] = []  # every finished run of the store, while a report reads it (``one_read``)
+
+
+@contextmanager
+def one_read(explicit_uri: str | None = None) -> Iterator[None]:
+    """Within it, ``finished_runs`` and ``spec_runs`` filter one search of every finished run instead of asking the
+    store each time: a report asks for a hundred spec, unit and twin runs of a store that does not change under it."""
+    runs = pd.DataFrame()
+    if connect(explicit_uri, create=False) is not None:
+        runs = _found(mlflow.search_runs(search_all_experiments=True, order_by=["attributes.start_time DESC"],
+                                         filter_string="attributes.status = 'FINISHED'"))
+    _ONE_READ.append([{k: v for k, v in row.items() if not _missing(v)} for row in runs.to_dict("records")])
+    try:
+        yield
+    finally:
+        _ONE_READ.pop()
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def finished_runs(tags: dict[str, str], experiment_id: str | None = None) -> pd.DataFrame:
+    """The finished runs (of one experiment, or any) whose tags equal ``tags``, newest first, with the columns a
+    search gives."""
+    if not _ONE_READ:
+        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        scope = {"experiment_ids": [experiment_id]} if experiment_id else {"search_all_experiments": True}
+        return _found(mlflow.search_runs(**scope, order_by=["attributes.start_time DESC"],
+                                         filter_string=f"{where} and attributes.status = 'FINISHED'"))
+    found = [run for run in _ONE_READ[-1] if all(run.get(f"tags.{k}") == v for k, v in tags.items())
+             and experiment_id in (None, run["experiment_id"])]
+    return pd.DataFrame(found) if found else pd.DataFrame(columns=RUN_COLUMNS)
+
+
 def child_runs(parent_id: str, role: str) -> pd.DataFrame:
     """The finished runs of ``role`` (``spec``, ``unit``) directly under a run, newest first."""
-    return _found(mlflow.search_runs(
-        search_all_experiments=True, order_by=["attributes.start_time DESC"],
-        filter_string=(f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{tag.ROLE}` = '{role}' "
-                       "and attributes.status = 'FINISHED'")))
+    return finished_runs({"mlflow.parentRunId": parent_id, tag.ROLE: role})
 
 
 def unit_runs(spec_run_id: str) -> pd.DataFrame:
@@ -408,14 +442,7 @@ def unit_runs(spec_run_id: str) -> pd.DataFrame:
 def spec_runs(explicit_uri: str | None = None) -> pd.DataFrame:
     """Every finished spec run, newest first, with its params and tags (mlflow.search_runs)."""
     exp_id = connect(explicit_uri, create=False)
-    if exp_id is None:
-        return pd.DataFrame()
-    runs = mlflow.search_runs(
-        experiment_ids=[exp_id],
-        filter_string=f"tags.`{tag.ROLE}` = '{tag.SPEC}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-    )
-    return _found(runs)
+    return pd.DataFrame() if exp_id is None else finished_runs({tag.ROLE: tag.SPEC}, exp_id)
 
 
 def load_json(run_id: str, path: str) -> Any:

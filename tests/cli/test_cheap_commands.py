@@ -46,3 +46,9 @@ def test_rejecting_a_malformed_spec_loads_nothing_heavy(tmp_path, text):
 
 def test_help_names_every_command_without_loading_anything_heavy():
     assert heavy_after("from harness.cli import parser\nparser().format_help()") == []
+
+
+def test_reading_runs_for_a_report_loads_no_torch():
+    """A report reads the store and draws: torch (seconds to import) is for the commands that run units."""
+    loaded = heavy_after("import harness.reporting.report, harness.reading.figures, harness.cli.report")
+    assert "torch" not in loaded and "mlflow" in loaded

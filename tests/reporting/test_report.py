@@ -112,7 +112,7 @@ def test_the_cuda_table_names_the_gpu_the_nodes_libraries_and_the_peak_memory(st
     """A spec run with a CUDA half, as a GPU node records it (written here with MLflow's client: no GPU here)."""
     from mlflow import MlflowClient
 
-    from harness.machine.device import PEAK_MEMORY
+    from harness.machine import PEAK_MEMORY
     from harness.reading.view import RunView
     from harness.store import tracking
 
