@@ -140,7 +140,8 @@ def same_commit_pair(tracking_uri: str | None = None) -> tuple[RunSet, RunSet] |
 def of_suite(row: pd.Series, ref: str = "") -> RunSet:
     """A suite run and the finished spec runs under it."""
     runs = tracking.child_runs(row["run_id"], tag.SPEC)
-    by_name = {name: group.iloc[0] for name, group in runs.groupby(tag.column(tag.SPEC_NAME))} if len(runs) else {}
+    by_name = ({name: runs.iloc[rows[0]] for name, rows in runs.groupby(tag.column(tag.SPEC_NAME)).indices.items()}
+               if len(runs) else {})  # the newest run of each spec: its first row
     return RunSet(ref or row["run_id"], tag.SUITE, row, by_name)
 
 
