@@ -1,7 +1,9 @@
 """Figures for the report: matplotlib without a display, saved beside REPORT.md.
 
 Inside ``drawing()`` the files are drawn by worker processes while the report goes on reading the store (drawing is
-most of a report's time, and a 2-core machine has a core free); outside it, each is drawn at once.
+most of a report's time, and a 2-core machine has a core free); outside it, each is drawn at once. The workers are
+fresh interpreters (``spawn``), not forks: ``harness reproduce`` writes its report beside its heartbeat thread, and
+a fork beside a thread can inherit a lock that thread held.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,54 +22,44 @@ matplotlib.rcParams["figure.constrained_layout.use"] = True  # laid out as it is
 import matplotlib.pyplot as plt  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
+from harness.reading import drawer  # noqa: E402
 from harness.reading.view import RunView  # noqa: E402
 
 DPI = 110
-_DRAWING: list[tuple[object, list]] = []  # (worker pool, [(job, run id or "", path)]) while ``drawing`` is open
-
-
-def _draw(data: bytes, path: str) -> None:
-    """In a worker: a pickled figure drawn to its file."""
-    pickle.loads(data).savefig(path, dpi=DPI)
-
-
-def _pool(workers: int):
-    """Worker processes forked now, while this process has one thread (forking beside threads can deadlock)."""
-    if workers < 1 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    return multiprocessing.get_context("fork").Pool(workers)
+_DRAWING: list[dict] = []  # while ``drawing`` is open: its worker count, pool (started at the first figure), jobs
 
 
 @contextmanager
 def drawing(workers: int | None = None) -> Iterator[None]:
     """Within it, figures are drawn in the background; on leaving, every file is on disk and logged on its run."""
-    pool = _pool(max(1, (os.cpu_count() or 2) - 1) if workers is None else workers)
-    pending: list = []
-    _DRAWING.append((pool, pending))
+    state = {"workers": max(1, (os.cpu_count() or 2) - 1) if workers is None else workers, "pool": None, "jobs": []}
+    _DRAWING.append(state)
     try:
         yield
-        for job, run_id, path in pending:
+        for job, run_id, path in state["jobs"]:
             job.get()
             if run_id:
                 MlflowClient().log_artifact(run_id, str(path), "figures")
     finally:
         _DRAWING.pop()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        if state["pool"] is not None:
+            state["pool"].terminate()
+            state["pool"].join()
 
 
 def _submit(fig, path: Path, run_id: str) -> bool:
     """Hand a figure to the open ``drawing``'s workers; False when there are none or it does not pickle."""
-    if not _DRAWING or _DRAWING[-1][0] is None:
+    if not _DRAWING or _DRAWING[-1]["workers"] < 1:
         return False
     try:
         data = pickle.dumps(fig)
     except Exception:  # an artist that does not pickle (a lambda formatter): drawn here instead
         return False
     plt.close(fig)
-    pool, pending = _DRAWING[-1]
-    pending.append((pool.apply_async(_draw, (data, str(path))), run_id, path))
+    state = _DRAWING[-1]
+    if state["pool"] is None:
+        state["pool"] = multiprocessing.get_context("spawn").Pool(state["workers"])
+    state["jobs"].append((state["pool"].apply_async(drawer.draw, (data, str(path), DPI)), run_id, path))
     return True
 
 

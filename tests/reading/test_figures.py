@@ -29,8 +29,8 @@ def test_a_figure_drawn_in_the_background_is_the_file_drawn_here_and_logged_on_i
     with mlflow.start_run() as run:
         pass
     with figures.drawing(workers=1):
-        assert figures._DRAWING[-1][0] is not None  # a worker drew it, not this process
         figures.write(_figure(), tmp_path / "there.png", run.info.run_id)
+        assert figures._DRAWING[-1]["pool"] is not None  # a worker draws it, not this process
     assert (tmp_path / "there.png").read_bytes() == (tmp_path / "here.png").read_bytes()
     logged = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")]
     assert logged == ["figures/there.png"]
@@ -47,15 +47,22 @@ def test_a_drawing_that_failed_in_a_worker_fails_the_block(tmp_path):
         figures.write(_figure(), tmp_path / "no-such-folder" / "x.png")
 
 
-def test_beside_another_thread_nothing_is_forked_and_figures_are_drawn_here(tmp_path):
+def test_beside_another_thread_the_workers_draw_too(tmp_path):
+    """``harness reproduce`` writes its report beside its heartbeat thread: spawned workers do not mind it."""
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
         with figures.drawing(workers=1):
-            assert figures._DRAWING[-1][0] is None
-            figures.write(_figure(), tmp_path / "here.png")
-            assert (tmp_path / "here.png").stat().st_size > 0
+            figures.write(_figure(), tmp_path / "there.png")
+            assert figures._DRAWING[-1]["pool"] is not None
+        assert (tmp_path / "there.png").stat().st_size > 0
     finally:
         stop.set()
         other.join()
+
+
+def test_without_workers_each_figure_is_drawn_at_once(tmp_path):
+    with figures.drawing(workers=0):
+        figures.write(_figure(), tmp_path / "here.png")
+        assert (tmp_path / "here.png").stat().st_size > 0 and figures._DRAWING[-1]["pool"] is None
