@@ -159,7 +159,7 @@ class HarnessLoop:
         net = net.to(self.device)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
-        self.opt = make_optimizer(optimizer, net, lr, fused=fused)
+        self.net, self.opt = net, make_optimizer(optimizer, net, lr, fused=fused)  # net: the weights it trains
         self.fwd = fast_network(net, pool_first=pool_first, fold=fold, channels_last=channels_last)
         self.loss = nn.CrossEntropyLoss()
         self.data, self.channels_last, self.batch_size = data, channels_last, batch_size

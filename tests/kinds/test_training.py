@@ -220,3 +220,22 @@ def test_same_order_makes_the_two_loops_agree_epoch_by_epoch(tmp_path, monkeypat
                                                   "train_s", "examples_per_s"]
     assert out["test_acc_gap_max"] == out["train_acc_gap_max"] == 0 and out["loss_gap_max"] < 1e-5
     assert out["test_acc"] == out["harness.test_acc"] == out["tutorial.test_acc"]  # the first loop listed: harness
+
+
+def test_the_first_batch_norm_s_gamma_and_beta_are_averaged_over_its_channels():
+    """The pages print net[1].gamma and .beta; a channel's index means nothing across seeds, their mean does."""
+    import torch
+
+    from harness.book.modern import BatchNorm
+
+    scratch = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), BatchNorm(3, num_dims=4), BatchNorm(3, num_dims=4))
+    with torch.no_grad():
+        scratch[1].gamma.copy_(torch.tensor([1.0, 2.0, 6.0]).view(1, 3, 1, 1))
+        scratch[1].beta.copy_(torch.tensor([-1.0, 0.0, 4.0]).view(1, 3, 1, 1))
+    assert lenet.batch_norm_means(scratch) == {"bn_gamma_mean": 3.0, "bn_beta_mean": 1.0}
+    library = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, affine=False),
+                                  torch.nn.BatchNorm2d(2))
+    with torch.no_grad():
+        library[2].weight.copy_(torch.tensor([0.5, 1.5]))
+    assert lenet.batch_norm_means(library) == {"bn_gamma_mean": 1.0, "bn_beta_mean": 0.0}
+    assert lenet.batch_norm_means(torch.nn.Sequential(torch.nn.Linear(2, 2))) == {}

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from harness.book import nets
 from harness.book.data import load
 from harness.book.models import init_xavier
+from harness.book.modern import BatchNorm
 from harness.book.peer import D2lLoop
 from harness.book.train import HarnessLoop, TutorialLoop, end_epoch, progress_bar
 from harness.judging.rounds import recorded_rounds
@@ -68,6 +69,15 @@ def _epoch_row(loop: str, e) -> dict[str, Any]:
     """One row of the ``epochs`` table."""
     return {"loop": loop, "epoch": e.epoch, "loss": e.loss, "train_acc": e.train_acc, "test_acc": e.test_acc,
             "epoch_s": e.epoch_s, "train_s": e.train_s, "examples_per_s": e.examples_per_s}
+
+
+def batch_norm_means(net: torch.nn.Module) -> dict[str, float]:
+    """The first batch norm layer's gamma and beta, each averaged over its channels (the pages print net[1]'s)."""
+    for layer in net.modules():
+        if isinstance(layer, BatchNorm | torch.nn.modules.batchnorm._BatchNorm) and getattr(layer, "affine", True):
+            gamma, beta = (layer.gamma, layer.beta) if isinstance(layer, BatchNorm) else (layer.weight, layer.bias)
+            return {"bn_gamma_mean": gamma.detach().mean().item(), "bn_beta_mean": beta.detach().mean().item()}
+    return {}
 
 
 def make_loops(settings: Settings, data, seed: int, device: str, max_epochs: int = 1000) -> dict[str, Any]:
@@ -155,7 +165,9 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
         close_loops(loops)
         if bar is not None:
             bar.stop()
+    trained = getattr(loops[settings.loops[0]], "net", None)
     measured: dict[str, Any] = {f"harness.{k}": v for k, v in limit.items()}
+    measured.update(batch_norm_means(trained) if trained is not None else {})
     epoch_rows = []
     for name, loop in loops.items():
         result = loop.result

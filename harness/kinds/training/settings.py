@@ -149,6 +149,9 @@ METRICS: tuple[Metric, ...] = (
       for m, unit in zip(GAPS, ("", "fraction", "fraction"))),
     Metric("speedup", "x", "higher", "the harness loop's examples/s over the other loop's (the tutorial's or d2l's), "
            "within each round", timed=True),
+    Metric("bn_gamma_mean", "", "none", "the first batch norm layer's learned scale (gamma), averaged over its "
+           "channels (a channel's index means nothing from one seed to the next; their mean does)"),
+    Metric("bn_beta_mean", "", "none", "the first batch norm layer's learned shift (beta), averaged over its channels"),
     Metric("harness.gflops", "GFLOP/s", "higher", "training FLOP per example x the harness loop's examples/s",
            timed=True),
     Metric("harness.fraction_of_peak", "fraction", "higher", "harness.gflops over the matmul ceiling", timed=True),
