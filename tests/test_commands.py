@@ -99,3 +99,14 @@ def test_each_harness_command_in_the_readme_runs(sub):
 
 def test_the_readme_shows_the_commands():
     assert {"run", "reproduce", "report", "check", "compare", "list", "show", "server"} <= _readme_commands()
+
+
+def test_reproduce_with_studies_runs_the_suite_then_each_study_then_the_report(tmp_path, monkeypatch):
+    noxfile, _ = _noxfile(monkeypatch)
+    session = Session(tmp_path)
+    session.posargs = ["--studies", "--seeds", "0"]
+    noxfile.reproduce(session)
+    assert session.commands[-3:] == [
+        ["harness", "reproduce", "experiments", "--no-report", "--allow-miss", "--seeds", "0"],
+        ["harness", "run", "experiments/studies", "--allow-miss", "--seeds", "0"], ["harness", "report"]]
+    assert float(session.env["HARNESS_SESSION_START"]) > 0  # the suite records when nox began: install included

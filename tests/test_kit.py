@@ -89,7 +89,8 @@ def test_the_kit_holds_code_data_wheels_and_a_plan_without_the_nodes_own_stack(k
     build = (kit / "src" / "BUILD.json").read_text()
     assert env.code_id() in build and (kit / "src" / "harness" / "cli" / "__main__.py").is_file()
     plan = (kit / "plan.json").read_text()
-    assert "experiments/modern-alexnet.yaml" in plan and "experiments/smoke-alexnet.yaml" not in plan
+    assert "experiments/modern-alexnet.yaml" in plan and "smoke-alexnet.yaml" not in plan
+    assert "experiments/studies/lenet-c3.yaml" in plan  # a study's CUDA half runs on the node too
     assert "experiments/modern-resnet18.yaml" in plan and "experiments/modern-densenet.yaml" in plan
     assert json.loads((kit / "node.json").read_text()) == {"has": NODE_STACK_SORTED, "min_torch": "2.6"}
     assert "mlflow-skinny==" in (kit / "requirements.txt").read_text()

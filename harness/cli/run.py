@@ -117,14 +117,16 @@ Pairs = list[tuple[Path, Spec]]
 
 
 def pooled(specs: Pairs, executor, jobs: int) -> tuple[Pairs, Pairs]:
-    """The specs to run in the pool (they time nothing and run no CUDA half here), and those to run alone."""
+    """The specs to run in the pool, and those to run alone: a gating timing claim, or a CUDA half here, needs the
+    machine to itself; an information-only timing (lenet-c2's examples/s) is measured in the pool, on one thread,
+    as its unit's tags say."""
     from harness.execution.units import plan_for
 
     if jobs < 2 or executor.name != "local":
         return [], specs
     cuda = executor.cuda()
-    alone = [(p, s) for p, s in specs
-             if any(plan_for(s, d).refs for d in s.devices) or (cuda and "cuda" in s.devices)]
+    alone = [(p, s) for p, s in specs if (cuda and "cuda" in s.devices)
+             or any(r.gates_on("cpu") for r in plan_for(s, "cpu").refs if "cpu" in s.devices)]
     return [x for x in specs if x not in alone], alone
 
 
@@ -145,7 +147,7 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None, resume: bo
     from harness.machine import env
 
     tags = {tag.ROLE: tag.SUITE, tag.SPECS: ",".join(s.name for s in specs), **env.fingerprint(),
-            tag.CODE_ID: env.code_id(), tag.JOBS: str(jobs)}
+            tag.CODE_ID: env.code_id(), tag.JOBS: str(jobs), **session_start()}
     results: list[SpecResult] = []
     with tracking.recorded_run(suite, tags=tags) as run:
         suite_id = run.info.run_id
@@ -159,6 +161,19 @@ def run_many(paths: list[Path], specs: list[Spec], suite: str | None, resume: bo
                               "verdicts.gating_missed": sum(r.missed for r in results),
                               "verdicts.gating_inconclusive": sum(r.inconclusive for r in results)})
     return results, suite_id
+
+
+def session_start() -> dict[str, str]:
+    """The tag of when the command that set this suite up began (``HARNESS_SESSION_START``, Unix seconds: nox's
+    reproduce session sets it before it installs), so that the report can state the time install included."""
+    import os
+
+    value = os.environ.get("HARNESS_SESSION_START", "")
+    try:
+        started = float(value)
+    except ValueError:
+        return {}
+    return {tag.SESSION_START: f"{started:.0f}"} if 0 < started <= time.time() else {}
 
 
 def _run_pool(specs: list[tuple[Path, Spec]], suite_id: str, experiment: str, jobs: int, resume: bool,
@@ -186,8 +201,6 @@ def _run_pool(specs: list[tuple[Path, Spec]], suite_id: str, experiment: str, jo
 
 
 def cmd_run(args, suite: str | None = None) -> int:
-    from harness.store import tracking
-
     specs = _override_seeds(load_specs(args.specs), args.seeds)  # every spec validated before any run
     paths = spec_paths(args.specs)
     if not specs:
@@ -195,6 +208,8 @@ def cmd_run(args, suite: str | None = None) -> int:
     paths, specs = _only_devices(paths, specs, args.devices)
     if not specs:
         raise SpecError(f"--devices {args.devices}: none of the specs runs there")
+    from harness.store import tracking  # MLflow loads only once every spec is valid: a bad one is rejected at once
+
     experiment = tracking.connect(args.tracking_uri)
     from harness.execution.executors import ExecutorError, make
 

@@ -12,6 +12,7 @@ from harness.judging.verdict import INCONCLUSIVE, MISSED, REPRODUCED, SKIPPED
 from harness.kinds import registry
 from harness.reading.view import RunView
 from harness.reporting import history
+from harness.store import tags as tag
 
 DEVICES = ("cpu", "cuda")
 MARK = {REPRODUCED: "✅", MISSED: "❌", INCONCLUSIVE: "❔", SKIPPED: "⏭"}
@@ -98,9 +99,14 @@ def provenance(suite: pd.Series | None, views: list[RunView]) -> str:
     minutes = (pd.Timestamp(end) - start).total_seconds() / 60 if end is not None and not pd.isna(end) else None
     inside = sum(v.tag("mlflow.parentRunId") == suite["run_id"] for v in views)
     took = f", {minutes:.1f} minutes" if minutes is not None else ""
+    began = pd.to_numeric(pd.Series([suite.get(tag.column(tag.SESSION_START))]), errors="coerce").iloc[0]
+    if minutes is not None and not pd.isna(began):  # nox's reproduce session tags when it began, before installing
+        took += (f"; {(pd.Timestamp(end).timestamp() - began) / 60:.1f} from the start of `nox -s reproduce`, its "
+                 "install included")
     others = ("all of the spec runs shown are from it" if inside == len(views) else
               f"{inside} of the {len(views)} spec runs shown are from it, the others older or run alone (the Summary "
-              "lists them apart, with their commit and start)")
+              "lists them apart, with their commit and start; `experiments/studies/` holds the checks kept out of the "
+              "suite, which `nox -s reproduce -- --studies` runs after it)")
     return (f"From the suite run `{suite['run_id'][:8]}` ({start:%Y-%m-%d %H:%M} UTC{took}) at commit "
             f"`{str(suite.get('tags.git.commit') or '?')[:10]}` on {suite.get('tags.cpu.model', '?')} "
             f"({suite.get('tags.cpu.count', '?')} cores), GPU: {suite.get('tags.gpu.model') or 'none'}; {others}.")

@@ -15,6 +15,7 @@ SPEC_HASH, CODE_ID, ENV_HASH = "spec.hash", "code.id", "env.hash"
 SEEDS, DEVICE, SEED, SPECS = "seeds", "device", "seed", "specs"  # DEVICE: the devices a run measured, comma-joined
 DEVICES_RAN = "harness.devices_ran"
 EXECUTOR, JOBS = "harness.executor", "harness.jobs"
+SESSION_START = "harness.session_started"  # a suite's: when the command that set it up began (nox, install included)
 
 # how it ended, and where it came from
 SKIP_REASON = "harness.skipped"  # why a unit could not run here (no such device)

@@ -38,10 +38,12 @@ def test_listing_every_spec_loads_nothing_heavy():
                                   "settings: {model: lenet_pad2_avg, optimizer: sgd, lr: 0.9, epochs: 1, "
                                   "batch_size: 0}\nreferences: [{metric: test_acc, source: C2, basis: derived, "
                                   "working: w, at_least: 0.1}]\n"])
-def test_rejecting_a_malformed_spec_loads_nothing_heavy(tmp_path, text):
+@pytest.mark.parametrize("command", ["list", "run", "reproduce", "show"])
+def test_rejecting_a_malformed_spec_loads_nothing_heavy(tmp_path, text, command):
+    """Every command that takes specs validates them all before it loads the store or torch."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    assert heavy_after(f"from harness.cli import main\nassert main(['list', {str(bad)!r}]) == 2") == []
+    assert heavy_after(f"from harness.cli import main\nassert main([{command!r}, {str(bad)!r}]) == 2") == []
 
 
 def test_help_names_every_command_without_loading_anything_heavy():

@@ -19,7 +19,8 @@ def test_list_shows_every_spec(capsys):
 
 
 def test_show_prints_each_layer_with_shape_parameters_and_flop(capsys):
-    assert main(["show", str(EXPERIMENTS / "structure-googlenet.yaml"), str(EXPERIMENTS / "lenet-relu.yaml")]) == 0
+    relu = EXPERIMENTS / "studies" / "lenet-relu.yaml"
+    assert main(["show", str(EXPERIMENTS / "structure-googlenet.yaml"), str(relu)]) == 0
     out = capsys.readouterr().out
     assert "structure-googlenet: googlenet on 1x1x96x96" in out and "1x832x3x3" in out and "5,977,530" in out
     assert "lenet-relu: lenet_pad2_avg, relu on 1x1x28x28" in out and "61,706" in out

@@ -19,9 +19,12 @@ from harness.kinds import registry
 from harness.kinds.base import Kind, Metric
 from harness.kinds.edge_kernel import KIND as EDGE_KERNEL
 from harness.schema import Strict
+from harness.specs.spec import load_spec
 from harness.store import tracking
 from tests.conftest import unit_of
 from tests.judging.test_rounds import SyntheticTimer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SPEC = {
     "name": "edge-small",
@@ -414,3 +417,33 @@ def test_a_spec_may_pin_its_threads(tmp_path, store, write_spec):
     path = write_spec(SPEC | {"devices": ["cpu"], "threads": 1, "seeds": [0]})
     assert main(["run", str(path)]) == 0
     assert set(runs(role="unit")["tags.torch.threads"]) == {"1"}
+
+
+def test_only_a_gating_timing_claim_or_a_cuda_half_keeps_a_spec_out_of_the_pool():
+    """lenet-loops gates on its speed-up: alone. lenet-c2's examples/s is information: pooled, as is the edge kernel,
+    which times nothing. With CUDA here, a spec with a CUDA half runs alone too."""
+    from harness.cli.run import pooled
+    from harness.execution.executors import Local
+
+    names = ("edge-kernel-handwritten", "lenet-c2", "conv-throughput", "studies/lenet-loops")
+    pairs = [(Path(n), load_spec(ROOT / "experiments" / f"{n}.yaml")) for n in names]
+
+    class WithCuda(Local):
+        def cuda(self) -> bool:
+            return True
+
+    in_pool, alone = pooled(pairs, Local(), jobs=2)
+    assert [p.name for p, _ in in_pool] == ["edge-kernel-handwritten", "lenet-c2"]
+    assert [p.name for p, _ in alone] == ["conv-throughput", "lenet-loops"]
+    in_pool, alone = pooled(pairs, WithCuda(), jobs=2)
+    assert [p.name for p, _ in in_pool] == ["edge-kernel-handwritten"]
+    assert pooled(pairs, Local(), jobs=1) == ([], pairs)
+
+
+@pytest.mark.parametrize("value,tags", [("1764842400", {"harness.session_started": "1764842400"}), ("", {}),
+                                        ("yesterday", {}), ("-5", {}), ("99999999999", {})])
+def test_a_suite_records_when_its_nox_session_began_only_from_a_plausible_time(value, tags, monkeypatch):
+    from harness.cli.run import session_start
+
+    monkeypatch.setenv("HARNESS_SESSION_START", value)
+    assert session_start() == tags

@@ -73,7 +73,7 @@ def _strings(path: Path) -> set[str]:
 
 
 def test_the_engine_names_no_spec_and_no_kind_metric():
-    specs = {yaml.safe_load(p.read_text())["name"] for p in (ROOT / "experiments").glob("*.yaml")}
+    specs = {yaml.safe_load(p.read_text())["name"] for p in (ROOT / "experiments").rglob("*.yaml")}
     metrics = {m.name for _, m in declared() if not m.family and len(m.name) > 4} - BOOK_WORDS
     found = {}
     for floor in ENGINE:

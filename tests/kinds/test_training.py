@@ -67,7 +67,8 @@ def test_settings_are_strict():
                                                  "init": "xavier"}).loops == ["harness", "d2l"]
 
 
-SHIPPED = sorted([*EXPERIMENTS.glob("lenet-*.yaml"), EXPERIMENTS / "studies" / "lenet-c2-same-order.yaml"])
+SHIPPED = sorted([*EXPERIMENTS.glob("lenet-*.yaml"), *(EXPERIMENTS / "studies" / f"lenet-{name}.yaml" for name in
+                                                       ("c3", "relu", "loops", "c2-same-order"))])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -90,14 +91,15 @@ def test_shipped_specs_load(path):
 
 
 def test_tutorial_optimisation_in_the_specs():
-    c1, c2, c3 = (load_spec(EXPERIMENTS / f"lenet-{c}.yaml").settings for c in ("c1", "c2", "c3"))
+    c1, c2, c3 = (load_spec(EXPERIMENTS / f"{c}.yaml").settings
+                  for c in ("lenet-c1", "lenet-c2", "studies/lenet-c3"))
     assert (c1.model, c1.optimizer, c1.lr, c1.batch_size, c1.epochs, c1.init) == \
         ("lenet_nopad_max", "adam", 0.001, 256, 5, "default")
     assert (c2.model, c2.optimizer, c2.lr, c2.batch_size, c2.epochs, c2.init) == \
         ("lenet_pad2_avg", "sgd", 0.9, 256, 10, "xavier")
     assert (c3.model, c3.optimizer, c3.lr, c3.batch_size, c3.epochs) == ("lenet_pad2_max", "adam", 0.001, 256, 5)
     assert c3.eval_first_batches >= c3.chance_batches == 14  # the lines the notebook printed whole
-    loops = load_spec(EXPERIMENTS / "lenet-loops.yaml").settings
+    loops = load_spec(EXPERIMENTS / "studies" / "lenet-loops.yaml").settings
     assert loops.loops == ["harness", "tutorial"] and loops.tutorial_workers == 4
 
 

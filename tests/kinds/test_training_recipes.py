@@ -65,14 +65,14 @@ def test_resnet_and_densenet_run_the_books_recipe_on_cuda_judged_on_each_printed
 
 @pytest.mark.parametrize("name", sorted(BOOK) + sorted(LATER))
 def test_the_smoke_specs_say_what_they_are(name):
-    spec = load_spec(EXPERIMENTS / f"smoke-{name}.yaml")
+    spec = load_spec(EXPERIMENTS / "studies" / f"smoke-{name}.yaml")
     assert spec.devices == ["cpu"] and "not the book's result" in spec.title
     assert spec.settings.model == (BOOK.get(name) or LATER[name])[0] and spec.settings.train_examples <= 2000
     assert [(r.metric, r.at_least) for r in spec.references] == [("test_acc", 0.2)]
 
 
 def test_the_bn_lenet_smoke_is_the_books_recipe_cut_short_and_its_study_the_whole():
-    smoke = load_spec(EXPERIMENTS / "smoke-bn-lenet.yaml")
+    smoke = load_spec(EXPERIMENTS / "studies" / "smoke-bn-lenet.yaml")
     assert "not the book's result" in smoke.title and smoke.settings.epochs < 10
     for name, model in (("bn-lenet", "bn_lenet_scratch"), ("bn-lenet-concise", "bn_lenet")):
         study = load_spec(EXPERIMENTS / "studies" / f"{name}.yaml")

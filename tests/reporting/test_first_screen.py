@@ -72,3 +72,17 @@ def test_the_prose_quotes_the_tables_figure(two_suites):
 
     assert number(row["speedup_over_loop"]) == quoted
     assert f"| {quoted}x " in section  # and the table's markdown shows the same figure
+
+
+def test_provenance_states_the_suites_time_and_with_the_install_where_nox_said_when_it_began():
+    from harness.reporting.first_screen import provenance
+
+    suite = dict({"run_id": "0123456789abcdef", "start_time": pd.Timestamp("2026-12-04 10:00:00", tz="UTC"),
+                       "end_time": pd.Timestamp("2026-12-04 10:06:30", tz="UTC"), "tags.git.commit": "abcdef1234567",
+                       "tags.cpu.model": "Some CPU", "tags.cpu.count": "2"})
+    plain = provenance(pd.Series(suite), [])
+    assert "(2026-12-04 10:00 UTC, 6.5 minutes) at commit `abcdef1234`" in plain and "install" not in plain
+    began = pd.Timestamp("2026-12-04 09:59:00", tz="UTC").timestamp()
+    timed = provenance(pd.Series(suite | {"tags.harness.session_started": f"{began:.0f}"}), [])
+    assert "6.5 minutes; 7.5 from the start of `nox -s reproduce`, its install included)" in timed
+    assert "install" not in provenance(pd.Series(suite | {"tags.harness.session_started": "soon"}), [])
