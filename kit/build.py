@@ -92,7 +92,8 @@ def plan(specs_dir: Path) -> dict[str, list[dict]]:
     LeNet spec (are its CUDA curves the same twice?); the book's F1-F4 on one seed (``full``: every seed, longer)."""
     cuda = sorted(p for folder in (specs_dir, specs_dir / "studies") for p in folder.glob("*.yaml")
                   if "cuda" in load_spec(p).devices)
-    modern = [p for p in cuda if getattr(load_spec(p).settings, "resize", None)]  # 5.6-5.12's networks, resized
+    data = {p: getattr(load_spec(p).settings, "data", None) for p in cuda}  # a training spec's data settings
+    modern = [p for p in cuda if getattr(data[p], "resize", None)]  # 5.6-5.12's networks, resized
     rel = [str(p.relative_to(specs_dir.parent)) for p in cuda if p not in modern]
     book = [str(p.relative_to(specs_dir.parent)) for p in modern]
     return {"suites": [{"name": "cuda", "specs": rel, "args": []},

@@ -14,7 +14,7 @@ from tests.bench.interleaved import interleaved
 
 @pytest.mark.benchmark(group="lenet-loops")
 def test_bench_harness_loop_vs_tutorial_loop(benchmark, fashion_mnist):
-    _, first = interleaved(benchmark, "lenet-loops.yaml", fashion_mnist)
+    _, first = interleaved(benchmark, "studies/lenet-loops.yaml", fashion_mnist)
     # the same optimisation from the same weights: one epoch lands in the same place (shuffles differ)
     assert abs(first["harness"].test_acc - first["tutorial"].test_acc) < 0.05
     # A benchmark, not a timed test: the verdict is recorded, never asserted.

@@ -35,9 +35,9 @@ def test_listing_every_spec_loads_nothing_heavy():
 
 
 @pytest.mark.parametrize("text", ["name: x\nkind: training\n", "name: bad\ntitle: t\nkind: training\nseeds: [0]\n"
-                                  "settings: {model: lenet_pad2_avg, optimizer: sgd, lr: 0.9, epochs: 1, "
-                                  "batch_size: 0}\nreferences: [{metric: test_acc, source: C2, basis: derived, "
-                                  "working: w, at_least: 0.1}]\n"])
+                                  "settings: {model: lenet_pad2_avg, optimisation: {optimizer: sgd, lr: 0.9, "
+                                  "epochs: 1, batch_size: 0}}\nreferences: [{metric: test_acc, source: C2, "
+                                  "basis: derived, working: w, at_least: 0.1}]\n"])
 @pytest.mark.parametrize("command", ["list", "run", "reproduce", "show"])
 def test_rejecting_a_malformed_spec_loads_nothing_heavy(tmp_path, text, command):
     """Every command that takes specs validates them all before it loads the store or torch."""

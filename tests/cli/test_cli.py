@@ -72,7 +72,7 @@ def test_a_cpu_run_prints_nothing_on_stderr_but_its_own_lines(tmp_path, write_sp
     if D.DEBIAN_DIR.is_dir() or os.environ.get(D.ENV_DIR):
         paths.append(write_spec({
             "name": "lenet-one-epoch", "title": "one epoch of each loop", "kind": "training", "seeds": [0],
-            "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 1,
+            "settings": {"model": "lenet_nopad_max", "optimisation": {"optimizer": "adam", "lr": 0.001, "epochs": 1},
                          "loops": ["harness", "tutorial"]},
             "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "at_least": 0}]}))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")

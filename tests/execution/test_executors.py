@@ -72,7 +72,8 @@ def test_ray_records_what_local_records(cluster, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     lenet = yaml.safe_load((ROOT / "experiments/lenet-c1.yaml").read_text())
     lenet.update(name="lenet-small", seeds=[0, 1], devices=["cpu"])
-    lenet["settings"].update(epochs=2, train_examples=2048, test_examples=500)
+    lenet["settings"]["optimisation"].update(epochs=2)
+    lenet["settings"]["data"] = {"train_examples": 2048, "test_examples": 500}
     (tmp_path / "lenet-small.yaml").write_text(yaml.safe_dump(lenet))
     specs = [str(ROOT / "experiments" / f) for f in ("worked-convolution.yaml", "worked-pooling.yaml",
                                                      "edge-kernel-nn-conv2d.yaml", "structure-nin.yaml")]

@@ -14,6 +14,7 @@ from harness.cli import main
 from harness.kinds import registry
 from harness.kinds.training import KIND
 from harness.kinds.training import measure as lenet
+from harness.kinds.training.settings import grouped
 from harness.reading.view import RunView
 from harness.reporting.report import write_report
 from harness.reporting.tables import table
@@ -23,7 +24,12 @@ from tests.book.test_data import make_dataset
 from tests.conftest import unit_of
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-BASE = {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 5}
+BASE = {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.001, "epochs": 5}  # flat: grouped by settings_of
+
+
+def settings_of(flat: dict) -> lenet.Settings:
+    """Settings from their flat names (``lr``), grouped as a spec writes them (``optimisation.lr``)."""
+    return lenet.Settings.model_validate(grouped(flat))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,9 +53,9 @@ def test_the_metric_table_names_each_loop():
 
 
 def test_settings_are_strict():
-    s = lenet.Settings.model_validate(BASE)
-    assert s.batch_size == 256 and s.loops == ["harness"] and s.tutorial_workers == 4 and s.channels_last
-    assert s.fold is None  # the loop's default: folded on the CPU, not on CUDA
+    s = settings_of(BASE)
+    assert s.optimisation.batch_size == 256 and s.loops == ["harness"] and s.tutorial.workers == 4
+    assert s.harness_loop.channels_last and s.harness_loop.fold is None  # default: folded on the CPU, not on CUDA
     for bad in ({"fold": 0}, {"fold": 65}, {"model": "alexnet"}, {"optimizer": "rmsprop"}, {"lr": 0}, {"epochs": 0},
                 {"batch_size": 0}, {"loops": []}, {"loops": ["harness", "harness"]}, {"unknown": 1}, {"epochs": "5"},
                 {"eval_first_batches": 300}, {"eval_first_batches": 10, "chance_batches": 15},
@@ -57,13 +63,13 @@ def test_settings_are_strict():
                 {"same_order": True},  # replaying the tutorial's order needs the tutorial loop
                 {"loops": ["tutorial", "d2l"]}):  # two loops: the harness loop and another
         with pytest.raises(ValidationError):
-            lenet.Settings.model_validate(BASE | bad)
-    with pytest.raises(ValidationError, match="init: xavier and optimizer: sgd"):  # train_ch6's own choices
-        lenet.Settings.model_validate(BASE | {"loops": ["harness", "d2l"]})
+            settings_of(BASE | bad)
+    with pytest.raises(ValidationError, match="init: xavier and optimisation.optimizer: sgd"):  # train_ch6's own
+        settings_of(BASE | {"loops": ["harness", "d2l"]})
     with pytest.raises(ValidationError, match="the d2l loop reads the whole Fashion-MNIST"):
-        lenet.Settings.model_validate(BASE | {"loops": ["harness", "d2l"], "optimizer": "sgd", "init": "xavier",
+        settings_of(BASE | {"loops": ["harness", "d2l"], "optimizer": "sgd", "init": "xavier",
                                               "resize": 32})
-    assert lenet.Settings.model_validate(BASE | {"loops": ["harness", "d2l"], "optimizer": "sgd",
+    assert settings_of(BASE | {"loops": ["harness", "d2l"], "optimizer": "sgd",
                                                  "init": "xavier"}).loops == ["harness", "d2l"]
 
 
@@ -84,7 +90,7 @@ def test_shipped_specs_load(path):
         assert {r.metric for r in gating} == {"test_acc", "train_acc", "loss"}
         assert all(r.draw is not None and r.basis == "printed" for r in gating)
     if path.stem == "lenet-c2-same-order":  # H3: both loops on the book's order, every epoch compared
-        assert spec.settings.same_order and spec.settings.loops == ["harness", "tutorial"]
+        assert spec.settings.tutorial.same_order and spec.settings.loops == ["harness", "tutorial"]
         assert {r.metric for r in spec.references if r.gates_on("cpu")} == {f"{m}_gap_max" for m in lenet.GAPS}
     for ref in spec.references:
         assert ref.note
@@ -93,18 +99,20 @@ def test_shipped_specs_load(path):
 def test_tutorial_optimisation_in_the_specs():
     c1, c2, c3 = (load_spec(EXPERIMENTS / f"{c}.yaml").settings
                   for c in ("lenet-c1", "lenet-c2", "studies/lenet-c3"))
-    assert (c1.model, c1.optimizer, c1.lr, c1.batch_size, c1.epochs, c1.init) == \
-        ("lenet_nopad_max", "adam", 0.001, 256, 5, "default")
-    assert (c2.model, c2.optimizer, c2.lr, c2.batch_size, c2.epochs, c2.init) == \
-        ("lenet_pad2_avg", "sgd", 0.9, 256, 10, "xavier")
-    assert (c3.model, c3.optimizer, c3.lr, c3.batch_size, c3.epochs) == ("lenet_pad2_max", "adam", 0.001, 256, 5)
-    assert c3.eval_first_batches >= c3.chance_batches == 14  # the lines the notebook printed whole
+    def recipe(s):
+        o = s.optimisation
+        return s.model, o.optimizer, o.lr, o.batch_size, o.epochs, s.init
+
+    assert recipe(c1) == ("lenet_nopad_max", "adam", 0.001, 256, 5, "default")
+    assert recipe(c2) == ("lenet_pad2_avg", "sgd", 0.9, 256, 10, "xavier")
+    assert recipe(c3) == ("lenet_pad2_max", "adam", 0.001, 256, 5, "default")
+    assert c3.measure.eval_first_batches >= c3.measure.chance_batches == 14  # the lines the notebook printed whole
     loops = load_spec(EXPERIMENTS / "studies" / "lenet-loops.yaml").settings
-    assert loops.loops == ["harness", "tutorial"] and loops.tutorial_workers == 4
+    assert loops.loops == ["harness", "tutorial"] and loops.tutorial.workers == 4
 
 
 def test_unknown_metric_is_a_spec_error(tmp_path):
-    data = {"name": "x", "title": "x", "kind": "training", "seeds": [0], "settings": BASE,
+    data = {"name": "x", "title": "x", "kind": "training", "seeds": [0], "settings": grouped(BASE),
             "references": [{"metric": "accuracy", "source": "C1", "basis": "chosen before measuring", "at_least": 0.5}]}
     with pytest.raises(SpecError, match="unknown metric 'accuracy'"):
         parse_spec(data, tmp_path / "x.yaml")
@@ -116,9 +124,10 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
     D.clear_cache()
     spec = {
         "name": "lenet-tiny", "title": "tiny LeNet", "kind": "training", "seeds": [0, 1], "devices": ["cpu", "cuda"],
-        "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 2,
-                     "loops": ["harness", "tutorial"], "tutorial_workers": 0, "eval_first_batches": 3,
-                     "chance_batches": 2, "data_dir": str(tmp_path / "idx"), "progress": False, "profile": True},
+        "settings": grouped({"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.003, "batch_size": 32,
+                             "epochs": 2, "loops": ["harness", "tutorial"], "tutorial_workers": 0,
+                             "eval_first_batches": 3, "chance_batches": 2, "data_dir": str(tmp_path / "idx"),
+                             "progress": False, "profile": True}),
         "references": [
             {"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "band": [0.0, 1.0],
              "over": "mean"},
@@ -175,11 +184,12 @@ def test_whole_spec_with_both_loops_runs_records_and_reports(tmp_path, store, mo
 
 
 def test_a_network_written_in_the_spec(tmp_path):
-    relu = lenet.Settings.model_validate(BASE | {"model": {"from": "lenet_pad2_avg", "activation": "relu"}})
+    relu = settings_of(BASE | {"model": {"from": "lenet_pad2_avg", "activation": "relu"}})
     assert relu.input_shape == (1, 28, 28)
-    data = {"name": "x", "title": "x", "kind": "training", "seeds": [0], "settings": BASE | {"model": {
+    data = {"name": "x", "title": "x", "kind": "training", "seeds": [0], "settings": grouped(BASE | {"model": {
         "input": [1, 28, 28], "layers": [{"type": "conv", "channels": 16, "kernel": 5}, {"type": "relu"},
-                                         {"type": "flatten"}, {"type": "linear", "features": 10, "in_features": 400}]}},
+                                         {"type": "flatten"},
+                                         {"type": "linear", "features": 10, "in_features": 400}]}}),
         "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring", "at_least": 0.5}]}
     with pytest.raises(SpecError) as err:
         parse_spec(data, tmp_path / "x.yaml")
@@ -191,7 +201,7 @@ def test_subsets_are_taken_once_in_memory_and_batches_resized_as_drawn(tmp_path,
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     make_dataset(tmp_path / "idx", monkeypatch, n_train=64, n_test=20)
     D.clear_cache()
-    settings = lenet.Settings.model_validate(BASE | {"model": "lenet_pad2_avg", "resize": 32, "train_examples": 50,
+    settings = settings_of(BASE | {"model": "lenet_pad2_avg", "resize": 32, "train_examples": 50,
                                                      "test_examples": 10, "data_dir": str(tmp_path / "idx")})
     data = lenet.prepared(settings, "cpu")
     assert data.train_x.shape == (50, 1, 28, 28) and data.test_x.shape == (10, 1, 28, 28)  # kept at 28x28
@@ -203,14 +213,14 @@ def test_subsets_are_taken_once_in_memory_and_batches_resized_as_drawn(tmp_path,
                     {"type": "flatten"},
                     {"type": "linear", "features": 10}]}}), ("tutorial loop", "tutorial loop", "fold needs")):
         with pytest.raises(ValidationError, match=why):
-            lenet.Settings.model_validate(BASE | bad)
+            settings_of(BASE | bad)
 
 
 def test_same_order_makes_the_two_loops_agree_epoch_by_epoch(tmp_path, monkeypatch, memory_recorder):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     make_dataset(tmp_path / "idx", monkeypatch, n_train=256, n_test=100)
     D.clear_cache()
-    settings = lenet.Settings.model_validate(BASE | {
+    settings = settings_of(BASE | {
         "model": "lenet_pad2_avg", "init": "xavier", "optimizer": "sgd", "lr": 0.9, "batch_size": 32, "epochs": 3,
         "loops": ["harness", "tutorial"], "tutorial_style": "ch6", "tutorial_workers": 0, "same_order": True,
         "data_dir": str(tmp_path / "idx"), "progress": False})

@@ -176,11 +176,12 @@ def test_resizing_a_batch_at_a_time_gives_the_whole_set_resized_at_once():
     from harness.kinds.training.settings import Settings
 
     x = torch.rand(70, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    settings = Settings.model_validate({"model": "nin", "resize": 67, "optimizer": "sgd", "lr": 0.1, "epochs": 1})
+    settings = Settings.model_validate({"model": "nin", "data": {"resize": 67},
+                                        "optimisation": {"optimizer": "sgd", "lr": 0.1, "epochs": 1}})
     whole = F.interpolate(x, size=(67, 67), mode="bilinear", align_corners=False)
     batches = torch.cat([resizer(settings)(x[i:i + 16]) for i in range(0, 70, 16)])
     assert torch.equal(whole, batches)
-    assert resizer(settings.model_copy(update={"resize": None})) is None
+    assert resizer(settings.model_copy(update={"data": settings.data.model_copy(update={"resize": None})})) is None
 
 
 def test_a_whole_lenet_unit_takes_cudas_branches_on_the_fake(fake, tiny, memory_recorder, clock_reads, tmp_path):
@@ -188,8 +189,9 @@ def test_a_whole_lenet_unit_takes_cudas_branches_on_the_fake(fake, tiny, memory_
     from harness.kinds.training.settings import Settings
 
     settings = Settings.model_validate({
-        "recipe": "train_ch6", "model": "nin", "resize": 67, "train_examples": 64, "test_examples": 40,
-        "optimizer": "adam", "lr": 0.001, "batch_size": 32, "epochs": 1, "data_dir": str(tiny.root), "progress": False})
+        "recipe": "train_ch6", "model": "nin", "progress": False,
+        "data": {"resize": 67, "train_examples": 64, "test_examples": 40, "dir": str(tiny.root)},
+        "optimisation": {"optimizer": "adam", "lr": 0.001, "batch_size": 32, "epochs": 1}})
     out = KIND.run(settings, memory_recorder(device="cuda"))
     assert 0 <= out["test_acc"] <= 1 and out["harness.matmul_peak_gflops"] > 0
     assert synchronised(fake.calls) and harness_readers(clock_reads) == {devices.__name__}

@@ -14,7 +14,8 @@ from harness.kinds.training import KIND as TRAINING
 FINALS = {0: (0.46, 0.822, 0.79), 1: (0.47, 0.828, 0.81), 2: (0.465, 0.825, 0.80)}  # loss, train acc, test acc
 SPEC = {"name": "c2-small", "title": "C2's printed lines against scripted seeds", "kind": "training",
         "seeds": [0, 1, 2], "devices": ["cpu"],
-        "settings": {"model": "lenet_pad2_avg", "init": "xavier", "optimizer": "sgd", "lr": 0.9, "epochs": 2},
+        "settings": {"model": "lenet_pad2_avg", "init": "xavier",
+                     "optimisation": {"optimizer": "sgd", "lr": 0.9, "epochs": 2}},
         "references": [{"metric": "test_acc", "source": "C2", "basis": "printed", "draw": 0.779,
                         "quote": "loss 0.469, train acc 0.823, test acc 0.779"}]}
 

@@ -72,8 +72,8 @@ def short_suite(tmp_path, monkeypatch):
     specs.mkdir()
     lenet = {"name": "lenet-tiny", "title": "LeNet, three seeds, generated data", "kind": "training",
              "seeds": [0, 1, 2],
-             "settings": {"model": "lenet_nopad_max", "optimizer": "adam", "lr": 0.003, "batch_size": 64,
-                          "epochs": 3, "data_dir": str(tmp_path / "idx"), "progress": False},
+             "settings": {"model": "lenet_nopad_max", "data": {"dir": str(tmp_path / "idx")}, "progress": False,
+                          "optimisation": {"optimizer": "adam", "lr": 0.003, "batch_size": 64, "epochs": 3}},
              "references": [{"metric": "test_acc", "source": "C1", "basis": "chosen before measuring",
                              "at_least": 0.0}]}
     (specs / "lenet-tiny.yaml").write_text(yaml.safe_dump(lenet, sort_keys=False))

@@ -40,19 +40,20 @@ def _model(settings: Settings, seed: int) -> torch.nn.Module:
 
 def prepared(settings: Settings, device: str):
     """The spec's dataset on ``device`` at 28x28: the first N examples where asked (``resizer`` resizes batches)."""
-    data = load(settings.dataset, settings.data_dir, device=devices.place(device), download=settings.download)
-    if not (settings.train_examples or settings.test_examples):
+    asked = settings.data
+    data = load(asked.dataset, asked.dir, device=devices.place(device), download=asked.download)
+    if not (asked.train_examples or asked.test_examples):
         return data
-    return replace(data, train_x=data.train_x[:settings.train_examples], train_y=data.train_y[:settings.train_examples],
-                   test_x=data.test_x[:settings.test_examples], test_y=data.test_y[:settings.test_examples])
+    return replace(data, train_x=data.train_x[:asked.train_examples], train_y=data.train_y[:asked.train_examples],
+                   test_x=data.test_x[:asked.test_examples], test_y=data.test_y[:asked.test_examples])
 
 
 def resizer(settings: Settings):
     """The book's ``resize=`` as a batch transform (bilinear), or None: resized a batch at a time, as the book's
     loader does an image at a time, so that a 224x224 training set is never held whole."""
-    if not settings.resize:
+    if not settings.data.resize:
         return None
-    size = (settings.resize, settings.resize)
+    size = (settings.data.resize, settings.data.resize)
     return partial(F.interpolate, size=size, mode="bilinear", align_corners=False)
 
 
@@ -85,22 +86,23 @@ def make_loops(settings: Settings, data, seed: int, device: str, max_epochs: int
     ``same_order`` the tutorial's first, so that the harness loop can replay the order its epoch went through.
     The d2l loop's ``train_ch6`` initialises the network itself and is asked for ``max_epochs`` (``close_loops``
     ends it where it stands)."""
-    common = dict(optimizer=settings.optimizer, lr=settings.lr, batch_size=settings.batch_size)
+    opt, tutorial, fast = settings.optimisation, settings.tutorial, settings.harness_loop
+    common = dict(optimizer=opt.optimizer, lr=opt.lr, batch_size=opt.batch_size)
     loops: dict[str, Any] = {}
-    for name in sorted(settings.loops, key=lambda n: settings.same_order and n == "harness"):
+    for name in sorted(settings.loops, key=lambda n: tutorial.same_order and n == "harness"):
         net = _model(settings, seed)
         if name == "harness":
-            order = loops["tutorial"].last_order if settings.same_order else None
+            order = loops["tutorial"].last_order if tutorial.same_order else None
             loops[name] = HarnessLoop(net, data, seed=seed, device=device,
-                                      eval_first_batches=settings.eval_first_batches,
-                                      channels_last=settings.channels_last, fused=settings.fused_optimizer,
-                                      pool_first=settings.pool_first, fold=settings.fold, compile=settings.compile,
+                                      eval_first_batches=settings.measure.eval_first_batches,
+                                      channels_last=fast.channels_last, fused=fast.fused_optimizer,
+                                      pool_first=fast.pool_first, fold=fast.fold, compile=fast.compile,
                                       order=order, transform=resizer(settings), **common)
         elif name == "tutorial":
-            loops[name] = TutorialLoop(net, str(data.root), device=device, num_workers=settings.tutorial_workers,
-                                       style=settings.tutorial_style, record_order=settings.same_order, **common)
+            loops[name] = TutorialLoop(net, str(data.root), device=device, num_workers=tutorial.workers,
+                                       style=tutorial.style, record_order=tutorial.same_order, **common)
         else:
-            loops[name] = D2lLoop(net, str(data.root), lr=settings.lr, batch_size=settings.batch_size, seed=seed,
+            loops[name] = D2lLoop(net, str(data.root), lr=opt.lr, batch_size=opt.batch_size, seed=seed,
                                   device=device, max_epochs=max_epochs)
     return loops
 
@@ -114,8 +116,8 @@ def close_loops(loops: dict[str, Any]) -> None:
 
 def ceiling(settings: Settings, data, device: str) -> dict[str, float]:
     """Training FLOP per example (forward and backward, counted by torch.utils.flop_counter) and the matmul ceiling."""
-    x, y = data.train_x[:settings.batch_size], data.train_y[:settings.batch_size]
-    x = resizer(settings)(x) if settings.resize else x
+    x, y = data.train_x[:settings.optimisation.batch_size], data.train_y[:settings.optimisation.batch_size]
+    x = resizer(settings)(x) if settings.data.resize else x
     flop = training_flops(nets.build(settings.model, settings.input_shape).to(devices.place(device)), x, y) / len(y)
     return {"training_flop_per_example": flop, "matmul_peak_gflops": matmul_peak(device)["gflops"]}
 
@@ -125,8 +127,8 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
     data = prepared(settings, rec.device)
     rec.log_dataset(**data.described())
     plan = rec.plan
-    limit = ceiling(settings, data, rec.device) if settings.ceiling and "harness" in settings.loops else {}
-    first = max(settings.epochs, plan.policy.rounds) if plan.judged else settings.epochs
+    limit = ceiling(settings, data, rec.device) if settings.measure.ceiling and "harness" in settings.loops else {}
+    first = max(settings.optimisation.epochs, plan.policy.rounds) if plan.judged else settings.optimisation.epochs
     loops = make_loops(settings, data, rec.seed, rec.device, max(first, plan.policy.max_rounds))
     other = other_loop(loops)
     per_round = sum(loop.num_batches for loop in loops.values())
@@ -139,7 +141,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
             rec.log_metric(series_key(loop, name, settings.loops), value, step=stats.epoch)
 
     def one_round(i: int) -> dict[str, float]:
-        training = i < settings.epochs
+        training = i < settings.optimisation.epochs
         if bar is not None and i >= first:
             bar.update(0, total=(i + 1) * per_round)
         values = {}
@@ -158,7 +160,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
 
     try:
         rounds = recorded_rounds(rec, one_round, first)
-        if settings.profile:
+        if settings.measure.profile:
             epoch = partial(loops["harness"].epoch, evaluate_test=False)
             rec.log_table("profile", pd.DataFrame(profile_ops(epoch, device=rec.device)))
     finally:
@@ -183,7 +185,7 @@ def run(settings: Settings, rec: Recorder) -> dict[str, Any]:
                 rec.log_series(series_key(name, f"first_batches.{key}", settings.loops), [getattr(b, key) for b in fb],
                                steps)
             rec.log_table("first_batches", pd.DataFrame([vars(b) for b in fb]))
-            early = fb[:settings.chance_batches]
+            early = fb[:settings.measure.chance_batches]
             measured.update({
                 "early_test_acc_min": min(b.test_acc for b in early),
                 "early_test_acc_max": max(b.test_acc for b in early),

@@ -9,7 +9,7 @@ import pandas as pd
 from harness.book.nets import CPU_FOLD
 from harness.judging.stats import METHOD
 from harness.kinds.base import Located
-from harness.kinds.training.settings import other_loop, series_key
+from harness.kinds.training.settings import grouped, other_loop, series_key
 from harness.reading.markdown import interval_columns, md_table, shown_intervals, sig
 
 if TYPE_CHECKING:
@@ -25,13 +25,20 @@ SPEED_HEADERS = {"rounds_extra": "rounds (extra)", "harness_gflops": "harness GF
 BASELINES = {"tutorial": "the tutorial's train_{style} and DataLoader", "d2l": "d2l 1.0.3's own train_ch6"}
 
 
+def recorded(view: RunView) -> dict[str, Any]:
+    """The run's settings in today's groups, whenever it was recorded (``grouped``), each group a dict."""
+    settings = grouped(view.spec["settings"])
+    return settings | {group: settings.get(group, {}) for group in
+                       ("data", "optimisation", "tutorial", "harness_loop", "measure")}
+
+
 def speedups(view: RunView) -> dict[str, str]:
     """With two loops, ``speedup``: the harness loop's examples/s over the other loop's, the book's code."""
-    settings = view.spec["settings"]
+    settings = recorded(view)
     other = other_loop(settings["loops"])
     if other is None:
         return {}
-    return {"speedup": "harness loop over " + BASELINES[other].format(style=settings.get("tutorial_style", "ch5"))}
+    return {"speedup": "harness loop over " + BASELINES[other].format(style=settings["tutorial"].get("style", "ch5"))}
 
 
 PRINTED = {"loss": "loss", "train acc": "train_acc", "test acc": "test_acc", "examples/sec": "examples_per_s",
@@ -43,7 +50,7 @@ def locate(view: RunView, device: str, label: str, at: int | None, form: str) ->
     a throughput or an epoch's time for information; a train_ch5 loss not at all (its scale changed between the
     port's versions)."""
     seeds = view.measured.get(device, {})
-    epochs = view.spec["settings"]["epochs"]
+    epochs = recorded(view)["optimisation"]["epochs"]
     quantity = PRINTED.get(label)
     if quantity in ("examples_per_s", "epoch_s"):  # a machine's speed, shown beside this one's
         return Located(quantity, tuple(float(m[quantity]) for m in seeds.values() if quantity in m), info=True)
@@ -134,16 +141,16 @@ def speed_table(view: RunView) -> pd.DataFrame:
 
 def tables(view: RunView) -> dict[str, pd.DataFrame]:
     """The per-seed table, and the speed table where the spec times its loops or measures the ceiling."""
-    settings = view.spec["settings"]
+    settings = recorded(view)
     out = {"seeds": seeds_table(view)}
-    if len(settings["loops"]) > 1 or settings.get("ceiling"):
+    if len(settings["loops"]) > 1 or settings["measure"].get("ceiling"):
         out["speed"] = speed_table(view)
     return out
 
 
 def section(view: RunView) -> str:
     """Accuracy per epoch against the printed curve, a per-seed table, the first batches, the loops' speed."""
-    settings = view.spec["settings"]
+    settings = recorded(view)
     shown = tables(view)
     rows = shown["seeds"]
     parts = _accuracy_part(view)
@@ -159,7 +166,7 @@ def section(view: RunView) -> str:
     parts += _first_batches_part(view)
     if "speed" in shown:
         parts += _speed_section(view, settings["loops"], settings, shown["speed"])
-    if settings.get("profile"):
+    if settings["measure"].get("profile"):
         parts += _profile_part(view)
     return "\n".join(parts)
 
@@ -192,7 +199,7 @@ def _accuracy_part(view: RunView) -> list[str]:
 
     loops = view.spec["settings"]["loops"]
     printed, finals = _printed_curves(view), _printed_finals(view)
-    epochs = view.spec["settings"].get("epochs", 1)
+    epochs = recorded(view)["optimisation"].get("epochs", 1)
     fig, axes = plt.subplots(1, len(view.devices) or 1, figsize=(6.4 * max(1, len(view.devices)), 3.8), squeeze=False)
     for ax, device in zip(axes[0], view.devices):
         for seed in view.measured[device]:
@@ -234,8 +241,8 @@ def _first_batches_part(view: RunView) -> list[str]:
 
     from harness.reading.figures import save_figure
 
-    settings = view.spec["settings"]
-    loops = settings["loops"]
+    settings = recorded(view)
+    loops, measure = settings["loops"], settings["measure"]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     ax2 = ax.twinx()
     for device, seed in early:
@@ -243,7 +250,7 @@ def _first_batches_part(view: RunView) -> list[str]:
         loss = view.series(series_key("harness", "first_batches.loss", loops), device, seed)
         line, = ax.plot(acc["step"], acc["value"], marker="o", ms=3, label=f"test acc, seed {seed} ({device})")
         ax2.plot(loss["step"], loss["value"], "--", color=line.get_color(), alpha=0.6)
-    ax.axvline(settings["chance_batches"], color="grey", lw=0.8)
+    ax.axvline(measure["chance_batches"], color="grey", lw=0.8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="batch of epoch 1", ylabel="test accuracy (solid)", ylim=(0, 1),
            title="test accuracy after each of the first batches")
@@ -251,8 +258,8 @@ def _first_batches_part(view: RunView) -> list[str]:
     ax.legend(fontsize=7, loc="upper left")
     return ["### The first batches", "",
             save_figure(fig, view, "first-batches", f"test accuracy after each first batch of {view.name}"), "",
-            f"The whole test set was evaluated after each of the first {settings['eval_first_batches']} "
-            f"batches only (the claim covers the first {settings['chance_batches']}); evaluation time is "
+            f"The whole test set was evaluated after each of the first {measure['eval_first_batches']} "
+            f"batches only (the claim covers the first {measure['chance_batches']}); evaluation time is "
             "excluded from examples/s.", ""]
 
 
@@ -303,13 +310,14 @@ def _speed_section(view: RunView, loops: list[str], settings: dict[str, Any], ta
     else:
         image = ""
         plt.close(fig)
-    order = "batches in the tutorial loop's order" if settings.get("same_order") else "randperm batches"
+    opt, tutorial, fast = settings["optimisation"], settings["tutorial"], settings["harness_loop"]
+    order = "batches in the tutorial loop's order" if tutorial.get("same_order") else "randperm batches"
     words = (f"in-memory tensors, {order}, inference-mode evaluation"
-             + (", channels_last" if settings["channels_last"] else "")
-             + (", fused optimiser step" if settings.get("fused_optimizer") else "")
-             + (", max-pool before sigmoid" if settings.get("pool_first") else "")
-             + _fold_words(settings.get("fold", 1))
-             + (", torch.compile" if settings["compile"] else ""))
+             + (", channels_last" if fast["channels_last"] else "")
+             + (", fused optimiser step" if fast.get("fused_optimizer") else "")
+             + (", max-pool before sigmoid" if fast.get("pool_first") else "")
+             + _fold_words(fast.get("fold", 1))
+             + (", torch.compile" if fast["compile"] else ""))
     how = ("The loops ran interleaved, an epoch of each a round and one at a time (the d2l loop in a process of its "
            "own, from its own Xavier initialisation); " if other == "d2l" else
            "The loops ran interleaved in one process, an epoch of each a round, from the same initial weights; "
@@ -318,11 +326,11 @@ def _speed_section(view: RunView, loops: list[str], settings: dict[str, Any], ta
     return [f"### Speed: this harness's loop vs {title}" if both else "### Speed and the machine's ceiling",
             "", shown, "", image, "",
             "examples/s = training examples / seconds of a training pass (data loading included, test evaluation "
-            f"excluded). {how}the first {settings['epochs']} rounds trained and evaluated, later rounds trained "
+            f"excluded). {how}the first {opt['epochs']} rounds trained and evaluated, later rounds trained "
             f"on for timing only. Estimates are median rounds; intervals: {METHOD}. "
-            + (f"Tutorial loop: torchvision FashionMNIST + ToTensor + DataLoader(batch {settings['batch_size']}, "
-               f"shuffle, {settings['tutorial_workers']} workers) and "
-               f"{'train_ch5' if settings['tutorial_style'] == 'ch5' else 'train_ch6'}; "
+            + (f"Tutorial loop: torchvision FashionMNIST + ToTensor + DataLoader(batch {opt['batch_size']}, "
+               f"shuffle, {tutorial['workers']} workers) and "
+               f"{'train_ch5' if tutorial['style'] == 'ch5' else 'train_ch6'}; "
                if other == "tutorial" else "")
             + ("d2l loop: the d2l package's own `load_data_fashion_mnist` (ToTensor, DataLoader with its 4 "
                "workers) and `train_ch6` (its Xavier initialisation, SGD, Animator and per-batch accuracy), paused "

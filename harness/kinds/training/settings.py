@@ -24,88 +24,152 @@ GAPS = ("loss", "train_acc", "test_acc")  # with two loops: harness minus the ot
 
 RECIPES: dict[str, dict[str, Any]] = {
     "train_ch5": {},
-    "train_ch6": {"init": "xavier", "optimizer": "sgd", "batch_size": 128, "epochs": 10, "ceiling": True, "fold": 1},
+    "train_ch6": {"init": "xavier", "optimisation": {"optimizer": "sgd", "batch_size": 128, "epochs": 10},
+                  "measure": {"ceiling": True}, "harness_loop": {"fold": 1}},
 }
 
 
-class Settings(Strict):
-    recipe: Literal["train_ch5", "train_ch6"] = Field("train_ch5", description="the book's recipe the other "
-                                                      "fields default to (the module's docstring)")
-    model: nets.ModelRef = Field(description="a named network (harness.book.nets.NAMED) or a network definition")
+class Data(Strict):
+    """What the book's ``load_data_fashion_mnist(batch_size, resize)`` loads, and where from."""
+
     dataset: Literal["fashion-mnist", "mnist"] = "fashion-mnist"
     resize: int | None = Field(None, ge=8, le=512, description="images resized to resize x resize, a batch at a time")
     train_examples: int | None = Field(None, ge=1, le=60_000, description="train on the first N examples only")
     test_examples: int | None = Field(None, ge=1, le=10_000, description="test on the first N examples only")
-    init: Literal["default", "xavier"] = Field("default", description="xavier: train_ch6's xavier_uniform_ init")
+    dir: str | None = Field(None, description="the folder of the four idx files (default: the search order)")
+    download: bool = False
+
+
+class Optimisation(Strict):
+    """The tutorial's optimisation, as its ``train_ch5``/``train_ch6`` take it."""
+
     optimizer: Literal["adam", "sgd"]
     lr: float = Field(gt=0, le=10)
     batch_size: int = Field(256, ge=1, le=60_000)
     epochs: int = Field(ge=1, le=200)
-    loops: Annotated[list[Literal["harness", "tutorial", "d2l"]], AfterValidator(distinct)] = Field(
-        default=["harness"], min_length=1, max_length=2, description="harness, tutorial (the pages' loop) or d2l "
-        "(the d2l package's own load_data_fashion_mnist and train_ch6); two of them run interleaved")
-    tutorial_style: Literal["ch5", "ch6"] = Field("ch5", description="train_ch5 (5.5) or train_ch6 (6.6)")
-    tutorial_workers: int = Field(4, ge=0, le=32, description="DataLoader workers; d2l uses 4 on Linux")
-    same_order: bool = Field(False, description="with both loops: the harness loop replays the tutorial loop's "
-                             "data order, epoch for epoch, so the two compute the same thing")
-    eval_first_batches: int = Field(0, ge=0, le=1000, description="evaluate the test set after each of these")
-    chance_batches: int = Field(15, ge=1, le=1000, description="the first batches whose test acc stays at chance")
+
+
+class Tutorial(Strict):
+    """The pages' own loop, where ``loops`` names it."""
+
+    style: Literal["ch5", "ch6"] = Field("ch5", description="train_ch5 (5.5) or train_ch6 (6.6)")
+    workers: int = Field(4, ge=0, le=32, description="DataLoader workers; d2l uses 4 on Linux")
+    same_order: bool = Field(False, description="the harness loop replays the tutorial loop's data order, epoch for "
+                             "epoch, so the two compute the same thing")
+
+
+class HarnessLoop(Strict):
+    """How the harness loop does the work (never what it computes): docs/internals.md, "The harness loop"."""
+
     channels_last: bool = True
     fused_optimizer: bool = True
-    pool_first: bool = Field(True, description="harness loop: max-pool before the sigmoid (same outputs, less work)")
-    fold: int | None = Field(None, ge=1, le=64, description="harness loop: images folded into the channels of "
-                             "grouped convolutions; default 4 on the CPU, 1 (off) on CUDA and for networks with "
-                             "batch norm")
+    pool_first: bool = Field(True, description="max-pool before the sigmoid (same outputs, less work)")
+    fold: int | None = Field(None, ge=1, le=64, description="images folded into the channels of grouped "
+                             "convolutions; default 4 on the CPU, 1 (off) on CUDA and for networks with batch norm")
     compile: bool = False
+
+
+class Measure(Strict):
+    """What a run measures beyond each epoch's loss, accuracies and speed."""
+
+    eval_first_batches: int = Field(0, ge=0, le=1000, description="evaluate the test set after each of these")
+    chance_batches: int = Field(15, ge=1, le=1000, description="the first batches whose test acc stays at chance")
     ceiling: bool = Field(False, description="count the training FLOP and measure the matmul ceiling: how close "
                           "the harness loop comes to the machine's limit")
     profile: bool = Field(False, description="after the rounds, one more training epoch of the harness loop under "
                           "torch.profiler: where its time goes, operator by operator (the table 'profile')")
-    data_dir: str | None = None
-    download: bool = False
+
+
+GROUPS = {"data": Data, "optimisation": Optimisation, "tutorial": Tutorial, "harness_loop": HarnessLoop,
+          "measure": Measure}
+RENAMED = {"data_dir": ("data", "dir"), "tutorial_style": ("tutorial", "style"),
+           "tutorial_workers": ("tutorial", "workers")}
+# each setting's name before the settings were grouped, and its place today
+FLAT = {f: (g, f) for g, m in GROUPS.items() for f in m.model_fields if (g, f) not in RENAMED.values()} | RENAMED
+
+
+def grouped(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as runs recorded before they were grouped (``lr``, ``tutorial_style``) in today's groups
+    (``optimisation.lr``, ``tutorial.style``); grouped ones as they are. The one place that knows the old names."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in FLAT:
+            group, name = FLAT[key]
+            out.setdefault(group, {})[name] = value
+        else:
+            out[key] = value if not isinstance(value, dict) or key not in GROUPS else {**out.get(key, {}), **value}
+    return out
+
+
+class Settings(Strict):
+    """A trained network's spec: the network and its init, then a group each for the data, the optimisation, the
+    tutorial's loop, the harness loop's ways and what else to measure."""
+
+    recipe: Literal["train_ch5", "train_ch6"] = Field("train_ch5", description="the book's recipe the other "
+                                                      "fields default to (the module's docstring)")
+    model: nets.ModelRef = Field(description="a named network (harness.book.nets.NAMED) or a network definition")
+    init: Literal["default", "xavier"] = Field("default", description="xavier: train_ch6's xavier_uniform_ init")
+    data: Data = Data()
+    optimisation: Optimisation
+    loops: Annotated[list[Literal["harness", "tutorial", "d2l"]], AfterValidator(distinct)] = Field(
+        default=["harness"], min_length=1, max_length=2, description="harness, tutorial (the pages' loop) or d2l "
+        "(the d2l package's own load_data_fashion_mnist and train_ch6); two of them run interleaved")
+    tutorial: Tutorial = Tutorial()
+    harness_loop: HarnessLoop = HarnessLoop()
+    measure: Measure = Measure()
     progress: bool = True
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """One example's (C, H, W) as the network sees it."""
-        return (1, self.resize or 28, self.resize or 28)
+        size = self.data.resize or 28
+        return (1, size, size)
 
     @model_validator(mode="before")
     @classmethod
     def _recipe(cls, data: Any) -> Any:
-        """The recipe's defaults under the fields the spec sets."""
-        if isinstance(data, dict) and data.get("recipe") in RECIPES:
-            return RECIPES[data["recipe"]] | data
-        return data
+        """A flat setting is refused with its place today; the recipe's defaults go under the fields the spec sets."""
+        if not isinstance(data, dict):
+            return data
+        flat = [k for k in data if k in FLAT]
+        if flat:
+            raise ValueError("settings are grouped: " + ", ".join(f"{k} is now {'.'.join(FLAT[k])}" for k in flat))
+        defaults = RECIPES.get(data.get("recipe", "train_ch5"), {})
+        merged = defaults | data
+        for group in GROUPS:
+            if isinstance(defaults.get(group), dict) and isinstance(data.get(group, {}), dict):
+                merged[group] = defaults[group] | data.get(group, {})
+        return merged
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        size = self.resize or 28
+        data, tutorial, measure = self.data, self.tutorial, self.measure
+        size = data.resize or 28
         try:
             nets.trace(self.model, (1, size, size))
         except nets.NetError as err:
             raise ValueError(f"model.{err} (on {size}x{size} images)") from None
         for book in {"tutorial", "d2l"} & set(self.loops):
-            if self.dataset != "fashion-mnist" or self.resize or self.train_examples or self.test_examples:
-                raise ValueError(f"the {book} loop reads the whole Fashion-MNIST at 28x28: drop dataset, resize, "
-                                 f"train_examples and test_examples, or the {book} loop")
-        if "d2l" in self.loops and (self.optimizer, self.init) != ("sgd", "xavier"):
+            if data.dataset != "fashion-mnist" or data.resize or data.train_examples or data.test_examples:
+                raise ValueError(f"the {book} loop reads the whole Fashion-MNIST at 28x28: drop data's dataset, "
+                                 f"resize, train_examples and test_examples, or the {book} loop")
+        if "d2l" in self.loops and (self.optimisation.optimizer, self.init) != ("sgd", "xavier"):
             raise ValueError("the d2l loop is train_ch6, which initialises with xavier_uniform_ and trains with SGD: "
-                             "set init: xavier and optimizer: sgd")
+                             "set init: xavier and optimisation.optimizer: sgd")
         if "harness" not in self.loops and len(self.loops) > 1:
             raise ValueError("two loops compare the harness loop with another: put harness in loops")
-        if self.fold and self.fold > 1 and not nets.foldable(self.model):
-            raise ValueError("fold needs plain convolutions, activations, pooling and nn.BatchNorm2d before the "
-                             "flatten")
-        if self.same_order and set(self.loops) != {"harness", "tutorial"}:
-            raise ValueError("same_order needs both loops: loops: [harness, tutorial]")
-        if (self.eval_first_batches or self.profile) and "harness" not in self.loops:
-            raise ValueError("eval_first_batches and profile need the harness loop in loops")
-        if self.eval_first_batches and self.chance_batches > self.eval_first_batches:
-            raise ValueError(f"chance_batches ({self.chance_batches}) must not exceed eval_first_batches "
-                             f"({self.eval_first_batches})")
-        if self.eval_first_batches > -(-(self.train_examples or 60_000) // self.batch_size):
-            raise ValueError("eval_first_batches exceeds the batches of one epoch")
+        if self.harness_loop.fold and self.harness_loop.fold > 1 and not nets.foldable(self.model):
+            raise ValueError("harness_loop.fold needs plain convolutions, activations, pooling and nn.BatchNorm2d "
+                             "before the flatten")
+        if tutorial.same_order and set(self.loops) != {"harness", "tutorial"}:
+            raise ValueError("tutorial.same_order needs both loops: loops: [harness, tutorial]")
+        if (measure.eval_first_batches or measure.profile) and "harness" not in self.loops:
+            raise ValueError("measure.eval_first_batches and measure.profile need the harness loop in loops")
+        if measure.eval_first_batches and measure.chance_batches > measure.eval_first_batches:
+            raise ValueError(f"measure.chance_batches ({measure.chance_batches}) must not exceed "
+                             f"measure.eval_first_batches ({measure.eval_first_batches})")
+        if measure.eval_first_batches > -(-(data.train_examples or 60_000) // self.optimisation.batch_size):
+            raise ValueError("measure.eval_first_batches exceeds the batches of one epoch")
         return self
 
 
