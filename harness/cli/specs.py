@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 
 from harness.cli.options import console, specs_argument
-from harness.specs.spec import SpecError, load_specs
+from harness.specs.spec import SpecError, load_specs, spec_paths
+
+FOLDERS = ("experiments", "experiments/studies", "experiments/peer")  # the suite, the studies, the peer benchmark
 
 
 def cmd_list(args) -> int:
-    specs = load_specs(args.specs)
-    table = Table(title="experiments")
-    for col in ("name", "kind", "refs", "seeds", "devices", "title"):
+    """Every spec (by default the suite's, the studies' and the peer benchmark's), validated, with its folder."""
+    folders = args.specs or [FOLDERS[0], *(f for f in FOLDERS[1:] if Path(f).is_dir())]
+    specs = load_specs(folders)
+    table = Table(title=" ".join(folders))
+    for col in ("name", "folder", "kind", "refs", "seeds", "devices", "title"):
         table.add_column(col)
-    for s in specs:
-        table.add_row(s.name, s.kind, " ".join(s.ref_ids), ",".join(map(str, s.seeds)), ",".join(s.devices), s.title)
+    for path, s in zip(spec_paths(folders), specs):
+        table.add_row(s.name, str(path.parent), s.kind, " ".join(s.ref_ids), ",".join(map(str, s.seeds)),
+                      ",".join(s.devices), s.title)
     console.print(table)
     return 0
 
@@ -51,7 +58,8 @@ def cmd_show(args) -> int:
 
 def setup_arguments(sub) -> None:
     ls = sub.add_parser("list", help="list the specs and what they reproduce")
-    specs_argument(ls, default=["experiments"])
+    ls.add_argument("specs", nargs="*", metavar="SPEC", help="spec files or directories of them (default: "
+                    f"{', '.join(FOLDERS)})")
     ls.set_defaults(func=cmd_list)
     sh = sub.add_parser("show", help="print the network of each spec: output shape, parameters, FLOP per layer")
     specs_argument(sh)

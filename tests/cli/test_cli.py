@@ -18,6 +18,18 @@ def test_list_shows_every_spec(capsys):
         assert path.stem in out
 
 
+def test_list_by_default_shows_the_suite_the_studies_and_the_peer_runs_each_with_its_folder(capsys, monkeypatch):
+    monkeypatch.chdir(EXPERIMENTS.parent)
+    monkeypatch.setattr("harness.cli.options.console.width", 400)
+    assert main(["list"]) == 0
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in capsys.readouterr().out.splitlines()
+            if line.count("│") > 3}
+    assert rows["lenet-c2"] == "experiments" and rows["lenet-loops"] == "experiments/studies"
+    assert rows["peer-d2l-c2"] == "experiments/peer"
+    rows.pop("", None)  # a title's second line
+    assert len(rows) == sum(1 for _ in EXPERIMENTS.rglob("*.yaml"))  # every spec
+
+
 def test_show_prints_each_layer_with_shape_parameters_and_flop(capsys):
     relu = EXPERIMENTS / "studies" / "lenet-relu.yaml"
     assert main(["show", str(EXPERIMENTS / "structure-googlenet.yaml"), str(relu)]) == 0
