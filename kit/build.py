@@ -90,9 +90,9 @@ def copy_code(dest: Path) -> None:
 def plan(specs_dir: Path) -> dict[str, list[dict]]:
     """The suites the node runs: every spec's CUDA half, the studies' too (seconds each on a GPU); one repeat of a
     LeNet spec (are its CUDA curves the same twice?); the book's F1-F4 on one seed (``full``: every seed, longer)."""
-    cuda = sorted(p for folder in (specs_dir, specs_dir / "studies") for p in folder.glob("*.yaml")
-                  if "cuda" in load_spec(p).devices)
-    data = {p: getattr(load_spec(p).settings, "data", None) for p in cuda}  # a training spec's data settings
+    specs = {p: load_spec(p) for folder in (specs_dir, specs_dir / "studies") for p in folder.glob("*.yaml")}
+    cuda = sorted(p for p, spec in specs.items() if "cuda" in spec.devices)
+    data = {p: getattr(specs[p].settings, "data", None) for p in cuda}  # a training spec's data settings
     modern = [p for p in cuda if getattr(data[p], "resize", None)]  # 5.6-5.12's networks, resized
     rel = [str(p.relative_to(specs_dir.parent)) for p in cuda if p not in modern]
     book = [str(p.relative_to(specs_dir.parent)) for p in modern]

@@ -126,7 +126,7 @@ def pooled(specs: Pairs, executor, jobs: int) -> tuple[Pairs, Pairs]:
         return [], specs
     cuda = executor.cuda()
     alone = [(p, s) for p, s in specs if (cuda and "cuda" in s.devices)
-             or any(r.gates_on("cpu") for r in plan_for(s, "cpu").refs if "cpu" in s.devices)]
+             or ("cpu" in s.devices and any(r.gates_on("cpu") for r in plan_for(s, "cpu").refs))]
     return [x for x in specs if x not in alone], alone
 
 

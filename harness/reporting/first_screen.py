@@ -99,10 +99,10 @@ def provenance(suite: pd.Series | None, views: list[RunView]) -> str:
     minutes = (pd.Timestamp(end) - start).total_seconds() / 60 if end is not None and not pd.isna(end) else None
     inside = sum(v.tag("mlflow.parentRunId") == suite["run_id"] for v in views)
     took = f", {minutes:.1f} minutes" if minutes is not None else ""
-    began = pd.to_numeric(pd.Series([suite.get(tag.column(tag.SESSION_START))]), errors="coerce").iloc[0]
-    if minutes is not None and not pd.isna(began):  # nox's reproduce session tags when it began, before installing
-        took += (f"; {(pd.Timestamp(end).timestamp() - began) / 60:.1f} from the start of `nox -s reproduce`, its "
-                 "install included")
+    began = tag.value(suite, tag.SESSION_START)  # Unix seconds: nox's reproduce session began, before installing
+    if minutes is not None and began.isdigit():
+        took += (f"; {(pd.Timestamp(end).timestamp() - int(began)) / 60:.1f} from the start of `nox -s reproduce`, "
+                 "its install included")
     others = ("all of the spec runs shown are from it" if inside == len(views) else
               f"{inside} of the {len(views)} spec runs shown are from it, the others older or run alone (the Summary "
               "lists them apart, with their commit and start; `experiments/studies/` holds the checks kept out of the "

@@ -9,7 +9,7 @@ import pandas as pd
 from harness.book.nets import CPU_FOLD
 from harness.judging.stats import METHOD
 from harness.kinds.base import Located
-from harness.kinds.training.settings import grouped, other_loop, series_key
+from harness.kinds.training.settings import GROUPS, grouped, other_loop, series_key
 from harness.reading.markdown import interval_columns, md_table, shown_intervals, sig
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ BASELINES = {"tutorial": "the tutorial's train_{style} and DataLoader", "d2l": "
 def recorded(view: RunView) -> dict[str, Any]:
     """The run's settings in today's groups, whenever it was recorded (``grouped``), each group a dict."""
     settings = grouped(view.spec["settings"])
-    return settings | {group: settings.get(group, {}) for group in
-                       ("data", "optimisation", "tutorial", "harness_loop", "measure")}
+    return settings | {group: settings.get(group, {}) for group in GROUPS}
 
 
 def speedups(view: RunView) -> dict[str, str]:

@@ -96,8 +96,10 @@ def grouped(settings: dict[str, Any]) -> dict[str, Any]:
         if key in FLAT:
             group, name = FLAT[key]
             out.setdefault(group, {})[name] = value
+        elif key in GROUPS and isinstance(value, dict):
+            out[key] = out.get(key, {}) | value
         else:
-            out[key] = value if not isinstance(value, dict) or key not in GROUPS else {**out.get(key, {}), **value}
+            out[key] = value
     return out
 
 
